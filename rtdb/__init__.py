@@ -1,0 +1,1 @@
+"""rtdb: a self-hosted realtime JSON database, wire-compatible with Firebase RTDB."""

@@ -1,0 +1,85 @@
+"""Paths and keys: parsing, validation and the relations between paths.
+
+A path inside the system is a tuple of validated keys; ``()`` is the root.
+Raw user paths never get past :func:`parse`.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from rtdb.core.errors import InvalidData, InvalidPath
+
+Path = tuple[str, ...]
+ROOT: Path = ()
+
+MAX_DEPTH = 32
+MAX_PATH_BYTES = 768
+
+_INVALID_KEY = re.compile(r"[\[\].#$/\x00-\x1f\x7f]")
+_INVALID_PATH_CHARS = re.compile(r"[\[\].#$\x00-\x1f\x7f]")
+
+
+def is_valid_key(key: str) -> bool:
+    return bool(key) and _INVALID_KEY.search(key) is None and len(key.encode()) <= MAX_PATH_BYTES
+
+
+def parse(raw: str, *, decode: bool = False) -> Path:
+    """Parse a user path such as ``/users/ada/`` into ``("users", "ada")``.
+
+    With ``decode`` each segment is percent-decoded (URL paths). Empty segments
+    are ignored, as Firebase does. Raises :class:`InvalidPath`.
+    """
+    keys: list[str] = []
+    for segment in raw.split("/"):
+        if not segment:
+            continue
+        if decode:
+            if "%2f" in segment.lower() or "%5c" in segment.lower():
+                raise InvalidPath("Invalid path: Invalid token in path")
+            segment = unquote(segment, errors="strict")
+        if _INVALID_PATH_CHARS.search(segment) or "\\" in segment and decode:
+            raise InvalidPath("Invalid path: Invalid token in path")
+        keys.append(segment)
+    path = tuple(keys)
+    check_limits(path)
+    return path
+
+
+def check_limits(path: Path) -> None:
+    if len(path) > MAX_DEPTH:
+        raise InvalidPath(
+            f"Invalid path: path specified exceeds the maximum depth that can be written ({MAX_DEPTH})"
+        )
+    if byte_length(path) > MAX_PATH_BYTES:
+        raise InvalidPath(f"Invalid path: path is longer than {MAX_PATH_BYTES} bytes")
+
+
+def check_key(key: str) -> None:
+    """Raise :class:`InvalidData` for a key that may not appear in data."""
+    if not key or _INVALID_KEY.search(key):
+        raise InvalidData(
+            "Invalid data; couldn't parse key beginning at 1:2. "
+            "Key value can't be empty or contain $ # [ ] / or ."
+        )
+    if len(key.encode()) > MAX_PATH_BYTES:
+        raise InvalidData(f"Invalid data; key longer than {MAX_PATH_BYTES} bytes")
+
+
+def byte_length(path: Path) -> int:
+    return sum(len(k.encode()) for k in path) + max(len(path) - 1, 0)
+
+
+def to_str(path: Path) -> str:
+    """``("a", "b")`` → ``"/a/b"``; the root is ``"/"``."""
+    return "/" + "/".join(path)
+
+
+def is_ancestor_or_self(ancestor: Path, path: Path) -> bool:
+    return path[: len(ancestor)] == ancestor
+
+
+def relative(ancestor: Path, path: Path) -> Path:
+    """The part of ``path`` below ``ancestor`` (which must contain it)."""
+    return path[len(ancestor) :]

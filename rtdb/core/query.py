@@ -1,0 +1,175 @@
+"""Queries: one description (:class:`QuerySpec`), parsed from REST parameters
+(or wire query objects), evaluated over a node's children with Firebase's orderings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rtdb.core import path as paths
+from rtdb.core.errors import InvalidPath, InvalidQuery
+from rtdb.core.ordering import MAX_KEY_ORDER, MIN_KEY_ORDER, key_order, priority_order, value_order
+from rtdb.core.value import PRIORITY, Node, child_at
+
+OrderBy = Literal["key", "value", "priority", "child"]
+
+QUERY_PARAMS = ("orderBy", "startAt", "endAt", "equalTo", "limitToFirst", "limitToLast")
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    value: Any
+    key: str | None = None
+    inclusive: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySpec:
+    order_by: OrderBy = "priority"
+    child: paths.Path = ()
+    start: Bound | None = None
+    end: Bound | None = None
+    limit: int | None = None
+    from_last: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self.start is None and self.end is None and self.limit is None
+
+    def index_value(self, key: str, node: Node) -> Node:
+        if self.order_by == "child":
+            return child_at(node, self.child)
+        if self.order_by == "priority":
+            return {PRIORITY: node.get(PRIORITY)} if isinstance(node, dict) else None
+        return node
+
+    def sort_key(self, key: str, node: Node) -> tuple[Any, ...]:
+        if self.order_by == "key":
+            return (key_order(key),)
+        if self.order_by == "priority":
+            return (priority_order(node), key_order(key))
+        return (value_order(self.index_value(key, node)), key_order(key))
+
+    def _bound_key(self, bound: Bound, *, low: bool) -> tuple[Any, ...]:
+        default = MIN_KEY_ORDER if low else MAX_KEY_ORDER
+        name = key_order(bound.key) if bound.key is not None else default
+        if self.order_by == "key":
+            return (key_order(bound.value),)
+        if self.order_by == "priority":
+            v = bound.value
+            rank = priority_order({PRIORITY: v}) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else (0, 0)
+            return (rank, name)
+        return (value_order(bound.value), name)
+
+    def in_range(self, sort_key: tuple[Any, ...]) -> bool:
+        if self.start is not None:
+            lo = self._bound_key(self.start, low=True)
+            if sort_key < lo or (not self.start.inclusive and sort_key == lo):
+                return False
+        if self.end is not None:
+            hi = self._bound_key(self.end, low=False)
+            if sort_key > hi or (not self.end.inclusive and sort_key == hi):
+                return False
+        return True
+
+    def apply(self, kids: Iterable[tuple[str, Node]]) -> list[tuple[str, Node]]:
+        """The children that survive the query, in query order."""
+        ranked = [(self.sort_key(k, n), k, n) for k, n in kids]
+        ranked = [r for r in ranked if self.in_range(r[0])]
+        ranked.sort(key=lambda r: r[0])
+        if self.limit is not None:
+            ranked = ranked[len(ranked) - self.limit :] if self.from_last else ranked[: self.limit]
+            if self.limit == 0:
+                ranked = []
+        return [(k, n) for _, k, n in ranked]
+
+
+def _decode_json(raw: str, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidQuery(f"{name} must be a valid JSON value") from None
+
+
+def _parse_bound(raw: str, name: str, order_by: OrderBy) -> Bound:
+    try:
+        value = json.loads(raw)
+        key = None
+    except ValueError:
+        try:
+            value, end = json.JSONDecoder().raw_decode(raw)
+        except ValueError:
+            raise InvalidQuery(f"{name} must be a valid JSON value") from None
+        rest = raw[end:].lstrip()
+        if not rest.startswith(","):
+            raise InvalidQuery(f"{name} must be a valid JSON value")
+        key = _decode_json(rest[1:].strip(), name)
+        if not isinstance(key, str):
+            raise InvalidQuery(f"{name} key must be a string")
+    if isinstance(value, (dict, list)):
+        raise InvalidQuery(f"{name} must be a primitive JSON value")
+    if order_by == "key":
+        if not isinstance(value, str):
+            raise InvalidQuery(f"{name}: when orderBy is \"$key\", {name} must be a string")
+        if key is not None:
+            raise InvalidQuery(f"{name}: a key cannot be given when orderBy is \"$key\"")
+    return Bound(value, key)
+
+
+def _parse_limit(raw: str, name: str) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise InvalidQuery(f"{name} must be a non-negative integer") from None
+    if n < 0:
+        raise InvalidQuery(f"{name} must be a non-negative integer")
+    return n
+
+
+def parse_rest(params: Mapping[str, str]) -> QuerySpec | None:
+    """The query described by REST parameters, or ``None`` for a plain read."""
+    present = [p for p in QUERY_PARAMS if p in params]
+    if not present:
+        return None
+    if "orderBy" not in params:
+        raise InvalidQuery("orderBy must be defined when other query parameters are defined")
+    order_raw = _decode_json(params["orderBy"], "orderBy")
+    if not isinstance(order_raw, str):
+        raise InvalidQuery("orderBy must be a JSON string")
+    order_by: OrderBy
+    child: paths.Path = ()
+    if order_raw == "$key":
+        order_by = "key"
+    elif order_raw == "$value":
+        order_by = "value"
+    elif order_raw == "$priority":
+        order_by = "priority"
+    else:
+        order_by = "child"
+        try:
+            child = paths.parse(order_raw)
+        except InvalidPath:
+            raise InvalidQuery("orderBy must be a valid child path") from None
+        if not child:
+            raise InvalidQuery("orderBy must be a valid child path")
+    if "equalTo" in params and ("startAt" in params or "endAt" in params):
+        raise InvalidQuery("equalTo cannot be combined with startAt or endAt")
+    if "limitToFirst" in params and "limitToLast" in params:
+        raise InvalidQuery("Only one of limitToFirst and limitToLast may be specified")
+    start = end = None
+    if "equalTo" in params:
+        start = end = _parse_bound(params["equalTo"], "equalTo", order_by)
+    if "startAt" in params:
+        start = _parse_bound(params["startAt"], "startAt", order_by)
+    if "endAt" in params:
+        end = _parse_bound(params["endAt"], "endAt", order_by)
+    limit = None
+    from_last = False
+    if "limitToFirst" in params:
+        limit = _parse_limit(params["limitToFirst"], "limitToFirst")
+    if "limitToLast" in params:
+        limit = _parse_limit(params["limitToLast"], "limitToLast")
+        from_last = True
+    return QuerySpec(order_by, child, start, end, limit, from_last)

@@ -1,0 +1,207 @@
+"""Values: validation of incoming JSON and the stored node form.
+
+The stored ("node") form of a value is Firebase's export format, normalized:
+
+* ``None`` is absence; objects never hold ``None`` or empty children;
+* a leaf is ``str``, ``bool``, ``int`` or ``float`` (integral floats become ints);
+* a leaf with a priority is ``{".value": leaf, ".priority": p}``;
+* an object is a non-empty ``dict`` of key → node, with an optional ``".priority"``;
+* arrays arrive as objects keyed ``"0"``, ``"1"`` …;
+* a server value placeholder ``{".sv": …}`` may stand for a leaf until it is resolved.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from rtdb.core.errors import InvalidData, TooBig
+from rtdb.core.path import MAX_DEPTH, MAX_PATH_BYTES, Path, byte_length, check_key
+
+Node = Any
+
+MAX_STRING_BYTES = 10 * 1024 * 1024
+MAX_SAFE_INT = 2**53
+PRIORITY = ".priority"
+VALUE = ".value"
+SV = ".sv"
+
+_INT_KEY = re.compile(r"^-?(0*)\d{1,10}$")
+
+
+def normalize(value: Any, at: Path = ()) -> Node:
+    """Validate a decoded JSON value written at ``at`` and return its node form.
+
+    Raises :class:`InvalidData` (or :class:`TooBig`) with Firebase's wording.
+    """
+    return _normalize(value, len(at), byte_length(at), top=True)
+
+
+def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Node:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
+            raise TooBig("Invalid data; string value exceeds the maximum size of 10485760 bytes")
+        return value
+    if isinstance(value, int):
+        return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidData("Invalid data; numbers must be finite")
+        if value.is_integer() and abs(value) <= MAX_SAFE_INT:
+            return int(value)
+        return value
+    if isinstance(value, list):
+        value = {str(i): v for i, v in enumerate(value)}
+    if not isinstance(value, dict):
+        raise InvalidData("Invalid data; couldn't parse JSON object, array, or value.")
+    if SV in value:
+        return _check_server_value(value)
+    priority = _normalize_priority(value[PRIORITY]) if PRIORITY in value else None
+    if VALUE in value:
+        if any(k not in (VALUE, PRIORITY) for k in value):
+            raise InvalidData("Invalid data; '.value' cannot be combined with other children")
+        inner = _normalize(value[VALUE], depth, nbytes)
+        if isinstance(inner, dict) and SV not in inner:
+            raise InvalidData("Invalid data; '.value' must be a primitive")
+        if inner is None:
+            return None
+        return {VALUE: inner, PRIORITY: priority} if priority is not None else inner
+    children: dict[str, Node] = {}
+    for key, child in value.items():
+        if key == PRIORITY:
+            continue
+        if not isinstance(key, str):
+            raise InvalidData("Invalid data; keys must be strings")
+        check_key(key)
+        child_depth = depth + 1
+        child_bytes = nbytes + len(key.encode()) + (1 if depth else 0)
+        if child_depth > MAX_DEPTH:
+            raise InvalidData(
+                f"Invalid data; path specified exceeds the maximum depth that can be written ({MAX_DEPTH})"
+            )
+        if child_bytes > MAX_PATH_BYTES:
+            raise InvalidData(f"Invalid data; key path longer than {MAX_PATH_BYTES} bytes")
+        node = _normalize(child, child_depth, child_bytes)
+        if node is not None:
+            children[key] = node
+    if not children:
+        return None
+    if priority is not None:
+        children[PRIORITY] = priority
+    return children
+
+
+def _normalize_priority(p: Any) -> Any:
+    if p is None or isinstance(p, str):
+        return p
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return _normalize(p, 0, 0)
+    if isinstance(p, dict) and SV in p:
+        return _check_server_value(p)
+    raise InvalidData("Invalid data; priority must be a string, a number or null")
+
+
+def _check_server_value(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) != 1:
+        raise InvalidData("Invalid data; '.sv' cannot be combined with other children")
+    sv = value[SV]
+    if sv == "timestamp":
+        return value
+    if isinstance(sv, dict) and list(sv) == ["increment"]:
+        n = sv["increment"]
+        if isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n):
+            return value
+    raise InvalidData("Invalid data; invalid server value type")
+
+
+def priority_of(node: Node) -> Any:
+    return node.get(PRIORITY) if isinstance(node, dict) else None
+
+
+def strip_priority(node: Node) -> Node:
+    """The node without its own priority (children keep theirs)."""
+    if not isinstance(node, dict):
+        return node
+    if VALUE in node:
+        return node[VALUE]
+    if PRIORITY in node:
+        return {k: v for k, v in node.items() if k != PRIORITY}
+    return node
+
+
+def with_priority(node: Node, priority: Any) -> Node:
+    """``node`` carrying ``priority`` (``None`` clears it)."""
+    bare = strip_priority(node)
+    if priority is None or bare is None:
+        return bare
+    if isinstance(bare, dict):
+        return {**bare, PRIORITY: priority}
+    return {VALUE: bare, PRIORITY: priority}
+
+
+def is_leaf(node: Node) -> bool:
+    return not isinstance(node, dict) or VALUE in node or SV in node
+
+
+def children(node: Node) -> dict[str, Node]:
+    """The child map of a node (empty for leaves and absence)."""
+    if not isinstance(node, dict) or VALUE in node or SV in node:
+        return {}
+    if PRIORITY in node:
+        return {k: v for k, v in node.items() if k != PRIORITY}
+    return node
+
+
+def child_at(node: Node, path: Path) -> Node:
+    for key in path:
+        node = children(node).get(key)
+        if node is None:
+            return None
+    return node
+
+
+def to_plain(node: Node) -> Any:
+    """Render a node as a normal REST GET does: no priorities, arrays where Firebase makes them."""
+    if not isinstance(node, dict):
+        return node
+    if VALUE in node:
+        return node[VALUE]
+    out: dict[str, Any] = {}
+    all_int = True
+    max_key = -1
+    for key, child in node.items():
+        if key == PRIORITY:
+            continue
+        out[key] = to_plain(child)
+        if all_int:
+            n = int_key(key)
+            if n is None or n < 0:
+                all_int = False
+            elif n > max_key:
+                max_key = n
+    if all_int and out and max_key < 2 * len(out):
+        array: list[Any] = [None] * (max_key + 1)
+        for key, child in out.items():
+            array[int(key)] = child
+        return array
+    return out
+
+
+def int_key(key: str) -> int | None:
+    """The integer a key stands for under Firebase's 32-bit integer-key rule."""
+    if _INT_KEY.match(key):
+        n = int(key)
+        if -(2**31) <= n <= 2**31 - 1:
+            return n
+    return None
+
+
+def shallow(node: Node) -> Any:
+    """``shallow=true``: primitives as is, objects as ``{child: true}``."""
+    kids = children(node)
+    if not kids:
+        return to_plain(node)
+    return {k: True for k in kids}
