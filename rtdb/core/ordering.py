@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from rtdb.core.value import PRIORITY, VALUE, Node, int_key, is_leaf, strip_priority
@@ -36,14 +37,42 @@ def value_order(node: Node) -> tuple[int, Any]:
     return (5, 0)
 
 
-def priority_order(node: Node) -> tuple[int, Any]:
-    """Rank of a node's priority: none < numbers < strings."""
-    p = node.get(PRIORITY) if isinstance(node, dict) else None
-    if p is None:
-        return (0, 0)
+def priority_rank(p: Any) -> tuple[int, Any]:
+    """Rank of a priority value: none < numbers < strings."""
     if isinstance(p, str):
         return (2, p.encode("utf-16-be"))
-    return (1, p)
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return (1, p)
+    return (0, 0)
+
+
+def priority_order(node: Node) -> tuple[int, Any]:
+    """Rank of a node's own priority."""
+    return priority_rank(node.get(PRIORITY) if isinstance(node, dict) else None)
+
+
+def key_sort_bytes(key: str) -> bytes:
+    """Bytes whose memcmp order is :func:`key_order` (for SQL indexes)."""
+    n = int_key(key)
+    if n is not None:
+        return b"\x00" + struct.pack(">Q", n + 2**63) + bytes([len(key)])
+    return b"\x01" + key.encode("utf-16-be")
+
+
+def _double_sort_bytes(x: float) -> bytes:
+    (bits,) = struct.unpack(">Q", struct.pack(">d", float(x)))
+    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | 1 << 63
+    return struct.pack(">Q", bits)
+
+
+def value_sort_bytes(node: Node) -> bytes:
+    """Bytes whose memcmp order is :func:`value_order` (for SQL indexes)."""
+    rank, v = value_order(node)
+    if rank == 3:
+        return b"\x03" + _double_sort_bytes(v)
+    if rank == 4:
+        return b"\x04" + v
+    return bytes([rank])
 
 
 def leaf_value(node: Node) -> Any:

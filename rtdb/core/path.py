@@ -14,6 +14,7 @@ from rtdb.core.errors import InvalidData, InvalidPath
 Path = tuple[str, ...]
 ROOT: Path = ()
 
+PRIORITY_KEY = ".priority"
 MAX_DEPTH = 32
 MAX_PATH_BYTES = 768
 
@@ -25,14 +26,19 @@ def is_valid_key(key: str) -> bool:
     return bool(key) and _INVALID_KEY.search(key) is None and len(key.encode()) <= MAX_PATH_BYTES
 
 
-def parse(raw: str, *, decode: bool = False) -> Path:
+def parse(raw: str, *, decode: bool = False, allow_priority: bool = False) -> Path:
     """Parse a user path such as ``/users/ada/`` into ``("users", "ada")``.
 
     With ``decode`` each segment is percent-decoded (URL paths). Empty segments
-    are ignored, as Firebase does. Raises :class:`InvalidPath`.
+    are ignored, as Firebase does. With ``allow_priority`` the last segment may
+    be ``.priority`` (a priority write). Raises :class:`InvalidPath`.
     """
     keys: list[str] = []
-    for segment in raw.split("/"):
+    segments = [s for s in raw.split("/") if s]
+    tail = None
+    if allow_priority and segments and segments[-1] == PRIORITY_KEY:
+        tail = segments.pop()
+    for segment in segments:
         if not segment:
             continue
         if decode:
@@ -42,6 +48,8 @@ def parse(raw: str, *, decode: bool = False) -> Path:
         if _INVALID_PATH_CHARS.search(segment) or "\\" in segment and decode:
             raise InvalidPath("Invalid path: Invalid token in path")
         keys.append(segment)
+    if tail is not None:
+        keys.append(tail)
     path = tuple(keys)
     check_limits(path)
     return path

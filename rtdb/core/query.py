@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from rtdb.core import path as paths
 from rtdb.core.errors import InvalidPath, InvalidQuery
-from rtdb.core.ordering import MAX_KEY_ORDER, MIN_KEY_ORDER, key_order, priority_order, value_order
+from rtdb.core.ordering import MAX_KEY_ORDER, MIN_KEY_ORDER, key_order, priority_rank, value_order
 from rtdb.core.value import PRIORITY, Node, child_at
 
 OrderBy = Literal["key", "value", "priority", "child"]
@@ -39,28 +39,30 @@ class QuerySpec:
         return self.start is None and self.end is None and self.limit is None
 
     def index_value(self, key: str, node: Node) -> Node:
+        """What this query orders a child by: the child at ``child``, the node, or its priority."""
         if self.order_by == "child":
             return child_at(node, self.child)
         if self.order_by == "priority":
-            return {PRIORITY: node.get(PRIORITY)} if isinstance(node, dict) else None
+            return node.get(PRIORITY) if isinstance(node, dict) else None
+        if self.order_by == "key":
+            return None
         return node
 
-    def sort_key(self, key: str, node: Node) -> tuple[Any, ...]:
+    def sort_key(self, key: str, index_value: Node) -> tuple[Any, ...]:
+        """The position of a child with ``key`` whose index value is ``index_value``."""
         if self.order_by == "key":
             return (key_order(key),)
         if self.order_by == "priority":
-            return (priority_order(node), key_order(key))
-        return (value_order(self.index_value(key, node)), key_order(key))
+            return (priority_rank(index_value), key_order(key))
+        return (value_order(index_value), key_order(key))
 
     def _bound_key(self, bound: Bound, *, low: bool) -> tuple[Any, ...]:
         default = MIN_KEY_ORDER if low else MAX_KEY_ORDER
         name = key_order(bound.key) if bound.key is not None else default
         if self.order_by == "key":
-            return (key_order(bound.value),)
+            return (key_order(str(bound.value)),)
         if self.order_by == "priority":
-            v = bound.value
-            rank = priority_order({PRIORITY: v}) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else (0, 0)
-            return (rank, name)
+            return (priority_rank(bound.value), name)
         return (value_order(bound.value), name)
 
     def in_range(self, sort_key: tuple[Any, ...]) -> bool:
@@ -74,16 +76,21 @@ class QuerySpec:
                 return False
         return True
 
-    def apply(self, kids: Iterable[tuple[str, Node]]) -> list[tuple[str, Node]]:
-        """The children that survive the query, in query order."""
-        ranked = [(self.sort_key(k, n), k, n) for k, n in kids]
+    def select(self, indexed: Iterable[tuple[str, Node]]) -> list[str]:
+        """The keys that survive the query, in query order, from ``(key, index_value)`` pairs."""
+        ranked = [(self.sort_key(k, v), k) for k, v in indexed]
         ranked = [r for r in ranked if self.in_range(r[0])]
         ranked.sort(key=lambda r: r[0])
         if self.limit is not None:
-            ranked = ranked[len(ranked) - self.limit :] if self.from_last else ranked[: self.limit]
             if self.limit == 0:
-                ranked = []
-        return [(k, n) for _, k, n in ranked]
+                return []
+            ranked = ranked[len(ranked) - self.limit :] if self.from_last else ranked[: self.limit]
+        return [k for _, k in ranked]
+
+    def apply(self, kids: Mapping[str, Node]) -> list[tuple[str, Node]]:
+        """The children that survive the query, in query order."""
+        keys = self.select((k, self.index_value(k, n)) for k, n in kids.items())
+        return [(k, kids[k]) for k in keys]
 
 
 def _decode_json(raw: str, name: str) -> Any:

@@ -205,3 +205,16 @@ def shallow(node: Node) -> Any:
     if not kids:
         return to_plain(node)
     return {k: True for k in kids}
+
+
+def same(a: Node, b: Node) -> bool:
+    """Equality of nodes that tells ``true`` from ``1`` (Python's ``==`` does not)."""
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or a.keys() != b.keys():
+            return False
+        return all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b
+    )

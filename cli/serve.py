@@ -1,0 +1,37 @@
+"""`rtdb serve`: uvicorn (uvloop, httptools) around the app."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from rtdb.server.app import create_app
+from rtdb.server.settings import Settings
+
+log = logging.getLogger("rtdb")
+
+
+def serve(settings: Settings) -> int:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.emulator:
+        log.warning("EMULATOR MODE: `Bearer owner` is admin and, without a rules file, everyone may read and "
+                    "write everything. Never expose this server.")
+    elif settings.rules is None:
+        log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
+                    "--admin-token or --secret.")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+    return 0

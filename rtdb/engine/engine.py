@@ -1,0 +1,316 @@
+"""The engine: the only place where storage, rules and the change feed meet.
+
+Every transport calls these coroutines with the caller's identity. Writes run
+as functions in the store's writer thread (validation of state, server values,
+rules and the write itself happen in one savepoint); the ChangeSet of each
+committed write is published to the feed before the write is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any, Protocol
+
+from rtdb.core import path as paths
+from rtdb.core.auth import Caller
+from rtdb.core.changes import Change, ChangeSet
+from rtdb.core.errors import InvalidData, InvalidPath, NoNamespace, PermissionDenied, PreconditionFailed
+from rtdb.core.hash import etag, node_hash
+from rtdb.core.path import PRIORITY_KEY, Path
+from rtdb.core.pushid import PushIdGenerator
+from rtdb.core.query import QuerySpec
+from rtdb.core.servervalue import resolve
+from rtdb.core.value import Node, normalize, same, with_priority
+from rtdb.engine.access import Access, Decision
+from rtdb.engine.feed import LocalFeed
+from rtdb.storage.sqlite import SqliteStore
+from rtdb.storage.txn import Txn
+
+log = logging.getLogger("rtdb.engine")
+
+_NAMESPACE_OK = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+class Feed(Protocol):
+    def publish(self, changeset: ChangeSet) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    node: Node
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The value now stored at the written path and what the write changed
+    (``changeset`` is ``None`` when the write changed nothing)."""
+
+    node: Node
+    changeset: ChangeSet | None
+
+    @property
+    def etag(self) -> str:
+        return etag(self.node)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Engine:
+    def __init__(
+        self,
+        data_dir: FsPath,
+        *,
+        access: Access,
+        clock: Callable[[], int] = _now_ms,
+        feed: Feed | None = None,
+        synchronous: str = "FULL",
+        indexes: Mapping[str, tuple[Path, ...]] | None = None,
+        require_indexes: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.access = access
+        self.clock = clock
+        self.feed: Any = feed if feed is not None else LocalFeed()
+        self.synchronous = synchronous
+        self.indexes = dict(indexes or {})
+        self.require_indexes = require_indexes
+        self.push_ids = PushIdGenerator()
+        self._stores: dict[str, SqliteStore] = {}
+        self._opening: dict[str, asyncio.Future[SqliteStore]] = {}
+
+    # -- namespaces -----------------------------------------------------------
+    async def store(self, ns: str) -> SqliteStore:
+        store = self._stores.get(ns)
+        if store is not None:
+            return store
+        if not _NAMESPACE_OK.match(ns):
+            raise NoNamespace(f"Invalid namespace {ns!r}")
+        pending = self._opening.get(ns)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[SqliteStore] = asyncio.get_running_loop().create_future()
+        self._opening[ns] = future
+        try:
+            store = SqliteStore(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous)
+            await store.open()
+            store.on_commit = self._publish
+            await self._declare_indexes(store)
+            self._stores[ns] = store
+            future.set_result(store)
+            return store
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._opening[ns]
+
+    async def _declare_indexes(self, store: SqliteStore) -> None:
+        wanted = [(pattern, child) for pattern, children in self.indexes.items() for child in children]
+        wanted += self.access.declared_indexes()
+        if wanted:
+            await store.write(lambda txn: [txn.declare_index(p, c) for p, c in wanted])
+
+    async def close(self) -> None:
+        for store in list(self._stores.values()):
+            await store.close()
+        self._stores.clear()
+
+    def _publish(self, results: list[Any]) -> None:
+        for result in results:
+            changeset = getattr(result, "changeset", None)
+            if changeset is not None:
+                self.feed.publish(changeset)
+
+    # -- reads ----------------------------------------------------------------
+    async def read(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> ReadResult:
+        store = await self.store(ns)
+        now = self.clock()
+
+        def op(txn: Txn) -> ReadResult:
+            self._check(self.access.can_read(caller, path, txn, now, query))
+            if query is None or query.is_default and query.order_by == "priority":
+                return ReadResult(txn.node(path), txn.committed_seq())
+            index = txn.find_index(path, query)
+            if index is None and self.require_indexes and query.order_by in ("child", "value"):
+                self._missing_index(path, query)
+            selected = txn.query(path, query, index)
+            node = {k: v for k, v in selected} or None
+            return ReadResult(node, txn.committed_seq())
+
+        return await store.read(op)
+
+    async def get(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> Node:
+        return (await self.read(ns, path, caller=caller, query=query)).node
+
+    async def shallow(self, ns: str, path: Path, *, caller: Caller) -> tuple[Node, list[str]]:
+        """A leaf's value, or the keys of an object's children (grandchildren unread)."""
+        store = await self.store(ns)
+        now = self.clock()
+
+        def op(txn: Txn) -> tuple[Node, list[str]]:
+            self._check(self.access.can_read(caller, path, txn, now, None))
+            return txn.shallow(path)
+
+        return await store.read(op)
+
+    async def export(
+        self, ns: str, path: Path, write: Callable[[str], None], *, keep_priorities: bool, caller: Caller
+    ) -> None:
+        """Stream the node at ``path`` as JSON text to ``write`` (called from a reader thread)."""
+        store = await self.store(ns)
+        now = self.clock()
+
+        def op(txn: Txn) -> None:
+            self._check(self.access.can_read(caller, path, txn, now, None))
+            for chunk in txn.export_chunks(path, keep_priorities=keep_priorities):
+                write(chunk)
+
+        await store.read(op)
+
+    @staticmethod
+    def _missing_index(path: Path, query: QuerySpec) -> None:
+        from rtdb.core.errors import IndexNotDefined
+
+        child = ".value" if query.order_by == "value" else "/".join(query.child)
+        raise IndexNotDefined(
+            f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
+        )
+
+    # -- writes ---------------------------------------------------------------
+    async def set(
+        self,
+        ns: str,
+        path: Path,
+        value: Any,
+        *,
+        caller: Caller,
+        if_match: str | None = None,
+        if_hash: str | None = None,
+    ) -> WriteResult:
+        """Replace the node at ``path`` with the decoded JSON ``value`` (``None`` deletes)."""
+        if path and path[-1] == PRIORITY_KEY:
+            return await self._set_priority(ns, path[:-1], value, caller=caller)
+        node = normalize(value, path)
+        store = await self.store(ns)
+
+        def op(txn: Txn) -> WriteResult:
+            now = self.clock()
+            old = txn.node(path)
+            self._check_precondition(old, if_match, if_hash)
+            new = resolve(node, path, now, txn.node)
+            self._check(self.access.can_write(caller, path, new, txn, now))
+            return self._apply(txn, ns, "set", path, [(path, old, new)])
+
+        return await store.write(op)
+
+    async def _set_priority(self, ns: str, path: Path, value: Any, *, caller: Caller) -> WriteResult:
+        wrapped = normalize({".value": 0, ".priority": value}, path)
+        priority = wrapped.get(".priority") if isinstance(wrapped, dict) else None
+        store = await self.store(ns)
+
+        def op(txn: Txn) -> WriteResult:
+            now = self.clock()
+            old = txn.node(path)
+            p = resolve({".value": 0, ".priority": priority}, path, now, txn.node) if priority else None
+            new = with_priority(old, p.get(".priority") if isinstance(p, dict) else None)
+            self._check(self.access.can_write(caller, path, new, txn, now))
+            return self._apply(txn, ns, "set", path, [(path, old, new)])
+
+        return await store.write(op)
+
+    async def update(
+        self, ns: str, path: Path, updates: Mapping[str, Any], *, caller: Caller, if_hash: str | None = None
+    ) -> WriteResult:
+        """Apply a multi-path update atomically: each key is a path relative to ``path``."""
+        items = parse_updates(path, updates)
+        store = await self.store(ns)
+
+        def op(txn: Txn) -> WriteResult:
+            now = self.clock()
+            if if_hash is not None:
+                self._check_precondition(txn.node(path), None, if_hash)
+            writes: list[tuple[Path, Node, Node]] = []
+            for target, node in items:
+                if target and target[-1] == PRIORITY_KEY:
+                    target = target[:-1]
+                    old = txn.node(target)
+                    p = resolve({".value": 0, ".priority": node}, target, now, txn.node) if node is not None else None
+                    new = with_priority(old, p.get(".priority") if isinstance(p, dict) else None)
+                else:
+                    old = txn.node(target)
+                    new = resolve(node, target, now, txn.node)
+                writes.append((target, old, new))
+            relative = {paths.relative(path, t): new for t, _, new in writes}
+            self._check(self.access.can_update(caller, path, relative, txn, now))
+            result = self._apply(txn, ns, "update", path, writes)
+            echo = {"/".join(rel): new for rel, new in relative.items()}
+            return WriteResult(echo or None, result.changeset)
+
+        return await store.write(op)
+
+    async def push(self, ns: str, path: Path, value: Any, *, caller: Caller) -> tuple[str, WriteResult]:
+        key = self.push_ids.next(self.clock())
+        return key, await self.set(ns, path + (key,), value, caller=caller)
+
+    def _apply(self, txn: Txn, ns: str, kind: Any, base: Path, writes: list[tuple[Path, Node, Node]]) -> WriteResult:
+        changes = []
+        for target, old, new in writes:
+            if same(old, new):
+                continue
+            txn.set(target, new)
+            changes.append(Change(target, old, new))
+        last = writes[-1][2] if writes else None
+        if not changes:
+            return WriteResult(last, None)
+        return WriteResult(last, ChangeSet(ns, txn.next_seq(), kind, base, tuple(changes)))
+
+    @staticmethod
+    def _check_precondition(old: Node, if_match: str | None, if_hash: str | None) -> None:
+        if if_match is not None and etag(old) != if_match:
+            raise PreconditionFailed("ETag mismatch", old, etag(old))
+        if if_hash is not None and node_hash(old) != if_hash:
+            raise PreconditionFailed("datastale", old, etag(old))
+
+    @staticmethod
+    def _check(decision: Decision) -> None:
+        if not decision.allowed:
+            raise PermissionDenied("Permission denied")
+
+
+def parse_updates(base: Path, updates: Mapping[str, Any]) -> list[tuple[Path, Node]]:
+    """Validate a multi-path update: paths parse, none is an ancestor of another, values normalize."""
+    if not isinstance(updates, Mapping):
+        raise InvalidData(
+            "Invalid data; couldn't parse JSON object. Are you sending a JSON object with valid key names?"
+        )
+    items: list[tuple[Path, Node]] = []
+    for raw, value in updates.items():
+        try:
+            rel = paths.parse(raw, allow_priority=True)
+        except InvalidPath:
+            raise InvalidData(
+                f"Invalid data; couldn't parse key {raw!r}. Key value can't be empty or contain $ # [ ] / or ."
+            ) from None
+        target = base + rel
+        paths.check_limits(target)
+        node = value if target and target[-1] == PRIORITY_KEY else normalize(value, target)
+        if target and target[-1] == PRIORITY_KEY:
+            wrapped = normalize({".value": 0, ".priority": value}, target[:-1])
+            node = wrapped.get(".priority") if isinstance(wrapped, dict) else None
+        items.append((target, node))
+    ordered = sorted(p for p, _ in items)
+    for a, b in zip(ordered, ordered[1:]):
+        if b[: len(a)] == a:
+            raise InvalidData(
+                f"Invalid data; path {paths.to_str(a)} is an ancestor of {paths.to_str(b)} in the same update"
+            )
+    return items

@@ -1,0 +1,63 @@
+"""The litestar application factory: one engine, the REST API and the realtime transports."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, get, route
+
+from rtdb.engine.access import DefaultAccess
+from rtdb.engine.engine import Engine
+from rtdb.server.auth import Authenticator
+from rtdb.server.rest import RestApi
+from rtdb.server.settings import Settings
+
+log = logging.getLogger("rtdb.server")
+
+HTTP_METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None, clock: Callable[[], int] | None = None) -> Litestar:
+    """Build the ASGI app. ``engine`` and ``clock`` are injectable for tests."""
+    if engine is None:
+        kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+        engine = Engine(
+            settings.data_dir,
+            access=DefaultAccess(open_to_all=settings.emulator),
+            synchronous=settings.synchronous.upper(),
+            indexes=settings.index_map(),
+            require_indexes=settings.require_indexes,
+            **kwargs,
+        )
+    authenticator = Authenticator(settings)
+    rest = RestApi(engine, settings, authenticator)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    @get("/healthz", sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @route(["/", "/{rest_path:path}"], http_method=HTTP_METHODS, status_code=200)
+    async def rest_api(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return await rest.handle(request)
+
+    handlers: list[Any] = [healthz, rest_api]
+    app = Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        request_max_body_size=None,
+        openapi_config=None,
+        logging_config=None,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    return app

@@ -1,0 +1,205 @@
+"""Firebase's REST API: translate ``/<path>.json`` requests into engine calls and back.
+
+Nothing is decided here: paths, values and queries are parsed by ``rtdb.core``,
+reads and writes (and their checks) happen in the engine, and errors go
+through the one mapping in :mod:`rtdb.server.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from litestar import Request, Response
+
+from rtdb.core import path as paths
+from rtdb.core import query as queries
+from rtdb.core.auth import Caller
+from rtdb.core.errors import InvalidData, InvalidPath, InvalidQuery, PreconditionFailed, RtdbError, TooBig
+from rtdb.core.hash import etag
+from rtdb.core.value import shallow, to_plain
+from rtdb.engine.engine import Engine
+from rtdb.server.auth import Authenticator, bearer_token
+from rtdb.server.errors import http_error
+from rtdb.server.settings import Settings
+
+JSON_TYPE = "application/json; charset=utf-8"
+WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
+_TIMEOUT = re.compile(r"^(\d+)(ms|s|min)$")
+_encoder = msgspec.json.Encoder()
+
+
+def encode(value: Any, *, pretty: bool = False) -> bytes:
+    body = _encoder.encode(value)
+    return msgspec.json.format(body, indent=2) if pretty else body
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+    body = msgspec.json.format(_encoder.encode({"error": message}), indent=2) + b"\n"
+    return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+class RestApi:
+    def __init__(self, engine: Engine, settings: Settings, authenticator: Authenticator) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.auth = authenticator
+
+    def namespace(self, params: dict[str, str], host: str | None) -> str:
+        ns = params.get("ns")
+        if ns:
+            return ns
+        if host:
+            label = host.split(":")[0].split(".")
+            if len(label) > 1 and label[1] == "localhost" and label[0]:
+                return label[0]
+        return self.settings.namespace
+
+    async def handle(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        try:
+            return await self._handle(request)
+        except RtdbError as exc:
+            status, message = http_error(exc)
+            return error_response(status, message)
+        except Exception as exc:  # never leak details, never crash the connection
+            status, message = http_error(exc)
+            return error_response(status, message)
+
+    async def _handle(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        raw_path = request.scope["raw_path"].decode("latin-1").split("?", 1)[0]
+        if not raw_path.endswith(".json"):
+            return error_response(404, "Not found: REST paths end in .json")
+        params = dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        path = paths.parse(raw_path[: -len(".json")], decode=True, allow_priority=True)
+        ns = self.namespace(params, request.headers.get("host"))
+        caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
+        method = request.method.upper()
+        if method == "POST":
+            override = request.headers.get("x-http-method-override") or params.get("x-http-method-override")
+            if override:
+                method = override.upper()
+                if method not in ("GET", "PUT", "POST", "PATCH", "DELETE"):
+                    raise InvalidData(f"Unsupported method override {override!r}")
+        silent = params.get("print") == "silent"
+        pretty = params.get("print") == "pretty"
+        if "print" in params and params["print"] not in ("silent", "pretty"):
+            raise InvalidQuery("print must be 'pretty' or 'silent'")
+        if method == "GET":
+            return await self._get(request, ns, path, params, caller, silent, pretty)
+        self._check_write_params(params)
+        if method == "DELETE":
+            result = await self.engine.set(ns, path, None, caller=caller, if_match=request.headers.get("if-match"))
+            return self._ok(None, silent, pretty, {"ETag": result.etag} if "if-match" in request.headers else None)
+        body = await self._body(request)
+        if method == "PUT":
+            try:
+                result = await self.engine.set(ns, path, body, caller=caller, if_match=request.headers.get("if-match"))
+            except PreconditionFailed as exc:
+                return Response(encode(to_plain(exc.current)), status_code=412, media_type=JSON_TYPE,
+                                headers={"ETag": exc.etag})
+            headers = {"ETag": result.etag} if "if-match" in request.headers else None
+            return self._ok(to_plain(result.node), silent, pretty, headers)
+        if method == "POST":
+            key, result = await self.engine.push(ns, path, body, caller=caller)
+            return self._ok({"name": key}, silent, pretty)
+        if method == "PATCH":
+            if not isinstance(body, dict):
+                raise InvalidData(
+                    "Invalid data; couldn't parse JSON object. Are you sending a JSON object with valid key names?"
+                )
+            result = await self.engine.update(ns, path, body, caller=caller)
+            return self._ok(to_plain(result.node) if result.node is not None else body, silent, pretty)
+        raise InvalidData(f"Unsupported method {method}")
+
+    async def _get(
+        self, request: Request[Any, Any, Any], ns: str, path: paths.Path, params: dict[str, str], caller: Caller,
+        silent: bool, pretty: bool,
+    ) -> Response[bytes]:
+        if path and path[-1] == paths.PRIORITY_KEY:
+            node = await self.engine.get(ns, path[:-1], caller=caller)
+            value = node.get(".priority") if isinstance(node, dict) else None
+            return self._ok(value, silent, pretty)
+        query = queries.parse_rest(params)
+        timeout = _parse_timeout(params.get("timeout"))
+        if params.get("shallow") not in (None, "false"):
+            if params["shallow"] != "true":
+                raise InvalidQuery("shallow must be true or false")
+            if query is not None:
+                raise InvalidQuery("shallow cannot be combined with query parameters")
+            leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
+            value: Any = {k: True for k in keys} if keys else to_plain(leaf)
+            return self._ok(value, silent, pretty)
+        try:
+            result = await asyncio.wait_for(self.engine.read(ns, path, caller=caller, query=query), timeout)
+        except TimeoutError:
+            raise InvalidQuery("The read took longer than the timeout") from None
+        node = result.node
+        headers: dict[str, str] = {}
+        if query is None:
+            tag = etag(node)
+            if request.headers.get("if-none-match") == tag:
+                return Response(b"", status_code=304, headers={"ETag": tag})
+            if request.headers.get("x-firebase-etag", "").lower() == "true":
+                headers["ETag"] = tag
+        value = node if params.get("format") == "export" else to_plain(node)
+        if params.get("download"):
+            name = params["download"].replace('"', "")
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        callback = params.get("callback")
+        if callback is not None:
+            if not re.fullmatch(r"[A-Za-z_$][\w$.]*", callback):
+                raise InvalidQuery("callback must be a JavaScript identifier")
+            body = callback.encode() + b"(" + encode(value) + b");"
+            return Response(body, media_type="application/javascript; charset=utf-8", headers=headers)
+        return self._ok(value, silent, pretty, headers)
+
+    def _ok(self, value: Any, silent: bool, pretty: bool, headers: dict[str, str] | None = None) -> Response[bytes]:
+        if silent:
+            return Response(b"", status_code=204, headers=headers)
+        return Response(encode(value, pretty=pretty), media_type=JSON_TYPE, headers=headers)
+
+    async def _body(self, request: Request[Any, Any, Any]) -> Any:
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise TooBig(f"Request body larger than {limit} bytes")
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooBig(f"Request body larger than {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            raise InvalidData("Error: No data supplied.")
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise InvalidData("Invalid data; couldn't parse JSON object, array, or value.") from None
+
+    @staticmethod
+    def _check_write_params(params: dict[str, str]) -> None:
+        limit = params.get("writeSizeLimit")
+        if limit is not None and limit not in WRITE_SIZE_LIMITS:
+            raise InvalidQuery("writeSizeLimit must be one of tiny, small, medium, large, unlimited")
+
+
+def _parse_timeout(raw: str | None) -> float:
+    """``timeout=`` in seconds (Firebase allows up to 15 minutes, the default)."""
+    if raw is None:
+        return 900.0
+    m = _TIMEOUT.match(raw)
+    if not m:
+        raise InvalidQuery("timeout must look like 100ms, 3s or 1min")
+    n, unit = int(m.group(1)), m.group(2)
+    seconds = n / 1000 if unit == "ms" else n if unit == "s" else n * 60
+    if seconds <= 0 or seconds > 900:
+        raise InvalidQuery("timeout must be more than 0 and at most 15min")
+    return float(seconds)
+
+
+__all__ = ["RestApi", "InvalidPath", "shallow"]

@@ -1,0 +1,110 @@
+"""The one settings table: it drives `rtdb serve` flags, `RTDB_*` variables and the README."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _setting(default: Any, help: str, *, kind: str = "str", metavar: str = "") -> Any:
+    return field(default=default, metadata={"help": help, "kind": kind, "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "Interface to listen on.", metavar="HOST")
+    port: int = _setting(9000, "TCP port to listen on (9000 is the Firebase emulator's).", kind="int", metavar="PORT")
+    data_dir: Path = _setting(Path("rtdb-data"), "Directory of the SQLite files, one per namespace.", kind="path",
+                              metavar="DIR")
+    namespace: str = _setting("default", "Namespace of requests that name none (no `?ns=`).", metavar="NS")
+    rules: Path | None = _setting(None, "Security rules file (JSON with comments), hot-reloaded.", kind="path",
+                                  metavar="FILE")
+    secret: str | None = _setting(None, "Database secret: admin as `?auth=`, and the HS256 key of user tokens.",
+                                  metavar="SECRET")
+    admin_token: str | None = _setting(None, "Bearer token that is admin in any mode.", metavar="TOKEN")
+    emulator: bool = _setting(False, "Emulator mode: `Bearer owner` is admin and, with no rules file, rules "
+                                     "are open. For local development and tests only.", kind="bool")
+    log_level: str = _setting("info", "Log level: debug, info, warning or error.", metavar="LEVEL")
+    index: tuple[str, ...] = _setting((), "Declare an index, `PATH:CHILD` (`$name` segments match any key; "
+                                          "CHILD `.value` orders by value). Repeatable; `;`-separated in the "
+                                          "environment.", kind="list", metavar="PATH:CHILD")
+    require_indexes: bool = _setting(False, "Refuse queries on unindexed children (Firebase production "
+                                            "behaviour) instead of running them unindexed.", kind="bool")
+    synchronous: str = _setting("full", "SQLite `synchronous` level: `full` survives power loss, `normal` "
+                                        "survives a process crash.", metavar="LEVEL")
+    max_body_bytes: int = _setting(256 * 1024 * 1024, "Largest accepted REST request body, in bytes.",
+                                   kind="int", metavar="BYTES")
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        return "RTDB_" + name.upper()
+
+    @staticmethod
+    def flag_name(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    @classmethod
+    def table(cls) -> list[dict[str, Any]]:
+        return [
+            {"name": f.name, "flag": cls.flag_name(f.name), "env": cls.env_name(f.name), "default": f.default,
+             **f.metadata}
+            for f in fields(cls)
+        ]
+
+    @classmethod
+    def from_sources(cls, flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, overridden by ``RTDB_*`` variables, overridden by flags that were given."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for row in cls.table():
+            name = row["name"]
+            raw: Any = None
+            if flags.get(name) not in (None, False, ()):
+                raw = flags[name]
+            elif cls.env_name(name) in env:
+                raw = env[cls.env_name(name)]
+                if row["kind"] == "list":
+                    raw = [x for x in raw.split(";") if x]
+            if raw is not None:
+                values[name] = _convert(row["kind"], raw, name)
+        return replace(cls(), **values)
+
+    def index_map(self) -> dict[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+        from rtdb.core import path as paths
+
+        out: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for spec in self.index:
+            where, _, child = spec.rpartition(":")
+            if not where or not child:
+                raise ValueError(f"--index {spec!r}: expected PATH:CHILD")
+            pattern = tuple(s for s in where.split("/") if s)
+            child_path = (".value",) if child == ".value" else paths.parse(child)
+            out.setdefault(pattern, []).append(child_path)
+        return {k: tuple(v) for k, v in out.items()}
+
+
+def _convert(kind: str, raw: Any, name: str) -> Any:
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "path":
+            return Path(raw)
+        if kind == "bool":
+            return raw is True or str(raw).lower() in ("1", "true", "yes", "on")
+        if kind == "list":
+            return tuple(raw)
+        return str(raw)
+    except ValueError:
+        raise ValueError(f"setting {name}: cannot use {raw!r}") from None
+
+
+def markdown_table() -> str:
+    lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for row in Settings.table():
+        default = row["default"]
+        shown = "—" if default in (None, (), False) else f"`{default}`"
+        lines.append(f"| `{row['flag']}` | `{row['env']}` | {shown} | {row['help']} |")
+    return "\n".join(lines)
