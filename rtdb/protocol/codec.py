@@ -1,0 +1,156 @@
+"""Encoders and decoders for the wire messages, built once.
+
+Server side: :func:`decode_client` (client text → typed message) and the
+``encode_*`` helpers (typed message → frames). Client side (SDK, tests):
+:func:`decode_server` and :func:`encode_client`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from rtdb.core import path as paths
+from rtdb.core.path import Path
+from rtdb.protocol.errors import BadRequest, ProtocolError
+from rtdb.protocol.framing import MAX_FRAME_CHARS, split_message
+from rtdb.protocol.messages import (
+    ClientMessage,
+    DataPush,
+    HandshakeBody,
+    Hello,
+    IncomingServerData,
+    IncomingServerMessage,
+    MergePush,
+    Pong,
+    Push,
+    PushBody,
+    RawClientData,
+    Response,
+    ResponseBody,
+    ServerControl,
+    ServerData,
+    ServerMessage,
+    ServerPush,
+)
+
+Frames = tuple[str, ...]
+
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_raw_decoder = msgspec.json.Decoder(RawClientData)
+_server_decoder = msgspec.json.Decoder(IncomingServerMessage)
+_push_decoder = msgspec.json.Decoder(ServerPush)
+_response_body_decoder = msgspec.json.Decoder(ResponseBody)
+_encoder = msgspec.json.Encoder()
+
+PONG_FRAMES: Frames = (_encoder.encode(ServerControl(Pong())).decode(),)
+
+
+# ------------------------------------------------------------------ server side
+
+
+def decode_client(text: str | bytes) -> ClientMessage | None:
+    """Decode one complete client message.
+
+    Returns ``None`` for envelopes the server may ignore (unknown ``t``).
+    Raises :class:`BadRequest` for a data request that carries ``r`` but is
+    otherwise invalid (unknown action, bad body), :class:`ProtocolError` for
+    anything that is not a message at all.
+    """
+    try:
+        return _client_decoder.decode(text)
+    except msgspec.DecodeError as exc:
+        error = str(exc)
+    try:
+        raw = _raw_decoder.decode(text)
+    except msgspec.DecodeError:
+        raise ProtocolError(f"undecodable message: {error}") from None
+    if raw.t not in ("c", "d"):
+        return None
+    if raw.t == "c":
+        return None  # unknown control message: ignored, as the client does
+    if raw.d is not UNSET and raw.d.r is not UNSET:
+        action = raw.d.a if raw.d.a is not UNSET else None
+        raise BadRequest(f"invalid request: {error}", request_id=raw.d.r, action=action)
+    raise ProtocolError(f"invalid message: {error}")
+
+
+def encode(message: ServerMessage) -> bytes:
+    return _encoder.encode(message)
+
+
+def frames_of(message: ServerMessage, *, max_frame_chars: int = MAX_FRAME_CHARS) -> Frames:
+    """One server message as WebSocket text frames (split when long)."""
+    return split_message(_encoder.encode(message).decode("utf-8"), max_frame_chars=max_frame_chars)
+
+
+def handshake_frames(*, ts: int, host: str, session_id: str) -> Frames:
+    return frames_of(ServerControl(Hello(HandshakeBody(ts=ts, v="5", h=host, s=session_id))))
+
+
+def response_frames(request_id: int, status: str = "ok", data: Any = "") -> Frames:
+    return frames_of(ServerData(Response(request_id, ResponseBody(status, data))))
+
+
+def push_frames(push: Push) -> Frames:
+    return frames_of(ServerData(push))
+
+
+def data_push_frames(path: Path, data: Any, tag: int | None = None) -> Frames:
+    """``d`` (overwrite) push at ``path``; ``data`` is a node or ``msgspec.Raw``."""
+    return push_frames(DataPush(PushBody(push_path(path), data, UNSET if tag is None else tag)))
+
+
+def merge_push_frames(path: Path, data: dict[str, Any], tag: int | None = None) -> Frames:
+    """``m`` (merge) push: ``data`` maps relative paths (``a/b``) to nodes."""
+    return push_frames(MergePush(PushBody(push_path(path), data, UNSET if tag is None else tag)))
+
+
+def push_path(path: Path) -> str:
+    """Push paths go without a leading slash, as Google's server sends them."""
+    return "/".join(path)
+
+
+PRIORITY_KEY = ".priority"
+
+
+def parse_request_path(raw: str) -> tuple[Path, bool]:
+    """A request path (``/a/b``) → ``(path, is_priority)``.
+
+    A trailing ``.priority`` segment addresses the priority of the parent node
+    (``setPriority``); it is stripped and reported. Raises ``InvalidPath``.
+    """
+    stripped = raw.rstrip("/")
+    if stripped.endswith("/" + PRIORITY_KEY) or stripped == PRIORITY_KEY:
+        return paths.parse(stripped[: -len(PRIORITY_KEY)]), True
+    return paths.parse(raw), False
+
+
+# ------------------------------------------------------------------ client side
+
+
+def encode_client(message: ClientMessage) -> str:
+    return _encoder.encode(message).decode("utf-8")
+
+
+def decode_server(text: str | bytes) -> ServerControl | Response | ServerPush:
+    """Decode a server message (for the Python SDK and tests)."""
+    try:
+        message = _server_decoder.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"invalid server message: {exc}") from None
+    if isinstance(message, ServerControl):
+        return message
+    assert isinstance(message, IncomingServerData)
+    payload = message.d
+    try:
+        if payload.r is not UNSET:
+            return Response(payload.r, _response_body_decoder.decode(payload.b))
+        if payload.a is not UNSET:
+            envelope = b'{"a":' + _encoder.encode(payload.a) + b',"b":' + bytes(payload.b) + b"}"
+            return _push_decoder.decode(envelope)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"invalid server message: {exc}") from None
+    raise ProtocolError("server data message has neither r nor a")
