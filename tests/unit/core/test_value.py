@@ -1,0 +1,53 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from rtdb.core.errors import RtdbError
+from rtdb.core.value import normalize, same, shallow, to_plain
+
+CASES = json.loads((Path(__file__).parents[2] / "cases/core/validation.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_normalize(case: dict) -> None:
+    at = tuple(case.get("at", ()))
+    if "error" in case:
+        with pytest.raises(RtdbError) as info:
+            normalize(case["value"], at)
+        assert info.value.code == case["error"]
+        assert case["message"] in info.value.message
+    elif case.get("ok"):
+        assert normalize(case["value"], at) is not None
+    else:
+        assert normalize(case["value"], at) == case["node"]
+
+
+def test_non_finite_numbers_are_refused() -> None:
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(RtdbError, match="finite"):
+            normalize({"x": bad})
+
+
+def test_oversize_string_is_refused() -> None:
+    with pytest.raises(RtdbError) as info:
+        normalize("x" * (10 * 1024 * 1024 + 1))
+    assert info.value.code == "too_big"
+
+
+def test_plain_rendering_makes_arrays_like_firebase() -> None:
+    assert to_plain({"0": "a", "1": "b", "3": "d"}) == ["a", "b", None, "d"]
+    assert to_plain({"0": "a", "5": "b"}) == {"0": "a", "5": "b"}
+    assert to_plain({"a": {".value": 1, ".priority": 2}, ".priority": 3}) == {"a": 1}
+
+
+def test_shallow_maps_children_to_true() -> None:
+    assert shallow({"a": {"b": 1}, "c": 2}) == {"a": True, "c": True}
+    assert shallow("leaf") == "leaf"
+
+
+def test_same_tells_booleans_from_numbers() -> None:
+    assert not same(True, 1)
+    assert same(1, 1.0)
+    assert same({"a": {"b": 1}}, {"a": {"b": 1}})
+    assert not same({"a": {"b": 1}}, {"a": {"b": 2}})

@@ -1,0 +1,80 @@
+"""Imports flow one way (DESIGN.md): core ← rules, protocol, storage, realtime ← engine ← server ← cli;
+core, protocol ← sdk. Pure layers import no I/O frameworks."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+ALLOWED = {
+    "rtdb.core": {"rtdb.core"},
+    "rtdb.rules": {"rtdb.core", "rtdb.rules"},
+    "rtdb.protocol": {"rtdb.core", "rtdb.protocol"},
+    "rtdb.storage": {"rtdb.core", "rtdb.storage"},
+    "rtdb.realtime": {"rtdb.core", "rtdb.protocol", "rtdb.realtime"},
+    "rtdb.engine": {"rtdb.core", "rtdb.rules", "rtdb.protocol", "rtdb.storage", "rtdb.realtime", "rtdb.engine"},
+    "rtdb.server": {"rtdb.core", "rtdb.rules", "rtdb.protocol", "rtdb.storage", "rtdb.realtime", "rtdb.engine",
+                    "rtdb.server"},
+    "rtdb_cli": {"rtdb", "rtdb_cli"},
+    "rtdb_sdk": {"rtdb.core", "rtdb.protocol", "rtdb_sdk"},
+}
+PURE = {"rtdb.core", "rtdb.rules", "rtdb.protocol"}
+IO_MODULES = {"asyncio", "sqlite3", "aiosqlite", "litestar", "uvicorn", "httpx", "websockets"}
+FOLDERS = {"rtdb": "rtdb", "cli": "rtdb_cli", "sdk": "rtdb_sdk"}
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for folder, name in FOLDERS.items():
+        for file in (ROOT / folder).rglob("*.py"):
+            rel = file.relative_to(ROOT / folder).with_suffix("")
+            out.append((".".join([name, *rel.parts]), file))
+    return out
+
+
+def _layer(module: str) -> str | None:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def _imports(file: Path) -> list[str]:
+    tree = ast.parse(file.read_text())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_imports_flow_one_way() -> None:
+    wrong = []
+    for module, file in _modules():
+        layer = _layer(module)
+        if layer is None:
+            continue
+        for imported in _imports(file):
+            if not imported.startswith(("rtdb", "rtdb_cli", "rtdb_sdk")):
+                continue
+            target = _layer(imported) or imported
+            if not any(target == a or target.startswith(a + ".") for a in ALLOWED[layer]):
+                wrong.append(f"{module} imports {imported}")
+    assert wrong == []
+
+
+def test_pure_layers_do_no_io() -> None:
+    wrong = []
+    for module, file in _modules():
+        if _layer(module) in PURE:
+            for imported in _imports(file):
+                if imported.split(".")[0] in IO_MODULES:
+                    wrong.append(f"{module} imports {imported}")
+    assert wrong == []
+
+
+def test_the_checker_sees_a_wrong_import() -> None:
+    assert _layer("rtdb.core.value") == "rtdb.core"
+    assert "rtdb.engine" not in ALLOWED["rtdb.storage"]
