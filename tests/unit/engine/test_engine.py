@@ -1,0 +1,116 @@
+"""The engine over a real store: ChangeSets after commit, preconditions, server values, access."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from rtdb.core.auth import ADMIN, ANONYMOUS
+from rtdb.core.changes import ChangeSet
+from rtdb.core.errors import InvalidData, PermissionDenied, PreconditionFailed
+from rtdb.core.hash import etag, node_hash
+from rtdb.core.query import QuerySpec
+from rtdb.engine.access import DefaultAccess
+from rtdb.engine.engine import Engine
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now
+
+
+@pytest.fixture
+async def engine(tmp_path: Path):
+    e = Engine(tmp_path, access=DefaultAccess(open_to_all=False), clock=Clock(), synchronous="NORMAL")
+    yield e
+    await e.close()
+
+
+def collect(engine: Engine, ns: str = "t") -> list[ChangeSet]:
+    seen: list[ChangeSet] = []
+    engine.feed.subscribe(ns, seen.append)
+    return seen
+
+
+async def test_a_write_publishes_one_changeset_with_old_and_new(engine: Engine) -> None:
+    seen = collect(engine)
+    await engine.set("t", ("a",), {"b": 1}, caller=ADMIN)
+    await engine.set("t", ("a", "b"), 2, caller=ADMIN)
+    assert [(c.kind, c.base, [(x.path, x.old, x.new) for x in c.changes]) for c in seen] == [
+        ("set", ("a",), [(("a",), None, {"b": 1})]),
+        ("set", ("a", "b"), [(("a", "b"), 1, 2)]),
+    ]
+    assert [c.seq for c in seen] == [1, 2]
+
+
+async def test_changesets_are_published_before_the_write_is_acknowledged(engine: Engine) -> None:
+    seen = collect(engine)
+    await engine.set("t", ("x",), 1, caller=ADMIN)
+    assert len(seen) == 1
+
+
+async def test_a_write_that_changes_nothing_publishes_nothing(engine: Engine) -> None:
+    await engine.set("t", ("a",), {"b": 1}, caller=ADMIN)
+    seen = collect(engine)
+    result = await engine.set("t", ("a",), {"b": 1.0}, caller=ADMIN)
+    await engine.set("t", ("missing",), None, caller=ADMIN)
+    assert seen == [] and result.changeset is None
+
+
+async def test_a_refused_write_publishes_nothing_and_stores_nothing(engine: Engine) -> None:
+    seen = collect(engine)
+    with pytest.raises(PermissionDenied):
+        await engine.set("t", ("a",), 1, caller=ANONYMOUS)
+    with pytest.raises(PreconditionFailed):
+        await engine.set("t", ("a",), 1, caller=ADMIN, if_match="nope")
+    assert seen == []
+    assert await engine.get("t", ("a",), caller=ADMIN) is None
+
+
+async def test_if_match_compares_the_etag_and_reports_the_current_value(engine: Engine) -> None:
+    await engine.set("t", ("c",), 5, caller=ADMIN)
+    with pytest.raises(PreconditionFailed) as info:
+        await engine.set("t", ("c",), 6, caller=ADMIN, if_match="null_etag")
+    assert info.value.current == 5 and info.value.etag == etag(5)
+    result = await engine.set("t", ("c",), 6, caller=ADMIN, if_match=etag(5))
+    assert result.node == 6 and result.etag == node_hash(6)
+
+
+async def test_one_timestamp_per_request(engine: Engine) -> None:
+    ts = {".sv": "timestamp"}
+    result = await engine.update("t", (), {"a": ts, "b/c": ts, "d": {"e": ts}}, caller=ADMIN)
+    stored = await engine.get("t", (), caller=ADMIN)
+    assert stored["a"] == stored["b"]["c"] == stored["d"]["e"]
+    assert result.changeset is not None and len(result.changeset.changes) == 3
+
+
+async def test_concurrent_increments_are_never_lost(engine: Engine) -> None:
+    inc = {".sv": {"increment": 1}}
+    await asyncio.gather(*[engine.set("t", ("n",), inc, caller=ADMIN) for _ in range(300)])
+    assert await engine.get("t", ("n",), caller=ADMIN) == 300
+
+
+async def test_update_refuses_overlapping_paths(engine: Engine) -> None:
+    with pytest.raises(InvalidData, match="ancestor"):
+        await engine.update("t", (), {"a": 1, "a/b": 2}, caller=ADMIN)
+
+
+async def test_priority_writes_and_queries(engine: Engine) -> None:
+    await engine.set("t", ("l",), {"x": 1, "y": 2, "z": 3}, caller=ADMIN)
+    await engine.set("t", ("l", "z", ".priority"), 1, caller=ADMIN)
+    await engine.update("t", ("l",), {"x/.priority": 2}, caller=ADMIN)
+    node = await engine.get("t", ("l",), caller=ADMIN, query=QuerySpec("priority", limit=2, from_last=True))
+    assert node == {"z": {".value": 3, ".priority": 1}, "x": {".value": 1, ".priority": 2}}
+
+
+async def test_namespaces_are_separate_files(engine: Engine, tmp_path: Path) -> None:
+    await engine.set("one", ("a",), 1, caller=ADMIN)
+    await engine.set("two", ("a",), 2, caller=ADMIN)
+    assert await engine.get("one", ("a",), caller=ADMIN) == 1
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == ["one.sqlite", "two.sqlite"]

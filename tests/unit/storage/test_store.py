@@ -1,0 +1,161 @@
+"""The SQLite store against real files in tmp_path (WAL only shows with files)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rtdb.core.query import Bound, QuerySpec
+from rtdb.core.value import children, normalize
+from rtdb.storage.sqlite import SqliteStore
+from rtdb.storage.txn import Txn
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    s = SqliteStore(tmp_path / "ns.sqlite", synchronous="NORMAL")
+    await s.open()
+    yield s
+    await s.close()
+
+
+def rows(store: SqliteStore) -> list[tuple[str, int]]:
+    with sqlite3.connect(store.file) as conn:
+        return conn.execute("SELECT path, kind FROM nodes ORDER BY path").fetchall()
+
+
+async def test_set_then_read_round_trips_nested_values(store: SqliteStore) -> None:
+    value = normalize({"a": {"b": 1, "c": [True, "x", 2.5]}, "d": {".value": "p", ".priority": 3}, ".priority": "r"})
+    await store.write(lambda t: t.set(("root",), value))
+    assert await store.read(lambda t: t.node(("root",))) == value
+    assert await store.read(lambda t: t.node(("root", "a", "c", "0"))) is True
+    assert await store.read(lambda t: t.node(())) == {"root": value}
+
+
+async def test_every_node_is_one_row_not_one_blob(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("a",), normalize({"b": {"c": 1, "d": 2}, "e": "x"})))
+    assert rows(store) == [("", 0), ("a", 0), ("a/b", 0), ("a/b/c", 2), ("a/b/d", 2), ("a/e", 1)]
+
+
+async def test_deleting_the_last_child_prunes_empty_ancestors(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("a", "b", "c"), 1))
+    await store.write(lambda t: t.set(("x",), 1))
+    await store.write(lambda t: t.set(("a", "b", "c"), None))
+    assert rows(store) == [("", 0), ("x", 2)]
+    assert await store.read(lambda t: t.node(("a",))) is None
+
+
+async def test_writing_below_a_leaf_turns_it_into_an_object(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("a",), "leaf"))
+    await store.write(lambda t: t.set(("a", "b"), 1))
+    assert await store.read(lambda t: t.node(("a",))) == {"b": 1}
+
+
+async def test_sibling_with_longer_name_is_not_part_of_a_subtree(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("a",), {"x": 1}))
+    await store.write(lambda t: t.set(("a0",), 2))
+    await store.write(lambda t: t.set(("a!",), 3))
+    assert await store.read(lambda t: t.node(("a",))) == {"x": 1}
+    await store.write(lambda t: t.set(("a",), None))
+    assert await store.read(lambda t: t.node(())) == {"a0": 2, "a!": 3}
+
+
+async def test_concurrent_writes_are_grouped_but_keep_their_own_results(store: SqliteStore) -> None:
+    def failing(t: Txn) -> None:
+        t.set(("bad",), 1)
+        from rtdb.core.errors import InvalidData
+
+        raise InvalidData("no")
+
+    results = await asyncio.gather(
+        *[store.write(lambda t, i=i: t.set(("k", str(i)), i)) for i in range(200)],
+        store.write(failing),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Exception) for r in results) == 1
+    node = await store.read(lambda t: t.node(("k",)))
+    assert len(children(node)) == 200
+    assert await store.read(lambda t: t.node(("bad",))) is None, "a failed op is rolled back to its savepoint"
+    assert store.stats.largest_batch > 1
+
+
+async def test_shallow_lists_child_keys_without_values(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("p",), normalize({"b": {"deep": 1}, "a": 2, "10": 3, "9": 4})))
+    leaf, keys = await store.read(lambda t: t.shallow(("p",)))
+    assert leaf is None and keys == ["9", "10", "a", "b"]
+
+
+def _data(n: int, seed: int) -> dict:
+    rnd = random.Random(seed)
+    out = {}
+    for i in range(n):
+        kind = rnd.randrange(5)
+        score = [None, True, rnd.randrange(20), f"s{rnd.randrange(10)}", {"x": 1}][kind]
+        out[f"k{i}"] = {"score": score, "n": i} if score is not None else {"n": i}
+    return out
+
+
+SPECS = [
+    QuerySpec("child", ("score",)),
+    QuerySpec("child", ("score",), start=Bound(5), limit=3),
+    QuerySpec("child", ("score",), end=Bound(10), limit=4, from_last=True),
+    QuerySpec("child", ("score",), start=Bound(7, "k3"), end=Bound("s5")),
+    QuerySpec("child", ("score",), start=Bound(True), end=Bound(True)),
+    QuerySpec("key", start=Bound("k2"), end=Bound("k5")),
+    QuerySpec("key", limit=5, from_last=True),
+    QuerySpec("value", limit=3),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[repr(s) for s in SPECS])
+async def test_indexed_unindexed_and_in_memory_queries_agree(tmp_path: Path, spec: QuerySpec) -> None:
+    data = normalize(_data(60, 7))
+    s = SqliteStore(tmp_path / "q.sqlite", synchronous="NORMAL")
+    await s.open()
+    try:
+        await s.write(lambda t: t.set(("list",), data))
+        expected = [k for k, _ in spec.apply(children(data))]
+        unindexed = await s.read(lambda t: t.query_keys(("list",), spec, None))
+        index = await s.write(lambda t: t.declare_index(("$any",), ("score",)))
+        indexed = await s.read(lambda t: t.query_keys(("list",), spec, t.find_index(("list",), spec) and index))
+        assert unindexed == expected
+        assert indexed == expected
+    finally:
+        await s.close()
+
+
+async def test_index_follows_writes_at_every_depth(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "i.sqlite", synchronous="NORMAL")
+    await s.open()
+    try:
+        index = await s.write(lambda t: t.declare_index(("rooms", "$r", "msgs"), ("ts",)))
+        spec = QuerySpec("child", ("ts",), limit=2, from_last=True)
+        await s.write(lambda t: t.set(("rooms",), normalize({"a": {"msgs": {"m1": {"ts": 1}, "m2": {"ts": 5}}}})))
+        await s.write(lambda t: t.set(("rooms", "a", "msgs", "m3"), normalize({"ts": 3})))
+        await s.write(lambda t: t.set(("rooms", "a", "msgs", "m1", "ts"), 9))
+        await s.write(lambda t: t.set(("rooms", "a", "msgs", "m2"), None))
+        keys = await s.read(lambda t: t.query_keys(("rooms", "a", "msgs"), spec, index))
+        assert keys == ["m3", "m1"]
+        await s.write(lambda t: t.set(("rooms", "a"), None))
+        assert await s.read(lambda t: t.query_keys(("rooms", "a", "msgs"), spec, index)) == []
+    finally:
+        await s.close()
+
+
+async def test_committed_data_survives_reopening(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "d.sqlite")
+    await s.open()
+    await s.write(lambda t: t.set(("a",), 1))
+    seq = await s.write(lambda t: (t.next_seq(), t.seq)[1])
+    await s.close()
+    s2 = SqliteStore(tmp_path / "d.sqlite")
+    await s2.open()
+    try:
+        assert await s2.read(lambda t: t.node(("a",))) == 1
+        assert await s2.read(lambda t: t.committed_seq()) == seq
+    finally:
+        await s2.close()
