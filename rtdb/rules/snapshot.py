@@ -1,0 +1,234 @@
+"""RuleDataSnapshot and the two data trees it reads: the stored data as it is
+(``root``/``data``) and a lazy overlay of pending writes over it (``newData``).
+
+Nothing here materializes the database: a snapshot holds a path and reads only
+the node its method needs, through :class:`DataView.node`. Reads are cached for
+the duration of one decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from rtdb.core.path import Path, is_valid_key
+from rtdb.core.value import PRIORITY, Node, children, is_leaf, priority_of, strip_priority
+from rtdb.rules.errors import EvalError
+
+
+class DataView(Protocol):
+    """Read access to stored data, given by the engine."""
+
+    def node(self, path: tuple[str, ...]) -> Any:
+        """The stored node (node form) at an absolute path, ``None`` if absent."""
+        ...
+
+
+class ObjectValue:
+    """What ``val()`` gives for a non-leaf: equal to nothing but itself."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<object>"
+
+
+class Tree:
+    """The stored data, read through a :class:`DataView` with a per-decision cache."""
+
+    def __init__(self, view: DataView) -> None:
+        self._view = view
+        self._cache: dict[Path, Node] = {}
+
+    def node(self, path: Path) -> Node:
+        if path in self._cache:
+            return self._cache[path]
+        for depth in range(len(path) - 1, -1, -1):  # a cached ancestor answers too
+            ancestor = path[:depth]
+            if ancestor in self._cache:
+                node = self._cache[ancestor]
+                for key in path[depth:]:
+                    node = children(node).get(key)
+                    if node is None:
+                        break
+                return node
+        node = self._view.node(path)
+        self._cache[path] = node
+        return node
+
+    def exists(self, path: Path) -> bool:
+        return self.node(path) is not None
+
+    def priority(self, path: Path) -> Any:
+        return priority_of(self.node(path))
+
+    def leaf(self, path: Path) -> Any:
+        """The leaf value, :class:`ObjectValue` for a non-leaf, ``None`` if absent."""
+        node = self.node(path)
+        if node is None:
+            return None
+        if is_leaf(node):
+            return strip_priority(node)
+        return ObjectValue()
+
+    def has_children(self, path: Path) -> bool:
+        return bool(children(self.node(path)))
+
+
+def set_at(node: Node, rel: Path, value: Node) -> Node:
+    """``node`` with ``value`` written at ``rel`` below it (pruning empty objects)."""
+    if not rel:
+        return value
+    key, rest = rel[0], rel[1:]
+    kids = dict(children(node))
+    child = set_at(kids.get(key), rest, value)
+    if child is None:
+        kids.pop(key, None)
+    else:
+        kids[key] = child
+    if not kids:
+        return None
+    prio = priority_of(node)
+    if prio is not None:
+        kids[PRIORITY] = prio
+    return kids
+
+
+class Overlay(Tree):
+    """``base`` with ``writes`` applied in order: the data as it would be after them."""
+
+    def __init__(self, base: Tree, writes: list[tuple[Path, Node]]) -> None:
+        super().__init__(_NoView())
+        self._base = base
+        self._writes = writes
+
+    def node(self, path: Path) -> Node:
+        if path in self._cache:
+            return self._cache[path]
+        covering = -1
+        for i, (w, _) in enumerate(self._writes):
+            if path[: len(w)] == w:
+                covering = i
+        if covering >= 0:
+            w, value = self._writes[covering]
+            node = _child(value, path[len(w) :])
+            later = self._writes[covering + 1 :]
+        else:
+            node = self._base.node(path)
+            later = self._writes
+        for w, value in later:
+            if len(w) > len(path) and w[: len(path)] == path:
+                node = set_at(node, w[len(path) :], value)
+        self._cache[path] = node
+        return node
+
+    def _written_below(self, path: Path) -> bool | None:
+        """True if a write strictly below ``path`` leaves data there; None if unknown."""
+        below = [w for w, _ in self._writes if len(w) > len(path) and w[: len(path)] == path]
+        if not below:
+            return None
+        if any(path[: len(w)] == w for w, _ in self._writes):
+            return None  # covered by a write: computing the node is cheap anyway
+        for w in below:
+            if self.node(w) is not None:
+                return True
+        return None
+
+    def exists(self, path: Path) -> bool:
+        if self._written_below(path):
+            return True
+        return self.node(path) is not None
+
+    def has_children(self, path: Path) -> bool:
+        if self._written_below(path):
+            return True
+        return bool(children(self.node(path)))
+
+    def leaf(self, path: Path) -> Any:
+        if self._written_below(path):
+            return ObjectValue()
+        return super().leaf(path)
+
+
+def _child(node: Node, rel: Path) -> Node:
+    for key in rel:
+        node = children(node).get(key)
+        if node is None:
+            return None
+    return node
+
+
+class _NoView:
+    def node(self, path: tuple[str, ...]) -> Any:  # pragma: no cover - never called
+        raise AssertionError("an overlay reads through its base")
+
+
+class Snapshot:
+    """A RuleDataSnapshot: a location in one tree. ``path`` is ``None`` for a
+    location that cannot exist (a child path with characters forbidden in keys)."""
+
+    __slots__ = ("tree", "path")
+
+    def __init__(self, tree: Tree, path: Path | None) -> None:
+        self.tree = tree
+        self.path = path
+
+    def __repr__(self) -> str:
+        where = "<nowhere>" if self.path is None else "/" + "/".join(self.path)
+        return f"snapshot({where})"
+
+    def child(self, sub: Any) -> Snapshot:
+        if not isinstance(sub, str):
+            raise EvalError(f"child() needs a string, got {_kind(sub)}")
+        if self.path is None:
+            return self
+        keys = [k for k in sub.split("/") if k]
+        if not keys or not all(is_valid_key(k) for k in keys):
+            return Snapshot(self.tree, None)
+        return Snapshot(self.tree, self.path + tuple(keys))
+
+    def parent(self) -> Snapshot:
+        if self.path is None:
+            return self
+        if not self.path:
+            raise EvalError("parent() of the root")
+        return Snapshot(self.tree, self.path[:-1])
+
+    def exists(self) -> bool:
+        return self.path is not None and self.tree.exists(self.path)
+
+    def val(self) -> Any:
+        return None if self.path is None else self.tree.leaf(self.path)
+
+    def get_priority(self) -> Any:
+        return None if self.path is None else self.tree.priority(self.path)
+
+    def has_child(self, sub: Any) -> bool:
+        if not isinstance(sub, str):
+            raise EvalError(f"hasChild() needs a string, got {_kind(sub)}")
+        return bool(sub) and self.child(sub).exists()
+
+    def has_children(self, names: list[Any] | None = None) -> bool:
+        if names is None:
+            return self.path is not None and self.tree.has_children(self.path)
+        return all(self.has_child(name) for name in names)
+
+    def is_number(self) -> bool:
+        v = self.val()
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def is_string(self) -> bool:
+        return isinstance(self.val(), str)
+
+    def is_boolean(self) -> bool:
+        return isinstance(self.val(), bool)
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    return type(v).__name__
+
