@@ -57,7 +57,10 @@ class QuerySpec:
         return (value_order(index_value), key_order(key))
 
     def _bound_key(self, bound: Bound, *, low: bool) -> tuple[Any, ...]:
-        default = MIN_KEY_ORDER if low else MAX_KEY_ORDER
+        # Without a key, an inclusive bound reaches every child whose index value
+        # equals it and an exclusive one none of them (Firebase's startAfter(v) /
+        # endBefore(v) = (v, [MAX_NAME]) / (v, [MIN_NAME])).
+        default = MIN_KEY_ORDER if low == bound.inclusive else MAX_KEY_ORDER
         name = key_order(bound.key) if bound.key is not None else default
         if self.order_by == "key":
             return (key_order(str(bound.value)),)
@@ -84,7 +87,7 @@ class QuerySpec:
         if self.limit is not None:
             if self.limit == 0:
                 return []
-            ranked = ranked[len(ranked) - self.limit :] if self.from_last else ranked[: self.limit]
+            ranked = ranked[max(len(ranked) - self.limit, 0) :] if self.from_last else ranked[: self.limit]
         return [k for _, k in ranked]
 
     def apply(self, kids: Mapping[str, Node]) -> list[tuple[str, Node]]:
