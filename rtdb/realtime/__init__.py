@@ -1,1 +1,1 @@
-
+"""Realtime fan-out: listener index, query windows, bounded outboxes, brokers."""

@@ -1,0 +1,251 @@
+"""Fan-out: committed ChangeSets → the pushes each affected listener must receive.
+
+The :class:`Hub` subscribes to the broker per namespace and keeps every
+listener in a :class:`PathIndex`. For each ChangeSet it finds the affected
+listeners by walking the written paths (ancestors and descendants only), builds
+each distinct payload once and appends the same frames to every connection's
+:class:`Outbox`. Default listens get untagged ``d``/``m`` pushes computed from
+``Change.new``; query listens keep a :class:`QueryWindow` and get tagged pushes.
+
+A listener starts *pending*: the transport registers it, reads the initial
+result (which carries the commit ``seq`` it reflects), sends it, then calls
+:meth:`Hub.activate`; ChangeSets that arrived meanwhile are replayed if newer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from rtdb.core.changes import Change, ChangeSet
+from rtdb.core.errors import RtdbError
+from rtdb.core.path import Path
+from rtdb.core.query import QuerySpec
+from rtdb.core.value import Node, child_at, children, same
+from rtdb.protocol.codec import Frames, data_push_frames, merge_push_frames
+from rtdb.realtime.index import PathIndex
+from rtdb.realtime.outbox import Outbox, RealtimeMetrics
+from rtdb.realtime.window import REFRESH, Merge, QueryWindow, Replace, relative_changes
+
+log = logging.getLogger("rtdb.realtime")
+
+RefreshFn = Callable[[], Awaitable[tuple[Node, int]]]
+"""Re-runs a listener's query; returns ``(result node, seq it reflects)``."""
+CancelFn = Callable[[RtdbError], None]
+
+PENDING, ACTIVE, REFRESHING, CLOSED = "pending", "active", "refreshing", "closed"
+
+
+class Feed(Protocol):
+    def subscribe(self, ns: str, callback: Callable[[ChangeSet], None]) -> Callable[[], None]: ...
+
+
+class Listener:
+    """One listen of one connection. ``window`` is set for query (tagged) listens."""
+
+    __slots__ = ("ns", "path", "spec", "tag", "outbox", "refresh", "on_cancel", "window", "state", "seq", "backlog")
+
+    def __init__(
+        self,
+        ns: str,
+        path: Path,
+        outbox: Outbox,
+        *,
+        spec: QuerySpec | None = None,
+        tag: int | None = None,
+        refresh: RefreshFn | None = None,
+        on_cancel: CancelFn | None = None,
+    ) -> None:
+        self.ns = ns
+        self.path = path
+        self.spec = spec if spec is not None and not spec.is_default else None
+        self.tag = tag
+        self.outbox = outbox
+        self.refresh = refresh
+        self.on_cancel = on_cancel
+        self.window: QueryWindow | None = None
+        self.state = PENDING
+        self.seq = 0
+        self.backlog: list[ChangeSet] = []
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.ns}:/{'/'.join(self.path)} tag={self.tag} {self.state}>"
+
+
+class Hub:
+    def __init__(self, feed: Feed, *, metrics: RealtimeMetrics | None = None) -> None:
+        self._feed = feed
+        self.metrics = metrics if metrics is not None else RealtimeMetrics()
+        self._indexes: dict[str, PathIndex[Listener]] = {}
+        self._cancel_feed: dict[str, Callable[[], None]] = {}
+        self._refreshes: dict[str, set[asyncio.Task[None]]] = {}
+
+    # -- registration ----------------------------------------------------------------
+    def listen(self, listener: Listener) -> Listener:
+        index = self._indexes.get(listener.ns)
+        if index is None:
+            index = self._indexes[listener.ns] = PathIndex()
+            self._cancel_feed[listener.ns] = self._feed.subscribe(listener.ns, self.publish)
+        index.add(listener.path, listener)
+        return listener
+
+    def activate(self, listener: Listener, node: Node, seq: int) -> None:
+        """The listener's initial result ``node`` (reflecting commit ``seq``) was sent."""
+        if listener.state == CLOSED:
+            return
+        if listener.spec is not None:
+            listener.window = QueryWindow(listener.spec, children(node))
+        self._resume(listener, seq)
+
+    def unlisten(self, listener: Listener) -> None:
+        listener.state = CLOSED
+        listener.backlog = []
+        index = self._indexes.get(listener.ns)
+        if index is not None:
+            index.remove(listener.path, listener)
+
+    def listener_count(self, ns: str) -> int:
+        index = self._indexes.get(ns)
+        return len(index) if index is not None else 0
+
+    async def settle(self, ns: str) -> None:
+        """Wait until every window refresh started so far in ``ns`` has pushed its result."""
+        while tasks := self._refreshes.get(ns):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        for cancel in self._cancel_feed.values():
+            cancel()
+        self._cancel_feed.clear()
+        for tasks in self._refreshes.values():
+            for task in tasks:
+                task.cancel()
+
+    # -- fan-out ------------------------------------------------------------------------
+    def publish(self, changeset: ChangeSet) -> None:
+        """Deliver one committed ChangeSet (called by the broker, in seq order)."""
+        index = self._indexes.get(changeset.namespace)
+        if index is None or not len(index):
+            return
+        base = changeset.base
+        affected: dict[Listener, list[Change]] = {}
+        for _, listener in index.along(base):
+            affected[listener] = list(changeset.changes)
+        for change in changeset.changes:
+            for _, listener in index.between(base, change.path):
+                affected.setdefault(listener, []).append(change)
+            for _, listener in index.below(change.path):
+                affected.setdefault(listener, []).append(change)
+        payloads: dict[Any, Frames | None] = {}
+        for listener, changes in affected.items():
+            self._deliver(listener, changeset, changes, payloads)
+
+    def _deliver(
+        self, listener: Listener, changeset: ChangeSet, changes: list[Change], payloads: dict[Any, Frames | None]
+    ) -> None:
+        if listener.state in (PENDING, REFRESHING):
+            listener.backlog.append(changeset)
+            return
+        if listener.state == CLOSED or changeset.seq <= listener.seq:
+            return
+        listener.seq = changeset.seq
+        if listener.window is None:
+            frames = self._default_payload(listener.path, changeset, changes, payloads)
+            if frames is not None:
+                listener.outbox.send(frames)
+            return
+        update = listener.window.apply(relative_changes(listener.path, [(c.path, c.old, c.new) for c in changes]))
+        if update is REFRESH:
+            self._start_refresh(listener)
+        elif isinstance(update, Replace):
+            self._send_window(listener)
+        elif isinstance(update, Merge):
+            self.metrics.payloads_encoded += 1
+            listener.outbox.send(merge_push_frames(listener.path, update.entries, listener.tag))
+
+    def _default_payload(
+        self, at: Path, changeset: ChangeSet, changes: list[Change], payloads: dict[Any, Frames | None]
+    ) -> Frames | None:
+        base = changeset.base
+        covers_base = base[: len(at)] == at
+        key: Any = ("base",) if covers_base else ("at", at)
+        if key in payloads:
+            return payloads[key]
+        frames = self._build_default(at, base, changes, covers_base)
+        if frames is not None:
+            self.metrics.payloads_encoded += 1
+        payloads[key] = frames
+        return frames
+
+    @staticmethod
+    def _build_default(at: Path, base: Path, changes: list[Change], covers_base: bool) -> Frames | None:
+        if covers_base:
+            if len(changes) == 1 and changes[0].path == base:
+                return data_push_frames(base, changes[0].new)
+            depth = len(base)
+            return merge_push_frames(base, {"/".join(c.path[depth:]): c.new for c in changes})
+        entries: dict[str, Node] = {}
+        depth = len(at)
+        for change in changes:
+            if at[: len(change.path)] == change.path:  # written at or above the listener
+                rel = at[len(change.path) :]
+                old, new = child_at(change.old, rel), child_at(change.new, rel)
+                if same(old, new):
+                    return None
+                return data_push_frames(at, new)
+            entries["/".join(change.path[depth:])] = change.new
+        return merge_push_frames(at, entries) if entries else None
+
+    # -- query windows -------------------------------------------------------------------
+    def _send_window(self, listener: Listener) -> None:
+        assert listener.window is not None
+        self.metrics.payloads_encoded += 1
+        listener.outbox.send(data_push_frames(listener.path, listener.window.node(), listener.tag))
+
+    def _resume(self, listener: Listener, seq: int) -> None:
+        listener.seq = max(listener.seq, seq)
+        listener.state = ACTIVE
+        backlog, listener.backlog = listener.backlog, []
+        for changeset in backlog:
+            if listener.state != ACTIVE:  # a replayed change started another refresh
+                listener.backlog.append(changeset)
+                continue
+            changes = [c for c in changeset.changes if _overlaps(c.path, listener.path)]
+            if changes:
+                self._deliver(listener, changeset, changes, {})
+
+    def _start_refresh(self, listener: Listener) -> None:
+        self.metrics.window_refreshes += 1
+        listener.state = REFRESHING
+        tasks = self._refreshes.setdefault(listener.ns, set())
+        task = asyncio.get_running_loop().create_task(self._refresh(listener))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _refresh(self, listener: Listener) -> None:
+        if listener.refresh is None:
+            log.error("query listener %r needs a refresh but has no reader", listener)
+            return
+        try:
+            node, seq = await listener.refresh()
+        except Exception as exc:
+            if not isinstance(exc, RtdbError):
+                log.exception("refreshing %r failed", listener)
+                exc = RtdbError("internal error")
+            if listener.state != CLOSED:
+                self.unlisten(listener)
+                if listener.on_cancel is not None:
+                    listener.on_cancel(exc)
+            return
+        if listener.state == CLOSED or listener.window is None:
+            return
+        listener.window.reset(children(node))
+        self._send_window(listener)
+        self._resume(listener, seq)
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
