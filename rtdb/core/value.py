@@ -169,24 +169,30 @@ def to_plain(node: Node) -> Any:
         return node
     if VALUE in node:
         return node[VALUE]
-    out: dict[str, Any] = {}
-    all_int = True
-    max_key = -1
-    for key, child in node.items():
-        if key == PRIORITY:
-            continue
-        out[key] = to_plain(child)
-        if all_int:
-            n = int_key(key)
-            if n is None or n < 0:
-                all_int = False
-            elif n > max_key:
-                max_key = n
-    if all_int and out and max_key < 2 * len(out):
-        array: list[Any] = [None] * (max_key + 1)
-        for key, child in out.items():
-            array[int(key)] = child
-        return array
+    out = {key: to_plain(child) for key, child in node.items() if key != PRIORITY}
+    array = as_array(out)
+    return out if array is None else array
+
+
+def as_array(d: dict[str, Any]) -> list[Any] | None:
+    """Firebase's array heuristic: every key a non-negative integer key and more than
+    half of the indices 0..max present (missing ones become null)."""
+    top = -1
+    indices = []
+    for key in d:
+        if not key[:1].isdigit():
+            return None
+        n = int_key(key)
+        if n is None or n < 0:
+            return None
+        indices.append(n)
+        if n > top:
+            top = n
+    if top < 0 or top >= 2 * len(d):
+        return None
+    out: list[Any] = [None] * (top + 1)
+    for n, v in zip(indices, d.values()):
+        out[n] = v
     return out
 
 

@@ -25,7 +25,7 @@ from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
-from rtdb.core.value import Node, normalize, same, with_priority
+from rtdb.core.value import Node, normalize, same, to_plain, with_priority
 from rtdb.engine.access import Access, Decision
 from rtdb.engine.feed import LocalFeed
 from rtdb.storage.sqlite import SqliteStore
@@ -131,20 +131,25 @@ class Engine:
                 self.feed.publish(changeset)
 
     # -- reads ----------------------------------------------------------------
-    async def read(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> ReadResult:
+    async def read(
+        self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None, plain: bool = False
+    ) -> ReadResult:
+        """The node at ``path`` (or the children a query selects) and the commit sequence
+        number it reflects. With ``plain`` a plain read comes as a REST GET shows it
+        (:func:`rtdb.core.value.to_plain`), built in the same pass."""
         store = await self.store(ns)
         now = self.clock()
 
         def op(txn: Txn) -> ReadResult:
             self._check(self.access.can_read(caller, path, txn, now, query))
             if query is None or query.is_default and query.order_by == "priority":
-                return ReadResult(txn.node(path), txn.committed_seq())
+                return ReadResult(txn.node(path, plain=plain), txn.committed_seq())
             index = txn.find_index(path, query)
             if index is None and self.require_indexes and query.order_by in ("child", "value"):
                 self._missing_index(path, query)
             selected = txn.query(path, query, index)
             node = {k: v for k, v in selected} or None
-            return ReadResult(node, txn.committed_seq())
+            return ReadResult(to_plain(node) if plain else node, txn.committed_seq())
 
         return await store.read(op)
 

@@ -132,19 +132,24 @@ class RestApi:
             leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
             value: Any = {k: True for k in keys} if keys else to_plain(leaf)
             return self._ok(value, silent, pretty)
+        headers: dict[str, str] = {}
+        wants_etag = query is None and (
+            request.headers.get("x-firebase-etag", "").lower() == "true" or "if-none-match" in request.headers
+        )
+        export = params.get("format") == "export"
+        plain = not (export or wants_etag)
         try:
-            result = await asyncio.wait_for(self.engine.read(ns, path, caller=caller, query=query), timeout)
+            read = self.engine.read(ns, path, caller=caller, query=query, plain=plain)
+            node = (await asyncio.wait_for(read, timeout)).node
         except TimeoutError:
             raise InvalidQuery("The read took longer than the timeout") from None
-        node = result.node
-        headers: dict[str, str] = {}
-        if query is None:
+        if wants_etag:
             tag = etag(node)
             if request.headers.get("if-none-match") == tag:
                 return Response(b"", status_code=304, headers={"ETag": tag})
             if request.headers.get("x-firebase-etag", "").lower() == "true":
                 headers["ETag"] = tag
-        value = node if params.get("format") == "export" else to_plain(node)
+        value = node if plain or export else to_plain(node)
         if params.get("download"):
             name = params["download"].replace('"', "")
             headers["Content-Disposition"] = f'attachment; filename="{name}"'

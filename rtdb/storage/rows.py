@@ -1,9 +1,11 @@
-"""The path-keyed row layout: a node tree ↔ rows ``(path, parent, key, kind, value, priority, ksort)``.
+"""The path-keyed row layout: a node tree ↔ rows ``(path, parent, key, depth, kind, value, priority, ksort)``.
 
 Every node (object or leaf) is one row. ``path`` is the keys joined with
-``/`` (``""`` is the root); all descendants of ``p`` have paths in the range
-``(p + "/", p + "0")``, so a subtree is one index range scan and the children
-of a node are the rows with ``parent = p``.
+``SEP`` = U+0001 (``""`` is the root). Keys never contain control characters,
+so the separator sorts below every key character: the primary-key order is a
+depth-first walk of the tree, all descendants of ``p`` lie in the range
+``(p + SEP, p + "\x02")``, a subtree is one range scan that arrives parents
+first, and the children of a node are the rows with ``parent = p``.
 """
 
 from __future__ import annotations
@@ -13,56 +15,58 @@ from typing import Any
 
 from rtdb.core.ordering import key_sort_bytes
 from rtdb.core.path import Path
-from rtdb.core.value import PRIORITY, VALUE, Node
+from rtdb.core.value import PRIORITY, VALUE, Node, as_array
 
 OBJECT, STRING, NUMBER, BOOLEAN = 0, 1, 2, 3
 
-Row = tuple[str, str | None, str, int, Any, Any, bytes]
+SEP = "\x01"
+
+Row = tuple[str, str | None, str, int, int, Any, Any, bytes]
 
 
 def path_key(path: Path) -> str:
-    return "/".join(path)
+    return SEP.join(path)
 
 
 def parent_key(path: Path) -> str | None:
-    return "/".join(path[:-1]) if path else None
+    return SEP.join(path[:-1]) if path else None
 
 
 def descendant_range(p: str) -> tuple[str, str]:
     """Exclusive bounds of the paths strictly below ``p``."""
     if p == "":
         return ("", "\U0010ffff")
-    return (p + "/", p + "0")
+    return (p + SEP, p + "\x02")
 
 
 def to_rows(path: Path, node: Node) -> Iterator[Row]:
     """Rows for ``node`` stored at ``path`` (nothing for ``None``)."""
     if node is None:
         return
-    yield from _rows(path_key(path), parent_key(path), path[-1] if path else "", node)
+    yield from _rows(path_key(path), parent_key(path), path[-1] if path else "", len(path), node)
 
 
-def _rows(p: str, parent: str | None, key: str, node: Node) -> Iterator[Row]:
+def _rows(p: str, parent: str | None, key: str, depth: int, node: Node) -> Iterator[Row]:
     ksort = key_sort_bytes(key)
     if isinstance(node, dict):
         if VALUE in node:
-            yield _leaf_row(p, parent, key, node[VALUE], node.get(PRIORITY), ksort)
+            yield _leaf_row(p, parent, key, depth, node[VALUE], node.get(PRIORITY), ksort)
             return
-        yield (p, parent, key, OBJECT, None, node.get(PRIORITY), ksort)
-        prefix = p + "/" if p else ""
+        yield (p, parent, key, depth, OBJECT, None, node.get(PRIORITY), ksort)
+        prefix = p + SEP if p else ""
         for k, child in node.items():
             if k != PRIORITY:
-                yield from _rows(prefix + k, p, k, child)
+                yield from _rows(prefix + k, p, k, depth + 1, child)
         return
-    yield _leaf_row(p, parent, key, node, None, ksort)
+    yield _leaf_row(p, parent, key, depth, node, None, ksort)
 
 
-def _leaf_row(p: str, parent: str | None, key: str, v: Any, priority: Any, ksort: bytes) -> Row:
+def _leaf_row(p: str, parent: str | None, key: str, depth: int, v: Any, priority: Any, ksort: bytes) -> Row:
     if isinstance(v, bool):
-        return (p, parent, key, BOOLEAN, int(v), priority, ksort)
+        return (p, parent, key, depth, BOOLEAN, int(v), priority, ksort)
     if isinstance(v, str):
-        return (p, parent, key, STRING, v, priority, ksort)
-    return (p, parent, key, NUMBER, v, priority, ksort)
+        return (p, parent, key, depth, STRING, v, priority, ksort)
+    return (p, parent, key, depth, NUMBER, v, priority, ksort)
 
 
 def leaf_value(kind: int, value: Any) -> Any:
@@ -75,28 +79,43 @@ def row_node(kind: int, value: Any, priority: Any) -> Node:
     return {VALUE: v, PRIORITY: priority} if priority is not None else v
 
 
-def from_rows(top: str, top_row: tuple[int, Any, Any] | None, rows: Iterable[tuple[str, str, int, Any, Any]]) -> Node:
-    """Rebuild the node at ``top`` from its own row and its descendants' rows
-    ``(parent, key, kind, value, priority)`` in path order (parents before children)."""
+def from_rows(top_depth: int, top_row: tuple[int, Any, Any] | None,
+              rows: Iterable[tuple[int, str, int, Any, Any]], *, plain: bool = False) -> Node:
+    """Rebuild a node from its own row ``(kind, value, priority)`` and its descendants'
+    rows ``(depth, key, kind, value, priority)`` in depth-first (primary key) order.
+
+    With ``plain`` the result is what a REST GET shows (no priorities, arrays where
+    Firebase makes them) built in the same pass."""
     if top_row is None:
         return None
     kind, value, priority = top_row
     if kind != OBJECT:
-        return row_node(kind, value, priority)
-    root: dict[str, Any] = {}
-    objects: dict[str, dict[str, Any]] = {top: root}
-    if priority is not None:
-        root[PRIORITY] = priority
-    for parent, key, kind, value, priority in rows:
-        container = objects.get(parent)
-        if container is None:
-            continue
+        return leaf_value(kind, value) if plain else row_node(kind, value, priority)
+    root: dict[str, Any] = {PRIORITY: priority} if priority is not None and not plain else {}
+    stack: list[dict[str, Any]] = [root]
+    objects: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+    base = top_depth + 1
+    for depth, key, kind, value, priority in rows:
+        level = depth - base
+        if len(stack) > level + 1:
+            del stack[level + 1 :]
+        container = stack[level]
         if kind == OBJECT:
-            d: dict[str, Any] = {PRIORITY: priority} if priority is not None else {}
+            d: dict[str, Any] = {PRIORITY: priority} if priority is not None and not plain else {}
             container[key] = d
-            objects[parent + "/" + key if parent else key] = d
-        elif priority is None:
+            stack.append(d)
+            if plain:
+                objects.append((container, key, d))
+        elif priority is None or plain:
             container[key] = bool(value) if kind == BOOLEAN else value
         else:
             container[key] = {VALUE: bool(value) if kind == BOOLEAN else value, PRIORITY: priority}
-    return root
+    if not plain:
+        return root
+    for container, key, d in reversed(objects):
+        array = as_array(d)
+        if array is not None:
+            container[key] = array
+    array = as_array(root)
+    return root if array is None else array
+

@@ -15,6 +15,7 @@ from rtdb.core.value import PRIORITY, Node, children, int_key
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
     OBJECT,
+    SEP,
     descendant_range,
     from_rows,
     leaf_value,
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     path     TEXT PRIMARY KEY,
     parent   TEXT,
     key      TEXT NOT NULL,
+    depth    INTEGER NOT NULL,
     kind     INTEGER NOT NULL,
     value,
     priority,
@@ -53,7 +55,9 @@ CREATE TABLE IF NOT EXISTS index_entries (
 CREATE INDEX IF NOT EXISTS index_entries_order ON index_entries (ix, parent, vsort, ksort);
 """
 
-_INSERT = "INSERT INTO nodes (path, parent, key, kind, value, priority, ksort) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT = (
+    "INSERT INTO nodes (path, parent, key, depth, kind, value, priority, ksort) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class Txn:
@@ -85,18 +89,18 @@ class Txn:
         return row[0] if row else 0
 
     # -- reads ----------------------------------------------------------------
-    def node(self, path: Path) -> Node:
-        """The whole node at ``path`` (``None`` if absent)."""
+    def node(self, path: Path, *, plain: bool = False) -> Node:
+        """The whole node at ``path`` (``None`` if absent); ``plain`` as a REST GET shows it."""
         p = path_key(path)
         top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
         if top is None or top[0] != OBJECT:
-            return None if top is None else row_node(*top)
+            return from_rows(len(path), top, (), plain=plain)
         lo, hi = descendant_range(p)
         rows = self.conn.execute(
-            "SELECT parent, key, kind, value, priority FROM nodes WHERE path > ? AND path < ? ORDER BY path",
+            "SELECT depth, key, kind, value, priority FROM nodes WHERE path > ? AND path < ? ORDER BY path",
             (lo, hi),
         )
-        return from_rows(p, top, rows)
+        return from_rows(len(path), top, rows, plain=plain)
 
     def exists(self, path: Path) -> bool:
         return self.conn.execute("SELECT 1 FROM nodes WHERE path = ?", (path_key(path),)).fetchone() is not None
@@ -134,7 +138,7 @@ class Txn:
             for key, kind, value in self.conn.execute("SELECT key, kind, value FROM nodes WHERE parent = ?", (p,)):
                 yield key, ({"": 1} if kind == OBJECT else leaf_value(kind, value))
         else:
-            suffix = "/" + "/".join(spec.child)
+            suffix = SEP + SEP.join(spec.child)
             for key, kind, value in self.conn.execute(
                 "SELECT c.key, v.kind, v.value FROM nodes AS c LEFT JOIN nodes AS v ON v.path = c.path || ? "
                 "WHERE c.parent = ?",
@@ -205,7 +209,7 @@ class Txn:
         ).fetchall()
         as_array = not keep and _is_array([r[0] for r in rows])
         yield "[" if as_array else "{"
-        prefix = p + "/" if p else ""
+        prefix = p + SEP if p else ""
         if as_array:
             by_index = {int(r[0]): r for r in rows}
             for i in range(max(by_index) + 1):
@@ -254,8 +258,8 @@ class Txn:
             if row is not None and row[0] == OBJECT:
                 return
             if row is None:
-                self.conn.execute(_INSERT, (p, parent_key(a), a[-1] if a else "", OBJECT, None, None,
-                                            key_sort_bytes(a[-1] if a else "")))
+                key = a[-1] if a else ""
+                self.conn.execute(_INSERT, (p, parent_key(a), key, len(a), OBJECT, None, None, key_sort_bytes(key)))
             else:
                 self.conn.execute("UPDATE nodes SET kind = ?, value = NULL WHERE path = ?", (OBJECT, p))
 

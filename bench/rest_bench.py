@@ -1,0 +1,162 @@
+"""REST figures against a real `rtdb serve` subprocess: sequential PUTs on one keep-alive
+connection, GET latency of a small node, cold reads of a 100k-leaf subtree and of one
+100-leaf child, and server memory with a 1M-leaf database. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/rest_bench.py [--puts 5000] [--gets 2000] [--big-leaves 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+RTDB = str(Path(sys.executable).with_name("rtdb"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen(
+            [RTDB, "serve", "--emulator", "--port", str(self.port), "--data-dir", self.data_dir,
+             "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        for _ in range(400):
+            try:
+                if httpx.get(self.url + "/healthz").status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+
+
+def ms(values: list[float]) -> str:
+    return f"median {statistics.median(values) * 1000:.2f} ms, p99 {sorted(values)[int(len(values) * 0.99) - 1] * 1000:.2f} ms"
+
+
+def bench_puts_and_gets(url: str, puts: int, gets: int) -> None:
+    with httpx.Client(base_url=url) as client:
+        body = b'{"name":"user","score":42,"active":true}'
+        for i in range(200):
+            client.put(f"/warm/k{i}.json", content=body)
+        t0 = time.perf_counter()
+        for i in range(puts):
+            client.put(f"/items/k{i:06d}.json?print=silent", content=body)
+        dt = time.perf_counter() - t0
+        print(f"REST PUT sequential, one keep-alive connection: {puts / dt:,.0f}/s ({puts} PUTs)")
+        times = []
+        for i in range(gets):
+            t = time.perf_counter()
+            client.get(f"/items/k{i % puts:06d}.json")
+            times.append(time.perf_counter() - t)
+        print(f"REST GET one small node: {ms(times)} ({gets} GETs, client-measured round trip)")
+
+
+def bench_big_tree(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        child = {f"f{j:03d}": f"value {j}" for j in range(100)}
+        for i in range(0, 1000, 100):
+            client.patch("/big.json?print=silent", json={f"c{k:04d}": child for k in range(i, i + 100)})
+    cold = []
+    one = []
+    for _ in range(3):
+        with httpx.Client(base_url=url, timeout=120) as client:
+            t = time.perf_counter()
+            r = client.get("/big.json")
+            cold.append(time.perf_counter() - t)
+            assert len(r.json()) == 1000
+            t = time.perf_counter()
+            r = client.get("/big/c0500.json")
+            one.append(time.perf_counter() - t)
+            assert len(r.json()) == 100
+    print(f"REST GET 100k-leaf subtree (1,000 x 100): median {statistics.median(cold) * 1000:.0f} ms of 3; "
+          f"one 100-leaf child: median {statistics.median(one) * 1000:.2f} ms")
+
+
+def fill_million(data_dir: str, leaves: int) -> None:
+    """Write the big database through the engine (fast path, no HTTP)."""
+    import asyncio
+
+    from rtdb.core.auth import ADMIN
+    from rtdb.engine.access import DefaultAccess
+    from rtdb.engine.engine import Engine
+
+    async def go() -> None:
+        engine = Engine(Path(data_dir), access=DefaultAccess(open_to_all=False), synchronous="NORMAL")
+        per_child = 100
+        batch = 100
+        for start in range(0, leaves // per_child, batch):
+            await engine.update("default", ("huge",), {
+                f"u{k:06d}": {f"f{j:02d}": k * per_child + j for j in range(per_child)}
+                for k in range(start, start + batch)
+            }, caller=ADMIN)
+        await engine.close()
+
+    asyncio.run(go())
+
+
+def bench_memory(leaves: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        fill_million(tmp, leaves)
+        size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
+        print(f"{leaves:,}-leaf database written in {time.perf_counter() - t:.0f} s ({size:.0f} MB on disk)")
+        with Server(tmp) as server, httpx.Client(base_url=server.url, timeout=300) as client:
+            idle = server.rss_mb()
+            client.get("/huge.json?shallow=true")
+            for k in range(0, leaves // 100, max(1, leaves // 100 // 200)):
+                client.get(f"/huge/u{k:06d}.json")
+            client.get('/huge.json?orderBy="$key"&limitToLast=5')
+            print(f"server RSS with it: {idle:.0f} MB at start, {server.rss_mb():.0f} MB after shallow + 200 "
+                  f"child reads + a key query")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--puts", type=int, default=5000)
+    parser.add_argument("--gets", type=int, default=2000)
+    parser.add_argument("--big-leaves", type=int, default=1_000_000)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as tmp, Server(tmp) as server:
+        bench_puts_and_gets(server.url, args.puts, args.gets)
+        bench_big_tree(server.url)
+    if args.big_leaves:
+        bench_memory(args.big_leaves)
+
+
+if __name__ == "__main__":
+    main()
