@@ -5,43 +5,44 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from rtdb.core.auth import ADMIN, ANONYMOUS, Caller
-from rtdb.core.errors import InvalidData, Unauthenticated
+from rtdb.core.auth import ANONYMOUS, Caller
+from rtdb.core.errors import InvalidData
 from rtdb.server.settings import Settings
+from rtdb.server.tokens import TokenVerifier
 
 
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-
-    def is_admin_token(self, token: str) -> bool:
-        s = self.settings
-        return (
-            (s.emulator and token == "owner")
-            or (s.admin_token is not None and token == s.admin_token)
-            or (s.secret is not None and token == s.secret)
+        self.tokens = TokenVerifier(
+            emulator=settings.emulator,
+            secret=settings.secret,
+            admin_token=settings.admin_token,
+            public_key=settings.jwt_public_key,
+            jwks=settings.jwks,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
         )
 
     def caller(self, bearer: str | None, params: Mapping[str, str]) -> Caller:
+        """The caller of a REST request: ``?auth=``, ``?access_token=`` or a bearer token,
+        downscoped by ``auth_variable_override`` when the credential is admin."""
         token = bearer or params.get("auth") or params.get("access_token")
-        if token is None:
-            caller = ANONYMOUS
-        elif self.is_admin_token(token):
-            caller = ADMIN
-        elif self.settings.emulator:
-            caller = ANONYMOUS  # user tokens get their meaning from the rules issue's verifier
-        else:
-            raise Unauthenticated("Auth token is invalid")
+        caller = ANONYMOUS if token is None else self.tokens.verify(token)
         override = params.get("auth_variable_override")
         if override is not None and caller.admin:
-            try:
-                auth = json.loads(override)
-            except ValueError:
-                raise InvalidData("auth_variable_override must be JSON") from None
-            if auth is not None and not isinstance(auth, dict):
-                raise InvalidData("auth_variable_override must be a JSON object or null")
-            caller = Caller(admin=False, auth=auth)
+            caller = Caller(admin=False, auth=parse_override(override))
         return caller
+
+
+def parse_override(raw: str) -> dict[str, object] | None:
+    try:
+        auth = json.loads(raw)
+    except ValueError:
+        raise InvalidData("auth_variable_override must be JSON") from None
+    if auth is not None and not isinstance(auth, dict):
+        raise InvalidData("auth_variable_override must be a JSON object or null")
+    return auth
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -25,6 +25,13 @@ class Settings:
     secret: str | None = _setting(None, "Database secret: admin as `?auth=`, and the HS256 key of user tokens.",
                                   metavar="SECRET")
     admin_token: str | None = _setting(None, "Bearer token that is admin in any mode.", metavar="TOKEN")
+    jwt_public_key: Path | None = _setting(None, "PEM public key that verifies RS256/ES256 user tokens.",
+                                           kind="path", metavar="FILE")
+    jwks: Path | None = _setting(None, "JWKS file whose keys verify RS256/ES256 user tokens (by `kid`).",
+                                 kind="path", metavar="FILE")
+    jwt_audience: str | None = _setting(None, "Required `aud` of user tokens (e.g. your project id).",
+                                        metavar="AUD")
+    jwt_issuer: str | None = _setting(None, "Required `iss` of user tokens.", metavar="ISS")
     emulator: bool = _setting(False, "Emulator mode: `Bearer owner` is admin and, with no rules file, rules "
                                      "are open. For local development and tests only.", kind="bool")
     log_level: str = _setting("info", "Log level: debug, info, warning or error.", metavar="LEVEL")
