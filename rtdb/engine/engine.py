@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any, Protocol
+from typing import Any
 
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
@@ -27,17 +27,13 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, to_plain, with_priority
 from rtdb.engine.access import Access, Decision
-from rtdb.engine.feed import LocalFeed
+from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.storage.sqlite import SqliteStore
 from rtdb.storage.txn import Txn
 
 log = logging.getLogger("rtdb.engine")
 
 _NAMESPACE_OK = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-
-
-class Feed(Protocol):
-    def publish(self, changeset: ChangeSet) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +66,7 @@ class Engine:
         *,
         access: Access,
         clock: Callable[[], int] = _now_ms,
-        feed: Feed | None = None,
+        feed: Broker | None = None,
         synchronous: str = "FULL",
         indexes: Mapping[str, tuple[Path, ...]] | None = None,
         require_indexes: bool = False,
@@ -78,7 +74,7 @@ class Engine:
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
-        self.feed: Any = feed if feed is not None else LocalFeed()
+        self.feed: Broker = feed if feed is not None else InProcessBroker()
         self.synchronous = synchronous
         self.indexes = dict(indexes or {})
         self.require_indexes = require_indexes
