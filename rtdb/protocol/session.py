@@ -56,11 +56,13 @@ class ListenEntry:
 
 @dataclass(frozen=True, slots=True)
 class DisconnectOp:
-    """A queued onDisconnect write: ``set`` (data = value) or ``update`` (data = {relpath: value})."""
+    """A queued onDisconnect write: ``set`` (data = value) or ``update`` (data = {relpath: value}),
+    run as ``caller`` (who registered it)."""
 
     kind: Literal["set", "update"]
     path: Path
     data: Any
+    caller: Caller | None = None
 
 
 @dataclass(slots=True)

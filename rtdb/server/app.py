@@ -14,6 +14,7 @@ from rtdb.engine.engine import Engine
 from rtdb.server.auth import Authenticator
 from rtdb.server.rest import RestApi
 from rtdb.server.settings import Settings
+from rtdb.server.ws import WsEndpoint
 
 log = logging.getLogger("rtdb.server")
 
@@ -51,6 +52,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         return await rest.handle(request)
 
     handlers: list[Any] = [healthz, rest_api]
+
+    # --- WebSocket transport at /.ws (rtdb/server/ws.py) ---
+    ws_endpoint = WsEndpoint(engine, settings, authenticator)
+    handlers.append(ws_endpoint.route())
+    # --- end WebSocket transport ---
     app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
@@ -60,4 +66,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.ws = ws_endpoint
     return app
