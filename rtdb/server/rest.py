@@ -61,6 +61,9 @@ class RestApi:
     async def handle(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         try:
             return await self._handle(request)
+        except PreconditionFailed as exc:  # if-match: the current value and its ETag, as firebase-admin expects
+            return Response(encode(to_plain(exc.current)), status_code=412, media_type=JSON_TYPE,
+                            headers={"ETag": exc.etag})
         except RtdbError as exc:
             status, message = http_error(exc)
             return error_response(status, message)
@@ -95,11 +98,7 @@ class RestApi:
             return self._ok(None, silent, pretty, {"ETag": result.etag} if "if-match" in request.headers else None)
         body = await self._body(request)
         if method == "PUT":
-            try:
-                result = await self.engine.set(ns, path, body, caller=caller, if_match=request.headers.get("if-match"))
-            except PreconditionFailed as exc:
-                return Response(encode(to_plain(exc.current)), status_code=412, media_type=JSON_TYPE,
-                                headers={"ETag": exc.etag})
+            result = await self.engine.set(ns, path, body, caller=caller, if_match=request.headers.get("if-match"))
             headers = {"ETag": result.etag} if "if-match" in request.headers else None
             return self._ok(to_plain(result.node), silent, pretty, headers)
         if method == "POST":
