@@ -1,0 +1,52 @@
+"""The unmodified official Firebase JS SDK (npm ``firebase@12``) against a real ``rtdb serve``.
+
+Runs every ``tests/node/*.test.mjs`` file with node's built-in test runner. The
+server is an emulator-mode subprocess on a free port with a temporary data
+directory; tests that restart a server start their own from ``RTDB_BIN``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+NODE = shutil.which("node")
+RTDB = str(Path(sys.executable).with_name("rtdb"))
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(NODE is None, reason="node is not installed"),
+    pytest.mark.skipif(
+        not (NODE_DIR / "node_modules" / "firebase").is_dir(), reason="run `npm ci` in tests/node first"
+    ),
+]
+
+TEST_FILES = sorted(p.name for p in NODE_DIR.glob("*.test.mjs"))
+
+
+@pytest.mark.parametrize("test_file", TEST_FILES)
+def test_official_js_sdk(test_file: str, server: Any, tmp_path: Path) -> None:
+    assert NODE is not None
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(RTDB_PORT=str(server.port), RTDB_BIN=RTDB, RTDB_TMP=str(tmp_path))
+    proc = subprocess.run(
+        [NODE, "--test", "--test-reporter=spec", test_file],
+        cwd=NODE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"node --test {test_file} failed ({proc.returncode}):\n{proc.stdout[-20000:]}\n{proc.stderr[-5000:]}"
+            f"\n--- server log ---\n{server.log()[-10000:]}"
+        )
