@@ -1,0 +1,237 @@
+"""The /.ws transport driven in-process over ASGI (no sockets): ordering, hashes, framing, onDisconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rtdb.core.hash import node_hash
+from rtdb.engine.access import DefaultAccess
+from rtdb.engine.engine import Engine
+from rtdb.server.auth import Authenticator
+from rtdb.server.settings import Settings
+from rtdb.server.ws import WsEndpoint
+
+
+class Client:
+    """One WebSocket connection driven through the ASGI interface."""
+
+    def __init__(self, endpoint: WsEndpoint, query: str = "v=5&ns=demo") -> None:
+        self._in: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+        self._out: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+        self._r = 0
+        scope = {
+            "type": "websocket",
+            "path": "/.ws",
+            "query_string": query.encode(),
+            "headers": [(b"host", b"127.0.0.1:9000")],
+        }
+        self._in.put_nowait({"type": "websocket.connect"})
+        self.task = asyncio.get_running_loop().create_task(endpoint(scope, self._in.get, self._out.put))
+
+    async def frame(self, timeout: float = 5) -> str:
+        while True:
+            event = await asyncio.wait_for(self._out.get(), timeout)
+            if event["type"] == "websocket.send":
+                return str(event["text"])
+            if event["type"] == "websocket.close":
+                raise ConnectionError(f"closed with {event.get('code')}")
+
+    async def message(self, timeout: float = 5) -> dict[str, Any]:
+        first = await self.frame(timeout)
+        if first.isdigit():
+            first = "".join([await self.frame(timeout) for _ in range(int(first))])
+        return json.loads(first)  # type: ignore[no-any-return]
+
+    async def no_message(self) -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await self.frame(timeout=0.1)
+
+    def send_raw(self, text: str) -> None:
+        self._in.put_nowait({"type": "websocket.receive", "text": text})
+
+    def request(self, action: str, body: dict[str, Any]) -> int:
+        self._r += 1
+        self.send_raw(json.dumps({"t": "d", "d": {"r": self._r, "a": action, "b": body}}))
+        return self._r
+
+    async def call(self, action: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Send a request; return the pushes that came before its response, and the response body."""
+        r = self.request(action, body)
+        pushes = []
+        while True:
+            msg = await self.message()
+            if msg["t"] == "d" and msg["d"].get("r") == r:
+                return pushes, msg["d"]["b"]
+            pushes.append(msg["d"])
+
+    async def close(self) -> None:
+        self._in.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(self.task, 5)
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[WsEndpoint]:
+    settings = Settings(data_dir=tmp_path, emulator=True)
+    engine = Engine(tmp_path, access=DefaultAccess(open_to_all=False))
+    yield WsEndpoint(engine, settings, Authenticator(settings))
+    await engine.close()
+
+
+async def connect(endpoint: WsEndpoint, *, admin: bool = True, query: str = "v=5&ns=demo") -> Client:
+    client = Client(endpoint, query)
+    hello = await client.message()
+    assert hello["t"] == "c" and hello["d"]["t"] == "h" and isinstance(hello["d"]["d"]["ts"], int)
+    if admin:
+        _, body = await client.call("gauth", {"cred": "owner"})
+        assert body["s"] == "ok"
+    return client
+
+
+async def test_handshake_then_ping_pong_and_keepalive(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint, admin=False)
+    client.send_raw("0")
+    client.send_raw('{"t":"c","d":{"t":"p","d":{}}}')
+    assert await client.message() == {"t": "c", "d": {"t": "o", "d": None}}
+    await client.close()
+
+
+async def test_listen_sends_data_before_ok_and_nothing_when_the_hash_matches(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint)
+    await client.call("p", {"p": "/users/alice", "d": {"age": 31, "name": "Alice"}})
+    pushes, body = await client.call("q", {"p": "/users", "h": ""})
+    assert pushes == [{"a": "d", "b": {"p": "users", "d": {"alice": {"age": 31, "name": "Alice"}}}}]
+    assert body == {"s": "ok", "d": {}}
+    other = await connect(endpoint)
+    h = node_hash({"alice": {"age": 31, "name": "Alice"}})
+    pushes, body = await other.call("q", {"p": "/users", "h": h})
+    assert pushes == [] and body["s"] == "ok"
+    await client.close()
+    await other.close()
+
+
+async def test_a_write_reaches_every_listener_before_its_ack(endpoint: WsEndpoint) -> None:
+    writer = await connect(endpoint)
+    reader = await connect(endpoint)
+    await writer.call("q", {"p": "/k", "h": ""})
+    await reader.call("q", {"p": "/k", "h": ""})
+    pushes, body = await writer.call("p", {"p": "/k", "d": "v1"})
+    assert pushes == [{"a": "d", "b": {"p": "k", "d": "v1"}}] and body == {"s": "ok", "d": ""}
+    assert (await reader.message())["d"] == {"a": "d", "b": {"p": "k", "d": "v1"}}
+    pushes, _ = await writer.call("m", {"p": "/", "d": {"k": "v2", "x/y": 1}})
+    assert pushes == [{"a": "d", "b": {"p": "k", "d": "v2"}}]
+    await writer.close()
+    await reader.close()
+
+
+async def test_transactional_put_is_datastale_on_a_hash_mismatch(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint)
+    await client.call("p", {"p": "/counter", "d": 5})
+    _, body = await client.call("p", {"p": "/counter", "d": 1, "h": ""})
+    assert body == {"s": "datastale", "d": "Transaction hash does not match"}
+    _, body = await client.call("p", {"p": "/counter", "d": 6, "h": "w28swksk9+tXf5jEdS9R5oSFAv8="})
+    assert body["s"] == "ok"
+    _, body = await client.call("g", {"p": "/counter", "q": {}})
+    assert body == {"s": "ok", "d": 6}
+    await client.close()
+
+
+async def test_query_listen_gets_tagged_window_pushes(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint)
+    scores = {"a": {"score": 5}, "b": {"score": 15}, "c": {"score": 25}, "d": {"score": 35}}
+    await client.call("p", {"p": "/scores", "d": scores})
+    q = {"sp": 10, "sin": True, "l": 2, "vf": "r", "i": "score"}
+    pushes, body = await client.call("q", {"p": "/scores", "q": q, "t": 2, "h": ""})
+    assert pushes == [{"a": "d", "b": {"p": "scores", "d": {"c": {"score": 25}, "d": {"score": 35}}, "t": 2}}]
+    pushes, _ = await client.call("p", {"p": "/scores/e", "d": {"score": 50}})
+    assert pushes == [{"a": "m", "b": {"p": "scores", "d": {"c": None, "e": {"score": 50}}, "t": 2}}]
+    pushes, _ = await client.call("p", {"p": "/scores/e", "d": None})  # the window refills from storage
+    assert pushes == [{"a": "d", "b": {"p": "scores", "d": {"c": {"score": 25}, "d": {"score": 35}}, "t": 2}}]
+    _, body = await client.call("n", {"p": "/scores", "q": q, "t": 2})
+    assert body["s"] == "ok"
+    pushes, _ = await client.call("p", {"p": "/scores/f", "d": {"score": 90}})
+    assert pushes == []
+    await client.close()
+
+
+async def test_permission_denied_answers_with_the_status(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint, admin=False)
+    _, body = await client.call("q", {"p": "/secret", "h": ""})
+    assert body["s"] == "permission_denied"
+    _, body = await client.call("p", {"p": "/secret", "d": 1})
+    assert body["s"] == "permission_denied"
+    await client.close()
+
+
+async def test_on_disconnect_ops_run_in_order_when_the_socket_closes(endpoint: WsEndpoint) -> None:
+    leaver = await connect(endpoint)
+    watcher = await connect(endpoint)
+    await leaver.call("p", {"p": "/presence", "d": {"bob": True, "carol": {"n": 1}, "dave": "here"}})
+    await watcher.call("q", {"p": "/presence", "h": ""})
+    for action, body in [
+        ("o", {"p": "/presence/alice", "d": {"online": False}}),
+        ("o", {"p": "/presence/bob", "d": None}),
+        ("om", {"p": "/presence/carol", "d": {"state": "away", "n": {".sv": {"increment": 1}}}}),
+        ("o", {"p": "/presence/dave", "d": "gone"}),
+        ("oc", {"p": "/presence/dave", "d": None}),
+    ]:
+        _, reply = await leaver.call(action, body)
+        assert reply["s"] == "ok"
+    await leaver.close()
+    got = [(await watcher.message())["d"] for _ in range(3)]
+    assert got == [
+        {"a": "d", "b": {"p": "presence/alice", "d": {"online": False}}},
+        {"a": "d", "b": {"p": "presence/bob", "d": None}},
+        {"a": "m", "b": {"p": "presence/carol", "d": {"state": "away", "n": 2}}},
+    ]
+    await watcher.no_message()
+    await watcher.close()
+
+
+async def test_multi_frame_messages_both_ways(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint)
+    text = json.dumps({"t": "d", "d": {"r": 99, "a": "p", "b": {"p": "/big", "d": "x" * 40000}}})
+    slices = [text[i : i + 16384] for i in range(0, len(text), 16384)]
+    client.send_raw(str(len(slices)))
+    for part in slices:
+        client.send_raw(part)
+    assert (await client.message())["d"] == {"r": 99, "b": {"s": "ok", "d": ""}}
+    client.request("q", {"p": "/big", "h": ""})
+    count = await client.frame()
+    assert count == "3"
+    body = "".join([await client.frame() for _ in range(3)])
+    assert json.loads(body)["d"]["b"]["d"] == "x" * 40000
+    await client.close()
+
+
+async def test_a_malformed_request_is_answered_and_the_connection_survives(endpoint: WsEndpoint) -> None:
+    client = await connect(endpoint)
+    _, body = await client.call("zz", {})
+    assert body["s"] == "invalid_request"
+    _, body = await client.call("p", {"p": "/a/.b", "d": 1})
+    assert body["s"] == "invalid_path"
+    _, body = await client.call("s", {"c": {"sdk.node.12-19-0": 1}})
+    assert body == {"s": "ok", "d": ""}
+    await client.close()
+
+
+async def test_reconnecting_with_ls_ends_the_previous_session(endpoint: WsEndpoint) -> None:
+    first = await connect(endpoint)
+    watcher = await connect(endpoint)
+    await watcher.call("q", {"p": "/p", "h": ""})
+    await first.call("o", {"p": "/p/gone", "d": True})
+    session_id = next(iter(endpoint.connections))
+    second = await connect(endpoint, query=f"v=5&ls={session_id}&ns=demo")
+    with pytest.raises(ConnectionError):
+        while True:
+            await first.frame()
+    first._in.put_nowait({"type": "websocket.disconnect", "code": 1000})  # what the server does after a close
+    await asyncio.wait_for(first.task, 5)
+    assert (await watcher.message())["d"] == {"a": "d", "b": {"p": "p/gone", "d": True}}
+    await second.close()
+    await watcher.close()
