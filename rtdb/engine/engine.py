@@ -221,7 +221,7 @@ class Engine:
         def op(txn: Txn) -> WriteResult:
             now = self.clock()
             old = txn.node(path)
-            p = resolve({".value": 0, ".priority": priority}, path, now, txn.node) if priority else None
+            p = resolve({".value": 0, ".priority": priority}, path, now, txn.node) if priority is not None else None
             new = with_priority(old, p.get(".priority") if isinstance(p, dict) else None)
             self._check(self.access.can_write(caller, path, new, txn, now))
             return self._apply(txn, ns, "set", path, [(path, old, new)])
@@ -267,7 +267,7 @@ class Engine:
         for target, old, new in writes:
             if same(old, new):
                 continue
-            txn.set(target, new)
+            txn.set(target, new, old=old)
             changes.append(Change(target, old, new))
         last = writes[-1][2] if writes else None
         if not changes:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, route
+from litestar import Litestar, asgi, get
 
 from rtdb.engine.access import DefaultAccess
 from rtdb.engine.engine import Engine
@@ -17,8 +17,6 @@ from rtdb.server.settings import Settings
 from rtdb.server.ws import WsEndpoint
 
 log = logging.getLogger("rtdb.server")
-
-HTTP_METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Callable[[], int] | None = None) -> Litestar:
@@ -47,9 +45,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @route(["/", "/{rest_path:path}"], http_method=HTTP_METHODS, status_code=200)
-    async def rest_api(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await rest.handle(request)
+    @asgi("/", is_mount=True)
+    async def rest_api(scope: Any, receive: Any, send: Any) -> None:
+        await rest(scope, receive, send)
 
     handlers: list[Any] = [healthz, rest_api]
 

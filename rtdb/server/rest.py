@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from litestar import Request, Response
 
 from rtdb.core import path as paths
 from rtdb.core import query as queries
@@ -37,9 +36,55 @@ def encode(value: Any, *, pretty: bool = False) -> bytes:
     return msgspec.json.format(body, indent=2) if pretty else body
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
+class Response:
+    """What the REST API answers: status, body and extra headers."""
+
+    __slots__ = ("body", "status_code", "media_type", "headers")
+
+    def __init__(self, body: bytes, *, status_code: int = 200, media_type: str | None = JSON_TYPE,
+                 headers: dict[str, str] | None = None) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.media_type = media_type
+        self.headers = headers
+
+    async def send(self, send: Any) -> None:
+        raw = [(b"content-length", str(len(self.body)).encode())]
+        if self.media_type and self.status_code not in (204, 304):
+            raw.append((b"content-type", self.media_type.encode()))
+        if self.headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class Request:
+    """The parts of an ASGI HTTP request the REST API reads."""
+
+    __slots__ = ("method", "raw_path", "query_string", "headers", "_receive")
+
+    def __init__(self, scope: dict[str, Any], receive: Any) -> None:
+        self.method: str = scope["method"]
+        self.raw_path: str = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        self.query_string: str = scope["query_string"].decode("latin-1")
+        self.headers: dict[str, str] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self._receive = receive
+
+    async def stream(self) -> Any:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     body = msgspec.json.format(_encoder.encode({"error": message}), indent=2) + b"\n"
-    return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
+    return Response(body, status_code=status, headers=headers)
 
 
 class RestApi:
@@ -58,11 +103,17 @@ class RestApi:
                 return label[0]
         return self.settings.namespace
 
-    async def handle(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """The raw ASGI entry point (mounted at ``/``; litestar's per-request machinery
+        is skipped on this hot path)."""
+        response = await self.handle(Request(scope, receive))
+        await response.send(send)
+
+    async def handle(self, request: Request) -> Response:
         try:
             return await self._handle(request)
         except PreconditionFailed as exc:  # if-match: the current value and its ETag, as firebase-admin expects
-            return Response(encode(to_plain(exc.current)), status_code=412, media_type=JSON_TYPE,
+            return Response(encode(to_plain(exc.current)), status_code=412,
                             headers={"ETag": exc.etag})
         except RtdbError as exc:
             status, message = http_error(exc)
@@ -71,11 +122,11 @@ class RestApi:
             status, message = http_error(exc)
             return error_response(status, message)
 
-    async def _handle(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        raw_path = request.scope["raw_path"].decode("latin-1").split("?", 1)[0]
+    async def _handle(self, request: Request) -> Response:
+        raw_path = request.raw_path
         if not raw_path.endswith(".json"):
             return error_response(404, "Not found: REST paths end in .json")
-        params = dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
         path = paths.parse(raw_path[: -len(".json")], decode=True, allow_priority=True)
         ns = self.namespace(params, request.headers.get("host"))
         caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
@@ -114,9 +165,9 @@ class RestApi:
         raise InvalidData(f"Unsupported method {method}")
 
     async def _get(
-        self, request: Request[Any, Any, Any], ns: str, path: paths.Path, params: dict[str, str], caller: Caller,
+        self, request: Request, ns: str, path: paths.Path, params: dict[str, str], caller: Caller,
         silent: bool, pretty: bool,
-    ) -> Response[bytes]:
+    ) -> Response:
         if path and path[-1] == paths.PRIORITY_KEY:
             node = await self.engine.get(ns, path[:-1], caller=caller)
             value = node.get(".priority") if isinstance(node, dict) else None
@@ -145,7 +196,7 @@ class RestApi:
         if wants_etag:
             tag = etag(node)
             if request.headers.get("if-none-match") == tag:
-                return Response(b"", status_code=304, headers={"ETag": tag})
+                return Response(b"", status_code=304, media_type=None, headers={"ETag": tag})
             if request.headers.get("x-firebase-etag", "").lower() == "true":
                 headers["ETag"] = tag
         value = node if plain or export else to_plain(node)
@@ -160,12 +211,12 @@ class RestApi:
             return Response(body, media_type="application/javascript; charset=utf-8", headers=headers)
         return self._ok(value, silent, pretty, headers)
 
-    def _ok(self, value: Any, silent: bool, pretty: bool, headers: dict[str, str] | None = None) -> Response[bytes]:
+    def _ok(self, value: Any, silent: bool, pretty: bool, headers: dict[str, str] | None = None) -> Response:
         if silent:
-            return Response(b"", status_code=204, headers=headers)
-        return Response(encode(value, pretty=pretty), media_type=JSON_TYPE, headers=headers)
+            return Response(b"", status_code=204, media_type=None, headers=headers)
+        return Response(encode(value, pretty=pretty), headers=headers)
 
-    async def _body(self, request: Request[Any, Any, Any]) -> Any:
+    async def _body(self, request: Request) -> Any:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

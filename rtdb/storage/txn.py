@@ -11,7 +11,7 @@ from typing import Any
 from rtdb.core.ordering import key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
-from rtdb.core.value import PRIORITY, Node, children, int_key
+from rtdb.core.value import PRIORITY, Node, children, int_key, is_leaf
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
     OBJECT,
@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS index_entries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS index_entries_order ON index_entries (ix, parent, vsort, ksort);
 """
+
+UNKNOWN: Any = object()
 
 _INSERT = (
     "INSERT INTO nodes (path, parent, key, depth, kind, value, priority, ksort) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -232,13 +234,16 @@ class Txn:
         yield "}"
 
     # -- writes ---------------------------------------------------------------
-    def set(self, path: Path, node: Node) -> None:
+    def set(self, path: Path, node: Node, *, old: Node = UNKNOWN) -> None:
         """Replace the node at ``path`` (``None`` deletes), keeping the tree's invariants:
-        no empty objects, every object's ancestors are objects."""
+        no empty objects, every object's ancestors are objects. ``old``, when the caller
+        has read it, spares the deletes that cannot match anything."""
         p = path_key(path)
-        lo, hi = descendant_range(p)
-        self.conn.execute("DELETE FROM nodes WHERE path = ?", (p,))
-        self.conn.execute("DELETE FROM nodes WHERE path > ? AND path < ?", (lo, hi))
+        if old is not None:
+            self.conn.execute("DELETE FROM nodes WHERE path = ?", (p,))
+        if old is UNKNOWN or not is_leaf(old):
+            lo, hi = descendant_range(p)
+            self.conn.execute("DELETE FROM nodes WHERE path > ? AND path < ?", (lo, hi))
         if node is None:
             self._prune(path)
         else:
