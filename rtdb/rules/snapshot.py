@@ -8,6 +8,7 @@ the duration of one decision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from rtdb.core.path import Path, is_valid_key
@@ -16,7 +17,13 @@ from rtdb.rules.errors import EvalError
 
 
 class DataView(Protocol):
-    """Read access to stored data, given by the engine."""
+    """Read access to stored data, given by the engine.
+
+    A view may also offer ``shallow(path)``: the node at ``path`` with each
+    child replaced by ``True`` (its own value and priority kept). Rules then
+    answer ``exists()``, ``val()``, ``hasChildren()`` and ``getPriority()``
+    without reading a whole subtree.
+    """
 
     def node(self, path: tuple[str, ...]) -> Any:
         """The stored node (node form) at an absolute path, ``None`` if absent."""
@@ -32,46 +39,61 @@ class ObjectValue:
         return "<object>"
 
 
+def _leaf(node: Node) -> Any:
+    if node is None:
+        return None
+    if is_leaf(node):
+        return strip_priority(node)
+    return ObjectValue()
+
+
 class Tree:
     """The stored data, read through a :class:`DataView` with a per-decision cache."""
 
     def __init__(self, view: DataView) -> None:
         self._view = view
         self._cache: dict[Path, Node] = {}
+        self._shallow: Callable[[Path], Node] | None = getattr(view, "shallow", None)
+        self._tops: dict[Path, Node] = {}
 
-    def node(self, path: Path) -> Node:
+    def _cached(self, path: Path) -> tuple[bool, Node]:
         if path in self._cache:
-            return self._cache[path]
+            return True, self._cache[path]
         for depth in range(len(path) - 1, -1, -1):  # a cached ancestor answers too
             ancestor = path[:depth]
             if ancestor in self._cache:
-                node = self._cache[ancestor]
-                for key in path[depth:]:
-                    node = children(node).get(key)
-                    if node is None:
-                        break
-                return node
-        node = self._view.node(path)
-        self._cache[path] = node
+                return True, _child(self._cache[ancestor], path[depth:])
+        return False, None
+
+    def node(self, path: Path) -> Node:
+        found, node = self._cached(path)
+        if not found:
+            node = self._view.node(path)
+            self._cache[path] = node
         return node
 
+    def top(self, path: Path) -> Node:
+        """The node at ``path`` where only its own value, priority and whether it
+        has children matter (children may be stubs)."""
+        found, node = self._cached(path)
+        if found or self._shallow is None:
+            return node if found else self.node(path)
+        if path not in self._tops:
+            self._tops[path] = self._shallow(path)
+        return self._tops[path]
+
     def exists(self, path: Path) -> bool:
-        return self.node(path) is not None
+        return self.top(path) is not None
 
     def priority(self, path: Path) -> Any:
-        return priority_of(self.node(path))
+        return priority_of(self.top(path))
 
     def leaf(self, path: Path) -> Any:
         """The leaf value, :class:`ObjectValue` for a non-leaf, ``None`` if absent."""
-        node = self.node(path)
-        if node is None:
-            return None
-        if is_leaf(node):
-            return strip_priority(node)
-        return ObjectValue()
+        return _leaf(self.top(path))
 
     def has_children(self, path: Path) -> bool:
-        return bool(children(self.node(path)))
+        return bool(children(self.top(path)))
 
 
 def set_at(node: Node, rel: Path, value: Node) -> Node:
@@ -94,20 +116,32 @@ def set_at(node: Node, rel: Path, value: Node) -> Node:
 
 
 class Overlay(Tree):
-    """``base`` with ``writes`` applied in order: the data as it would be after them."""
+    """``base`` with ``writes`` applied in order: the data as it would be after them.
+
+    A location no write touches is answered by ``base``; a location inside a
+    write from the written value; an ancestor of a non-null write is known to
+    exist (as an object) without reading it.
+    """
 
     def __init__(self, base: Tree, writes: list[tuple[Path, Node]]) -> None:
         super().__init__(_NoView())
         self._base = base
         self._writes = writes
 
-    def node(self, path: Path) -> Node:
-        if path in self._cache:
-            return self._cache[path]
+    def _covering(self, path: Path) -> int:
         covering = -1
         for i, (w, _) in enumerate(self._writes):
             if path[: len(w)] == w:
                 covering = i
+        return covering
+
+    def _below(self, path: Path) -> list[Path]:
+        return [w for w, _ in self._writes if len(w) > len(path) and w[: len(path)] == path]
+
+    def node(self, path: Path) -> Node:
+        if path in self._cache:
+            return self._cache[path]
+        covering = self._covering(path)
         if covering >= 0:
             w, value = self._writes[covering]
             node = _child(value, path[len(w) :])
@@ -121,32 +155,30 @@ class Overlay(Tree):
         self._cache[path] = node
         return node
 
-    def _written_below(self, path: Path) -> bool | None:
-        """True if a write strictly below ``path`` leaves data there; None if unknown."""
-        below = [w for w, _ in self._writes if len(w) > len(path) and w[: len(path)] == path]
-        if not below:
-            return None
-        if any(path[: len(w)] == w for w, _ in self._writes):
-            return None  # covered by a write: computing the node is cheap anyway
-        for w in below:
-            if self.node(w) is not None:
-                return True
-        return None
+    def top(self, path: Path) -> Node:
+        if self._covering(path) < 0 and not self._below(path):
+            return self._base.top(path)
+        return self.node(path)
+
+    def _grown(self, path: Path) -> bool:
+        """True when a write below ``path`` (and none over it) leaves data there."""
+        if self._covering(path) >= 0:
+            return False
+        return any(self.node(w) is not None for w in self._below(path))
 
     def exists(self, path: Path) -> bool:
-        if self._written_below(path):
-            return True
-        return self.node(path) is not None
+        return self._grown(path) or self.top(path) is not None
 
     def has_children(self, path: Path) -> bool:
-        if self._written_below(path):
-            return True
-        return bool(children(self.node(path)))
+        return self._grown(path) or bool(children(self.top(path)))
 
     def leaf(self, path: Path) -> Any:
-        if self._written_below(path):
-            return ObjectValue()
-        return super().leaf(path)
+        return ObjectValue() if self._grown(path) else _leaf(self.top(path))
+
+    def priority(self, path: Path) -> Any:
+        if self._covering(path) < 0:  # writes below a node keep its priority
+            return self._base.priority(path)
+        return priority_of(self.node(path))
 
 
 def _child(node: Node, rel: Path) -> Node:

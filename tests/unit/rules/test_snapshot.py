@@ -1,0 +1,132 @@
+"""newData is a lazy overlay and snapshots read only what a rule asks for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rtdb.core.value import child_at, normalize
+from rtdb.rules import Ruleset
+from rtdb.rules.errors import EvalError
+from rtdb.rules.operators import equals
+from rtdb.rules.snapshot import ObjectValue, Overlay, Snapshot, Tree, set_at
+
+
+class CountingView:
+    """A DataView that records every path it is asked for."""
+
+    def __init__(self, data: Any) -> None:
+        self.root = normalize(data)
+        self.calls: list[tuple[str, ...]] = []
+
+    def node(self, path: tuple[str, ...]) -> Any:
+        self.calls.append(path)
+        return child_at(self.root, path)
+
+
+class ShallowView(CountingView):
+    def __init__(self, data: Any) -> None:
+        super().__init__(data)
+        self.shallow_calls: list[tuple[str, ...]] = []
+
+    def shallow(self, path: tuple[str, ...]) -> Any:
+        self.shallow_calls.append(path)
+        node = child_at(self.root, path)
+        if isinstance(node, dict) and ".value" not in node:
+            return {k: (v if k == ".priority" else True) for k, v in node.items()}
+        return node
+
+
+BIG = {"users": {f"u{i}": {"name": f"n{i}", "bio": "x" * 10} for i in range(50)}, "other": 1}
+
+
+def test_data_child_val_reads_only_that_child() -> None:
+    view = CountingView(BIG)
+    rules = Ruleset.compile('{"rules": {"users": {"$uid": {".read": "data.child(\'name\').val() == \'n1\'"}}}}')
+    assert rules.can_read(("users", "u1"), auth=None, root=view, now=0).allowed
+    assert view.calls == [("users", "u1", "name")]
+
+
+def test_validate_on_an_ancestor_of_a_write_reads_nothing() -> None:
+    view = CountingView(BIG)
+    rules = Ruleset.compile('{"rules": {".write": true, ".validate": "newData.exists() && newData.hasChildren()"}}')
+    decision = rules.can_write(("users", "u9", "name"), "z", auth=None, root=view, now=0)
+    assert decision.allowed, decision.trace
+    assert view.calls == []
+
+
+def test_new_data_outside_the_write_reads_only_the_child_asked_for() -> None:
+    view = CountingView(BIG)
+    rules = Ruleset.compile('{"rules": {".write": true, ".validate": "newData.child(\'other\').val() == 1"}}')
+    assert rules.can_write(("users", "u1", "name"), "z", auth=None, root=view, now=0).allowed
+    assert view.calls == [("other",)]
+
+
+def test_repeated_reads_of_one_location_hit_the_view_once() -> None:
+    view = CountingView(BIG)
+    rules = Ruleset.compile(
+        '{"rules": {".read": "root.child(\'users/u1\').exists() && root.child(\'users/u1/name\').val() == \'n1\'"}}'
+    )
+    assert rules.can_read(("users",), auth=None, root=view, now=0).allowed
+    assert view.calls == [("users", "u1")]
+
+
+def test_a_view_with_shallow_answers_exists_without_reading_the_subtree() -> None:
+    view = ShallowView(BIG)
+    rules = Ruleset.compile('{"rules": {".read": "data.exists() && data.hasChildren() && data.val() != null"}}')
+    assert rules.can_read((), auth=None, root=view, now=0).allowed
+    assert view.calls == []
+    assert view.shallow_calls == [()]
+
+
+def test_overlay_knows_whether_a_parent_survives_a_delete() -> None:
+    base = Tree(CountingView({"w": {"a": 1, "b": 2}}))
+    assert Overlay(base, [(("w", "a"), None)]).exists(("w",))
+    assert not Overlay(base, [(("w", "a"), None), (("w", "b"), None)]).exists(("w",))
+    assert Overlay(base, [(("w", "a"), None)]).node(("w",)) == {"b": 2}
+
+
+def test_overlay_applies_writes_in_order() -> None:
+    base = Tree(CountingView(None))
+    new = Overlay(base, [(("a",), {"x": 1, "y": 2}), (("a", "y"), 3)])
+    assert new.node(("a",)) == {"x": 1, "y": 3}
+    assert new.node(("a", "y")) == 3
+    assert new.leaf(("a",)).__class__ is ObjectValue
+
+
+def test_overlay_keeps_the_priority_of_a_node_written_below() -> None:
+    base = Tree(CountingView({"a": {"x": 1, ".priority": 7}}))
+    new = Overlay(base, [(("a", "y"), 2)])
+    assert new.priority(("a",)) == 7
+    assert new.node(("a",)) == {"x": 1, "y": 2, ".priority": 7}
+
+
+def test_set_at_prunes_empty_parents_and_keeps_priorities() -> None:
+    assert set_at({"a": {"b": 1}}, ("a", "b"), None) is None
+    assert set_at({"a": {"b": 1}, ".priority": 1}, ("a", "c"), 2) == {"a": {"b": 1, "c": 2}, ".priority": 1}
+    assert set_at(5, ("a",), 1) == {"a": 1}
+
+
+def test_snapshot_navigation() -> None:
+    root = Snapshot(Tree(CountingView({"a": {"b": 1}})), ())
+    assert root.child("a/b").val() == 1
+    assert root.child("/a//b/").val() == 1
+    assert root.child("a.b").path is None and not root.child("a.b").exists()
+    assert root.child("a.b").parent().path is None
+    assert root.child("a").child("b").parent().parent().path == ()
+    with pytest.raises(EvalError):
+        root.parent()
+    with pytest.raises(EvalError):
+        root.child(None)
+    with pytest.raises(EvalError):
+        root.has_children(["a", 1])
+
+
+def test_val_of_an_object_equals_nothing_but_itself() -> None:
+    root = Snapshot(Tree(CountingView({"a": {"b": 1}})), ())
+    first, second = root.child("a").val(), root.child("a").val()
+    assert isinstance(first, ObjectValue)
+    assert not equals(first, second)
+    assert equals(first, first)
+    assert not equals(first, None)
