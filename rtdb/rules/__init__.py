@@ -5,4 +5,4 @@ from rtdb.rules.errors import RulesError
 from rtdb.rules.ruleset import Decision, Ruleset
 from rtdb.rules.snapshot import DataView
 
-__all__ = ["DataView", "Decision", "Ruleset", "RulesError"]
+__all__ = ["DataView", "Decision", "RulesError", "Ruleset"]

@@ -198,7 +198,12 @@ class _Compiler:
             if expected == t.REGEXP and not isinstance(arg, s.RegexLiteral):
                 raise ExpressionError(f"{method.name}() needs a regular expression literal /…/", arg.offset)
             arg_type, fn = self.expr(arg)
-            _check(arg_type, frozenset({expected}), f"{method.name}() argument {i + 1} must be {expected}, not {{}}", arg.offset)
+            _check(
+                arg_type,
+                frozenset({expected}),
+                f"{method.name}() argument {i + 1} must be {expected}, not {{}}",
+                arg.offset,
+            )
             fns.append(fn)
         return fns
 
@@ -253,7 +258,13 @@ class _Compiler:
 
     def _conditional(self, e: s.Conditional) -> Typed:
         ct, cf = self.expr(e.test)
-        _check(ct, frozenset({t.BOOLEAN}), "The condition of ?: must be a boolean, not {}", tree_offset(e.test), strict=True)
+        _check(
+            ct,
+            frozenset({t.BOOLEAN}),
+            "The condition of ?: must be a boolean, not {}",
+            tree_offset(e.test),
+            strict=True,
+        )
         at, af = self.expr(e.then)
         bt, bf = self.expr(e.otherwise)
         if at == bt:

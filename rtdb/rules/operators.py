@@ -30,7 +30,7 @@ def js_type(v: Any) -> str:
     return type(v).__name__
 
 
-def js_number(v: int | float) -> int | float:
+def js_number(v: float) -> int | float:
     """Keep Python numbers within what a JavaScript double can say."""
     if isinstance(v, int) and abs(v) > _MAX_SAFE:
         return float(v)

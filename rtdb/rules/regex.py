@@ -36,7 +36,7 @@ def _literal(c: str) -> str:
     if c.isalnum() or c == "_":
         return c
     if ord(c) < 32 or c.isspace():
-        return "\\x{%x}" % ord(c)
+        return f"\\x{{{ord(c):x}}}"
     return "\\" + c if ord(c) < 128 else c
 
 

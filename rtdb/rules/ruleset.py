@@ -47,7 +47,7 @@ class _Step:
 class Ruleset:
     """Rules compiled once at load; evaluation never parses."""
 
-    __slots__ = ("source", "_root")
+    __slots__ = ("_root", "source")
 
     def __init__(self, source: str, root: RuleNode) -> None:
         self.source = source
@@ -114,7 +114,9 @@ class Ruleset:
         trace.append(f"read of {paths.to_str(path)} denied: no .read rule on the way from / allowed it")
         return Decision(False, trace)
 
-    def can_write(self, path: Path, new_node: Node, *, auth: dict[str, Any] | None, root: DataView, now: int) -> Decision:
+    def can_write(
+        self, path: Path, new_node: Node, *, auth: dict[str, Any] | None, root: DataView, now: int
+    ) -> Decision:
         """A set of ``new_node`` (node form, server values resolved) at ``path``."""
         path = _as_path(path)
         return _Judgement(self, [(path, new_node)], auth, root, now).run("write")

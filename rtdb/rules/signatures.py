@@ -9,7 +9,6 @@ defer the check to run time, where a mismatch makes the rule false.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 STRING = "string"
 NUMBER = "number"
@@ -34,7 +33,7 @@ class Method:
     returns: str
 
 
-Type = Union[str, Method]
+Type = str | Method
 
 
 def describe(t: Type) -> str:

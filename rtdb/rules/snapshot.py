@@ -198,7 +198,7 @@ class Snapshot:
     """A RuleDataSnapshot: a location in one tree. ``path`` is ``None`` for a
     location that cannot exist (a child path with characters forbidden in keys)."""
 
-    __slots__ = ("tree", "path")
+    __slots__ = ("path", "tree")
 
     def __init__(self, tree: Tree, path: Path | None) -> None:
         self.tree = tree
@@ -263,4 +263,3 @@ def _kind(v: Any) -> str:
     if isinstance(v, (int, float)):
         return "number"
     return type(v).__name__
-

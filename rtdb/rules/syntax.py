@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +90,7 @@ class Conditional:
     offset: int
 
 
-Expr = Union[
-    Literal, RegexLiteral, ArrayLiteral, Name, Member, Index, Call, Unary, Binary, Logical, Conditional
-]
+Expr = Literal | RegexLiteral | ArrayLiteral | Name | Member | Index | Call | Unary | Binary | Logical | Conditional
 
 
 def render(e: Expr) -> str:

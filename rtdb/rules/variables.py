@@ -15,7 +15,7 @@ QUERY_MEMBERS = (
 
 
 class Env:
-    __slots__ = ("auth", "now", "root", "data", "new_data", "query", "captures")
+    __slots__ = ("auth", "captures", "data", "new_data", "now", "query", "root")
 
     def __init__(
         self,

@@ -49,14 +49,18 @@ def _skip_if_known(case: dict[str, Any]) -> None:
         pytest.skip(case["targaryen_skip"])
 
 
-@pytest.mark.parametrize("index", range(len(EXPRESSIONS)), ids=[f"{i:03d}:{c['rule'][:50]}" for i, c in enumerate(EXPRESSIONS)])
+@pytest.mark.parametrize(
+    "index", range(len(EXPRESSIONS)), ids=[f"{i:03d}:{c['rule'][:50]}" for i, c in enumerate(EXPRESSIONS)]
+)
 def test_expression_agrees(targaryen: dict[str, Any], index: int) -> None:
     case = EXPRESSIONS[index]
     _skip_if_known(case)
     assert targaryen["expressions"][index]["result"] == case["expect"], targaryen["expressions"][index]
 
 
-@pytest.mark.parametrize("index", range(len(RULESETS)), ids=[f"{i:03d}:{c['name'][:50]}" for i, c in enumerate(RULESETS)])
+@pytest.mark.parametrize(
+    "index", range(len(RULESETS)), ids=[f"{i:03d}:{c['name'][:50]}" for i, c in enumerate(RULESETS)]
+)
 def test_ruleset_agrees(targaryen: dict[str, Any], index: int) -> None:
     case = RULESETS[index]
     if "rules" not in case:
@@ -68,9 +72,7 @@ def test_ruleset_agrees(targaryen: dict[str, Any], index: int) -> None:
 OPS = [(s, o) for s, scenario in enumerate(SCENARIOS) for o in range(len(scenario["ops"]))]
 
 
-@pytest.mark.parametrize(
-    ("scenario_index", "op_index"), OPS, ids=[f"{SCENARIOS[s]['name'][:45]}#{o}" for s, o in OPS]
-)
+@pytest.mark.parametrize(("scenario_index", "op_index"), OPS, ids=[f"{SCENARIOS[s]['name'][:45]}#{o}" for s, o in OPS])
 def test_operation_agrees(targaryen: dict[str, Any], scenario_index: int, op_index: int) -> None:
     scenario = SCENARIOS[scenario_index]
     op = scenario["ops"][op_index]

@@ -10,7 +10,7 @@ import pytest
 
 from rtdb.core.query import parse_rest
 from rtdb.core.value import normalize
-from rtdb.rules import Ruleset, RulesError
+from rtdb.rules import RulesError, Ruleset
 from rtdb.rules.compiler import compile_rule
 from rtdb.rules.errors import EvalError, ExpressionError
 from rtdb.rules.simulate import MemoryView

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rtdb.rules import Ruleset, RulesError
+from rtdb.rules import RulesError, Ruleset
 
 from .cases import load, params
 

@@ -6,7 +6,7 @@ import pytest
 
 from rtdb.core.errors import InvalidData, InvalidQuery
 from rtdb.core.query import parse_rest
-from rtdb.rules import Ruleset, RulesError
+from rtdb.rules import RulesError, Ruleset
 from rtdb.rules.simulate import simulate
 
 RULES = '{"rules": {"a": {".read": "query.limitToFirst == 1", ".write": "newData.val() == now"}}}'

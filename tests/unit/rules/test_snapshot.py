@@ -66,7 +66,7 @@ def test_new_data_outside_the_write_reads_only_the_child_asked_for() -> None:
 def test_repeated_reads_of_one_location_hit_the_view_once() -> None:
     view = CountingView(BIG)
     rules = Ruleset.compile(
-        '{"rules": {".read": "root.child(\'users/u1\').exists() && root.child(\'users/u1/name\').val() == \'n1\'"}}'
+        "{\"rules\": {\".read\": \"root.child('users/u1').exists() && root.child('users/u1/name').val() == 'n1'\"}}"
     )
     assert rules.can_read(("users",), auth=None, root=view, now=0).allowed
     assert view.calls == [("users", "u1")]
