@@ -23,6 +23,9 @@ from rtdb.rules.variables import Env
 Fn = Callable[[Env], Any]
 Typed = tuple[t.Type, Fn]
 
+MAX_DEPTH = 200
+_UNNOTED = frozenset({t.SNAPSHOT, t.QUERY, t.REGEXP, t.ARRAY})
+
 _VARIABLES: dict[str, tuple[t.Type, Fn]] = {
     "auth": (t.ANY, lambda env: env.auth),
     "now": (t.NUMBER, lambda env: env.now),
@@ -46,6 +49,15 @@ class CompiledRule:
         except EvalError as exc:
             return False, str(exc)
 
+    def explain(self, env: Env) -> tuple[bool, str | None, list[tuple[str, Any]]]:
+        """Like :meth:`evaluate`, plus the values the rule looked at, in order."""
+        env.notes = []
+        try:
+            allowed, error = self.evaluate(env)
+            return allowed, error, env.notes
+        finally:
+            env.notes = None
+
 
 def constant_rule(value: bool) -> CompiledRule:
     return CompiledRule("true" if value else "false", lambda env: value)
@@ -53,8 +65,11 @@ def constant_rule(value: bool) -> CompiledRule:
 
 def compile_rule(source: str, *, captures: tuple[str, ...], write: bool) -> CompiledRule:
     """Parse and type-check ``source``; it must be a boolean expression."""
-    tree = parse(source)
-    typ, fn = _Compiler(captures, write).expr(tree)
+    try:
+        tree = parse(source)
+        typ, fn = _Compiler(captures, write).expr(tree)
+    except RecursionError:
+        raise ExpressionError("Expression is nested too deeply", 0) from None
     if typ != t.BOOLEAN:
         raise ExpressionError(f"Expression must be a boolean, not {t.describe(typ)}", tree_offset(tree))
     return CompiledRule(source, fn)
@@ -85,11 +100,18 @@ class _Compiler:
     def __init__(self, captures: tuple[str, ...], write: bool) -> None:
         self.captures = captures
         self.write = write
+        self.depth = 0
 
     def expr(self, e: s.Expr) -> Typed:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(f"Expression is nested more than {MAX_DEPTH} levels deep", tree_offset(e))
         method = getattr(self, "_" + type(e).__name__.lower())
-        result: Typed = method(e)
-        return result
+        typ, fn = method(e)
+        self.depth -= 1
+        if isinstance(e, (s.Name, s.Member, s.Index, s.Call)) and isinstance(typ, str) and typ not in _UNNOTED:
+            fn = _noted(s.render(e), fn)
+        return typ, fn
 
     def _literal(self, e: s.Literal) -> Typed:
         v = e.value
@@ -274,6 +296,18 @@ class _Compiler:
         else:
             result = t.ANY
         return result, lambda env: af(env) if cf(env) is True else bf(env)
+
+
+def _noted(label: str, fn: Fn) -> Fn:
+    """``fn`` that also records its value when the rule is being explained."""
+
+    def note(env: Env) -> Any:
+        value = fn(env)
+        if env.notes is not None:
+            env.notes.append((label, value))
+        return value
+
+    return note
 
 
 def _uncalled(method: t.Method) -> Fn:

@@ -34,6 +34,7 @@ _BINARY_BP = {
     "+": 12, "-": 12,
     "*": 13, "/": 13, "%": 13,
 }  # fmt: skip
+MAX_NESTING = 200
 _TERNARY_BP = 3
 _UNARY_BP = 14
 _POSTFIX_BP = 17
@@ -205,6 +206,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> Token:
         return self.tokens[self.pos]
@@ -232,6 +234,15 @@ class _Parser:
         return tok
 
     def expression(self, rbp: int) -> s.Expr:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExpressionError(f"Expression is nested more than {MAX_NESTING} levels deep", self.peek().offset)
+        try:
+            return self._expression(rbp)
+        finally:
+            self.depth -= 1
+
+    def _expression(self, rbp: int) -> s.Expr:
         left = self.prefix(self.next())
         while True:
             tok = self.peek()

@@ -13,6 +13,7 @@ nodes a rule asks for are read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, children
 from rtdb.rules.compiler import CompiledRule
 from rtdb.rules.loader import RuleNode, load
-from rtdb.rules.snapshot import DataView, Overlay, Snapshot, Tree
+from rtdb.rules.snapshot import DataView, ObjectValue, Overlay, Snapshot, Tree
 from rtdb.rules.variables import Env, query_variables
 
 Path = tuple[str, ...]
@@ -207,12 +208,29 @@ class _Judgement:
 
 
 def _run(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str]) -> bool:
-    ok, error = rule.evaluate(env)
+    ok, error, notes = rule.explain(env)
     where = step.rules.rule_path(kind)
     caps = "".join(f" {k}={v!r}" for k, v in step.captures.items())
     outcome = "true" if ok else f"false (error: {error})" if error else "false"
-    trace.append(f"{where} at {paths.to_str(step.at)}{caps}: {rule.source} → {outcome}")
+    line = f"{where} at {paths.to_str(step.at)}{caps}: {rule.source} → {outcome}"
+    seen: dict[str, str] = {}
+    for label, value in notes:
+        seen.setdefault(label, _show(value))
+    if seen:
+        line += " [" + ", ".join(f"{k} = {v}" for k, v in seen.items()) + "]"
+    trace.append(line)
     return ok
+
+
+def _show(value: Any) -> str:
+    """A short rendering of a value a rule looked at."""
+    if isinstance(value, ObjectValue):
+        return "<object>"
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _as_path(p: Any) -> Path:

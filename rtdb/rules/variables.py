@@ -15,7 +15,7 @@ QUERY_MEMBERS = (
 
 
 class Env:
-    __slots__ = ("auth", "captures", "data", "new_data", "now", "query", "root")
+    __slots__ = ("auth", "captures", "data", "new_data", "notes", "now", "query", "root")
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class Env:
         self.new_data = new_data
         self.query = query
         self.captures = captures
+        self.notes: list[tuple[str, Any]] | None = None
 
 
 def query_variables(spec: QuerySpec | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from rtdb.rules.compiler import compile_rule
 from rtdb.rules.errors import ExpressionError
 from rtdb.rules.parser import parse, tokenize
 from rtdb.rules.syntax import render
@@ -64,3 +65,11 @@ def test_tokens_keep_string_escapes_and_numbers() -> None:
 def test_a_slash_after_a_value_divides() -> None:
     assert render(parse("a.b / 2 / c")) == "((a.b / 2) / c)"
     assert render(parse("(a) / 2")) == "(a / 2)"
+
+
+def test_nesting_is_bounded() -> None:
+    with pytest.raises(ExpressionError, match="nested"):
+        parse("(" * 300 + "true" + ")" * 300)
+    with pytest.raises(ExpressionError, match="nested"):
+        compile_rule(" && ".join(["true"] * 300), captures=(), write=False)
+    assert compile_rule(" && ".join(["true"] * 150), captures=(), write=False).fn is not None

@@ -40,5 +40,5 @@ def test_bad_input_raises() -> None:
 
 def test_the_trace_explains_the_decision() -> None:
     decision = simulate(RULES, None, None, "write", "/a", 4, now=5)
-    assert decision.trace[0] == "/rules/a/.write at /a: newData.val() == now → false"
+    assert decision.trace[0] == "/rules/a/.write at /a: newData.val() == now → false [newData.val() = 4, now = 5]"
     assert decision.trace[-1] == "write denied at /a"
