@@ -7,6 +7,7 @@ const fs = require('fs');
 const path = require('path');
 const parser = require('targaryen/lib/parser');
 const database = require('targaryen/lib/database');
+const firebaseJson = require('firebase-json'); // targaryen's own reader of rules files
 
 const CASES = path.join(__dirname, '..', 'cases', 'rules');
 const NOW = 1500000000000;
@@ -76,7 +77,8 @@ function operation(scenario, op) {
   const now = op.now === undefined ? (scenario.now === undefined ? NOW : scenario.now) : op.now;
   const data = op.data === undefined ? (scenario.data === undefined ? null : scenario.data) : op.data;
   const auth = 'auth' in op ? op.auth : (scenario.auth === undefined ? null : scenario.auth);
-  let db = database.create(scenario.rules, data, now);
+  const rules = 'source' in scenario ? firebaseJson.parse(scenario.source) : scenario.rules;
+  let db = database.create(rules, data, now);
   if (auth != null) {
     db = db.as(auth);
   }

@@ -23,7 +23,7 @@ _STEP = re.compile(r"^/rules(?:/\S*)?/(\.\w+) at (/\S*?)[ :]")
 def _ops() -> list[Any]:
     out = []
     for scenario in SCENARIOS:
-        ruleset = Ruleset.compile(json.dumps(scenario["rules"]))
+        ruleset = Ruleset.compile(scenario["source"] if "source" in scenario else json.dumps(scenario["rules"]))
         for i, op in enumerate(scenario["ops"]):
             label = f"{scenario['name'][:50]}#{i}:{op['op']} {op['path']}"
             out.append(pytest.param(scenario, ruleset, op, id=label))
