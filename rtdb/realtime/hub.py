@@ -111,9 +111,13 @@ class Hub:
         return len(index) if index is not None else 0
 
     async def settle(self, ns: str) -> None:
-        """Wait until every window refresh started so far in ``ns`` has pushed its result."""
-        while tasks := self._refreshes.get(ns):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Wait until the window refreshes running in ``ns`` have pushed their results
+        (including refreshes they chain into, up to a few rounds: never a livelock)."""
+        for _ in range(8):
+            tasks = self._refreshes.get(ns)
+            if not tasks:
+                return
+            await asyncio.gather(*list(tasks), return_exceptions=True)
 
     def close(self) -> None:
         for cancel in self._cancel_feed.values():

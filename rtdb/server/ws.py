@@ -121,6 +121,7 @@ class Connection:
         self._send = send
         self.outbox = Outbox(on_overflow=self._overflowed, metrics=self.hub.metrics)
         self._close_code = 1000
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -130,6 +131,7 @@ class Connection:
         try:
             disconnected = await self._read_loop()
         finally:
+            self._schedule_expiry(None)
             self.outbox.close()
             for entry in self.session.clear_listens():
                 if isinstance(entry.handle, Listener):
@@ -219,7 +221,8 @@ class Connection:
             self._authenticate(request)
         elif isinstance(request, m.Unauth):
             self.session.caller = ANONYMOUS
-            self._respond(request.r)
+            self._schedule_expiry(None)
+            self._respond(request.r, "ok", "unauthenticated")
         elif isinstance(request, m.OnDisconnectPut):
             self._queue_put(request)
         elif isinstance(request, m.OnDisconnectMerge):
@@ -246,9 +249,27 @@ class Connection:
             self._respond(request.r, "invalid_token", exc.message)
             return
         self.session.caller = caller
+        self._schedule_expiry(caller.expires_at_ms)
         claims = caller.auth if caller.auth is not None else _unverified_claims(body.cred)
         expires = claims.get("exp") if isinstance(claims, dict) else None
+        if caller.expires_at_ms is not None:
+            expires = caller.expires_at_ms // 1000
         self._respond(request.r, "ok", {"auth": claims, "expires": expires})
+
+    def _schedule_expiry(self, expires_at_ms: int | None) -> None:
+        """Arm (or disarm) the ``ac`` push for when the current token expires."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expires_at_ms is not None:
+            delay = max(0.0, (expires_at_ms - self.engine.clock()) / 1000)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self.session.caller = ANONYMOUS
+        body = m.StatusBody("expired_token", "Auth token is expired.")
+        self.outbox.send(push_frames(m.AuthRevokedPush(body)))
 
     async def _listen(self, request: m.Listen) -> None:
         body = request.b

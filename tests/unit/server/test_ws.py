@@ -235,3 +235,32 @@ async def test_reconnecting_with_ls_ends_the_previous_session(endpoint: WsEndpoi
     assert (await watcher.message())["d"] == {"a": "d", "b": {"p": "p/gone", "d": True}}
     await second.close()
     await watcher.close()
+
+
+class _ExpiringAuth:
+    """An authenticator whose user tokens expire 50 ms after the clock's now."""
+
+    def __init__(self, clock_ms: int) -> None:
+        self.clock_ms = clock_ms
+
+    def caller(self, token: str, params: dict[str, str]) -> Any:
+        from rtdb.core.auth import Caller
+
+        return Caller(auth={"uid": token}, expires_at_ms=self.clock_ms + 50)
+
+
+async def test_an_expiring_token_gets_an_auth_revoked_push(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, emulator=True)
+    engine = Engine(tmp_path, access=DefaultAccess(open_to_all=True), clock=lambda: 1_000_000)
+    endpoint = WsEndpoint(engine, settings, _ExpiringAuth(1_000_000))  # type: ignore[arg-type]
+    try:
+        client = await connect(endpoint, admin=False)
+        _, body = await client.call("auth", {"cred": "u1"})
+        assert body == {"s": "ok", "d": {"auth": {"uid": "u1"}, "expires": 1000}}
+        assert (await client.message())["d"] == {
+            "a": "ac",
+            "b": {"s": "expired_token", "d": "Auth token is expired."},
+        }
+        await client.close()
+    finally:
+        await engine.close()
