@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -33,5 +34,18 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(config).run()
+    RtdbServer(config, app).run()
     return 0
+
+
+class RtdbServer(uvicorn.Server):
+    """uvicorn that ends long-lived responses (SSE streams) when shutdown starts,
+    instead of waiting out the graceful-shutdown timeout."""
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self.rtdb_app = app
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.rtdb_app.state.sse.end_streams()
+        await super().shutdown(sockets=sockets)

@@ -14,6 +14,7 @@ from rtdb.engine.engine import Engine
 from rtdb.server.auth import Authenticator
 from rtdb.server.rest import RestApi
 from rtdb.server.settings import Settings
+from rtdb.server.sse import SseEndpoint
 from rtdb.server.ws import WsEndpoint
 
 log = logging.getLogger("rtdb.server")
@@ -32,13 +33,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             **kwargs,
         )
     authenticator = Authenticator(settings)
-    rest = RestApi(engine, settings, authenticator)
+    sse = SseEndpoint(engine, settings)
+    rest = RestApi(engine, settings, authenticator, sse)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            sse.close()
             await engine.close()
 
     @get("/healthz", sync_to_thread=False)
@@ -63,6 +66,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         logging_config=None,
     )
     app.state.engine = engine
+    app.state.sse = sse
     app.state.settings = settings
     app.state.ws = ws_endpoint
     return app

@@ -24,6 +24,8 @@ from rtdb.engine.engine import Engine
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
 from rtdb.server.settings import Settings
+from rtdb.server.sse import SseEndpoint
+from rtdb.realtime.sse import SseStream
 
 JSON_TYPE = "application/json; charset=utf-8"
 WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
@@ -88,10 +90,11 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 class RestApi:
-    def __init__(self, engine: Engine, settings: Settings, authenticator: Authenticator) -> None:
+    def __init__(self, engine: Engine, settings: Settings, authenticator: Authenticator, sse: SseEndpoint) -> None:
         self.engine = engine
         self.settings = settings
         self.auth = authenticator
+        self.sse = sse
 
     def namespace(self, params: dict[str, str], host: str | None) -> str:
         ns = params.get("ns")
@@ -106,8 +109,37 @@ class RestApi:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """The raw ASGI entry point (mounted at ``/``; litestar's per-request machinery
         is skipped on this hot path)."""
-        response = await self.handle(Request(scope, receive))
+        request = Request(scope, receive)
+        if request.method == "GET" and "text/event-stream" in request.headers.get("accept", ""):
+            opened = await self._open_stream(request)
+            if isinstance(opened, Response):
+                await opened.send(send)
+            else:
+                stream, caller = opened
+                await self.sse.serve(stream, caller, receive, send)
+            return
+        response = await self.handle(request)
         await response.send(send)
+
+    async def _open_stream(self, request: Request) -> Response | tuple[SseStream, Caller]:
+        try:
+            ns, path, params, caller = self._target(request)
+            query = queries.parse_rest(params)
+            stream, _ = await self.sse.open(ns, path, caller, query)
+            return stream, caller
+        except Exception as exc:
+            status, message = http_error(exc)
+            return error_response(status, message)
+
+    def _target(self, request: Request) -> tuple[str, paths.Path, dict[str, str], Caller]:
+        raw_path = request.raw_path
+        if not raw_path.endswith(".json"):
+            raise InvalidPath("Invalid path: REST paths end in .json")
+        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        path = paths.parse(raw_path[: -len(".json")], decode=True)
+        ns = self.namespace(params, request.headers.get("host"))
+        caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
+        return ns, path, params, caller
 
     async def handle(self, request: Request) -> Response:
         try:

@@ -42,6 +42,10 @@ class Settings:
                                             "behaviour) instead of running them unindexed.", kind="bool")
     synchronous: str = _setting("full", "SQLite `synchronous` level: `full` survives power loss, `normal` "
                                         "survives a process crash.", metavar="LEVEL")
+    sse_keepalive_s: int = _setting(30, "Seconds between SSE `keep-alive` events on an idle stream.",
+                                    kind="int", metavar="SECONDS")
+    sse_max_lifetime_s: int = _setting(3600, "Seconds after which an SSE stream is closed (clients reconnect "
+                                             "and get a fresh `put`).", kind="int", metavar="SECONDS")
     max_body_bytes: int = _setting(256 * 1024 * 1024, "Largest accepted REST request body, in bytes.",
                                    kind="int", metavar="BYTES")
 

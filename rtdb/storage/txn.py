@@ -347,7 +347,7 @@ def _bound_sort(bound: Bound, *, low: bool) -> tuple[bytes, bytes]:
     if bound.key is not None:
         ksort = key_sort_bytes(bound.key)
     else:
-        ksort = b"" if low else b"\xff"
+        ksort = b"" if low == bound.inclusive else b"\xff"
     return value_sort_bytes(bound.value), ksort
 
 

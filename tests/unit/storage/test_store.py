@@ -108,6 +108,8 @@ SPECS = [
     QuerySpec("key", start=Bound("k2"), end=Bound("k5")),
     QuerySpec("key", limit=5, from_last=True),
     QuerySpec("value", limit=3),
+    QuerySpec("child", ("score",), start=Bound(7, inclusive=False), end=Bound(12, inclusive=False)),
+    QuerySpec("child", ("score",), start=Bound(True, inclusive=False), limit=4),
 ]
 
 

@@ -1,0 +1,116 @@
+"""REST streaming: ``GET /<path>.json`` with ``Accept: text/event-stream``.
+
+The stream is registered with the SSE fan-out before the initial read, so no
+commit falls between the two; the initial ``put`` reflects the read, later
+events the ChangeSets committed after it. A denied or invalid start answers the
+usual JSON error and opens no stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from rtdb.core.auth import Caller
+from rtdb.core.path import Path
+from rtdb.core.query import QuerySpec
+from rtdb.core.value import Node, to_plain
+from rtdb.engine.engine import Engine
+from rtdb.realtime.outbox import Outbox
+from rtdb.realtime.sse import AUTH_REVOKED, KEEP_ALIVE, SseFanout, SseStream, event
+from rtdb.server.settings import Settings
+
+log = logging.getLogger("rtdb.sse")
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class SseEndpoint:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.fanout = SseFanout(engine.feed)
+        self.streams: set[SseStream] = set()
+
+    async def open(self, ns: str, path: Path, caller: Caller, query: QuerySpec | None) -> tuple[SseStream, Node]:
+        """Register and read; raises the engine's error (the caller answers it as JSON)."""
+
+        async def refresh() -> tuple[Node, int]:
+            result = await self.engine.read(ns, path, caller=caller, query=query)
+            return result.node, result.seq
+
+        stream = SseStream(ns, path, Outbox(), spec=query, refresh=refresh)
+        self.fanout.add(stream)
+        try:
+            node, seq = await refresh()
+        except BaseException:
+            self.fanout.remove(stream)
+            raise
+        stream.outbox.send((event("put", (), to_plain(node)),))
+        self.fanout.activate(stream, node, seq)
+        return stream, node
+
+    async def serve(self, stream: SseStream, caller: Caller, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        self.streams.add(stream)
+        disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+        deadline = time.monotonic() + self.settings.sse_max_lifetime_s
+        try:
+            while not disconnected.done():
+                timeout = min(self.settings.sse_keepalive_s, max(deadline - time.monotonic(), 0))
+                if caller.expires_at_ms is not None:
+                    timeout = min(timeout, max(caller.expires_at_ms / 1000 - time.time(), 0))
+                drain = asyncio.ensure_future(stream.outbox.drain())
+                done, _ = await asyncio.wait({drain, disconnected}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if drain not in done:
+                    drain.cancel()
+                    if disconnected.done():
+                        break
+                    if caller.expires_at_ms is not None and time.time() * 1000 >= caller.expires_at_ms:
+                        await _send_text(send, AUTH_REVOKED)
+                        break
+                    if time.monotonic() >= deadline:
+                        break
+                    await _send_text(send, KEEP_ALIVE)
+                    continue
+                batch = drain.result()
+                if not batch:  # closed: overflow (slow reader) or cancel
+                    break
+                await _send_text(send, "".join(text for frames in batch for text in frames))
+        except OSError:
+            pass
+        finally:
+            self.streams.discard(stream)
+            disconnected.cancel()
+            self.fanout.remove(stream)
+            try:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except (OSError, RuntimeError):
+                pass
+
+    def end_streams(self) -> None:
+        """Finish every open stream (server shutdown); clients reconnect elsewhere or later."""
+        for stream in list(self.streams):
+            stream.outbox.close()
+
+    def close(self) -> None:
+        self.end_streams()
+        self.fanout.close()
+
+
+async def _send_text(send: Any, text: str) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+
+
+async def _wait_disconnect(receive: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
