@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 from rtdb.core.auth import ADMIN
-from rtdb.engine.access import DefaultAccess
+from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 
 
 async def run(writes: int, writers: int, sync: str, window: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(Path(tmp), access=DefaultAccess(open_to_all=False), synchronous=sync)
+        engine = Engine(Path(tmp), access=RulesAccess(default_rules(emulator=False)), synchronous=sync)
         value = {"name": "user", "score": 42, "active": True}
         done = 0
         marks: list[float] = []

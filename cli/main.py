@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=["plain", "export"], default="plain",
                      help="`export` keeps priorities (as format=export does).")
     _add_store_args(exp)
+    rules = sub.add_parser("rules", help="Check or simulate a security rules file.")
+    rsub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rsub.add_parser("check", help="Compile a rules file; exit 1 with located errors if it is invalid.")
+    check.add_argument("file")
+    sim = rsub.add_parser("simulate", help="Decide one operation against data, printing the decision and trace.")
+    sim.add_argument("file")
+    sim.add_argument("--data", help="JSON file with the database contents (default: empty).")
+    sim.add_argument("--auth", default="null", help="The `auth` variable as JSON (default: null).")
+    sim.add_argument("op", choices=["read", "write", "update"])
+    sim.add_argument("path")
+    sim.add_argument("value", nargs="?", default=None, help="JSON value for write/update.")
     return parser
 
 
@@ -54,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rtdb_cli.serve import serve
 
         return serve(Settings.from_sources(vars(args)))
+    if args.command == "rules":
+        from rtdb_cli.rules import run_check, run_simulate
+
+        if args.rules_command == "check":
+            return run_check(args.file)
+        return run_simulate(args.file, args.data, args.auth, args.op, args.path, args.value)
     from rtdb_cli.transfer import run_export, run_import
 
     settings = Settings.from_sources({"data_dir": args.data_dir, "namespace": args.namespace})

@@ -7,6 +7,7 @@ from typing import Any
 
 import uvicorn
 
+from rtdb.rules import RulesError
 from rtdb.server.app import create_app
 from rtdb.server.settings import Settings
 
@@ -18,10 +19,16 @@ def serve(settings: Settings) -> int:
     if settings.emulator:
         log.warning("EMULATOR MODE: `Bearer owner` is admin and, without a rules file, everyone may read and "
                     "write everything. Never expose this server.")
-    elif settings.rules is None:
+    if settings.rules is not None:
+        log.info("rules from %s (watched for changes)", settings.rules)
+    elif not settings.emulator:
         log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
                     "--admin-token or --secret.")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (RulesError, OSError) as exc:
+        log.error("cannot start: rules file %s: %s", settings.rules, exc)
+        return 2
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from rtdb.core import path as paths
 from rtdb.core.auth import ADMIN
-from rtdb.engine.access import DefaultAccess
+from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.server.settings import Settings
 
@@ -27,7 +27,7 @@ BATCH_LEAVES = 5000
 
 
 def _engine(settings: Settings) -> Engine:
-    return Engine(settings.data_dir, access=DefaultAccess(open_to_all=False), synchronous="NORMAL",
+    return Engine(settings.data_dir, access=RulesAccess(default_rules(emulator=False)), synchronous="NORMAL",
                   indexes=settings.index_map())
 
 

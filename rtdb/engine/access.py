@@ -1,56 +1,84 @@
-"""Access control as the engine sees it: who may read and write where.
+"""Access control as the engine sees it: a ruleset per namespace, admin bypass.
 
-:class:`RulesAccess` enforces a compiled ruleset; until one is configured,
-:class:`DefaultAccess` lets admins do everything and, in emulator mode only,
-everyone else too (production mode refuses non-admin callers).
+A namespace uses the rules deployed to it (``PUT /.settings/rules.json``,
+persisted in its database file) or else the server's rules (``--rules FILE``,
+hot-reloaded). With no rules file, production mode is closed to every non-admin
+caller and emulator mode is open, as Google's emulator is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import logging
+from collections.abc import Callable
+from typing import Any
 
 from rtdb.core.auth import Caller
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node
+from rtdb.rules import Decision, Ruleset
+
+log = logging.getLogger("rtdb.rules")
+
+ADMIN_DECISION = Decision(True, ["admin credential: rules bypassed"])
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    allowed: bool
-    trace: list[str] = field(default_factory=list)
+class RulesAccess:
+    def __init__(self, default: Ruleset) -> None:
+        self.default = default
+        self._namespaces: dict[str, Ruleset] = {}
+        self._listeners: list[Callable[[str | None], None]] = []
+
+    # -- which rules ---------------------------------------------------------------
+    def ruleset(self, ns: str) -> Ruleset:
+        return self._namespaces.get(ns, self.default)
+
+    def set_default(self, ruleset: Ruleset) -> None:
+        self.default = ruleset
+        self._changed(None)
+
+    def set_namespace(self, ns: str, ruleset: Ruleset) -> None:
+        self._namespaces[ns] = ruleset
+        self._changed(ns)
+
+    def on_change(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        """``callback(ns)`` after rules change (``None``: every namespace may be affected)."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def _changed(self, ns: str | None) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(ns)
+            except Exception:
+                log.exception("rules change listener failed")
+
+    # -- decisions -----------------------------------------------------------------
+    def can_read(self, ns: str, caller: Caller, path: Path, data: Any, now: int,
+                 query: QuerySpec | None) -> Decision:
+        if caller.admin:
+            return ADMIN_DECISION
+        return self.ruleset(ns).can_read(path, auth=caller.auth, root=data, now=now, query=query)
+
+    def can_write(self, ns: str, caller: Caller, path: Path, new: Node, data: Any, now: int) -> Decision:
+        if caller.admin:
+            return ADMIN_DECISION
+        return self.ruleset(ns).can_write(path, new, auth=caller.auth, root=data, now=now)
+
+    def can_update(self, ns: str, caller: Caller, path: Path, updates: dict[Path, Node], data: Any,
+                   now: int) -> Decision:
+        if caller.admin:
+            return ADMIN_DECISION
+        return self.ruleset(ns).can_update(path, updates, auth=caller.auth, root=data, now=now)
+
+    def declared_indexes(self, ns: str) -> list[tuple[Path, Path]]:
+        """``(location pattern, child)`` for every ``.indexOn`` of the namespace's rules."""
+        return [
+            (pattern, (".value",) if child == ".value" else tuple(c for c in child.split("/") if c))
+            for pattern, children in self.ruleset(ns).indexes()
+            for child in children
+        ]
 
 
-ALLOW = Decision(True)
-DENY = Decision(False, ["no rules configured: only admin credentials may read or write"])
-
-
-class Access(Protocol):
-    def can_read(self, caller: Caller, path: Path, data: Any, now: int, query: QuerySpec | None) -> Decision: ...
-
-    def can_write(self, caller: Caller, path: Path, new: Node, data: Any, now: int) -> Decision: ...
-
-    def can_update(self, caller: Caller, path: Path, updates: dict[Path, Node], data: Any, now: int) -> Decision: ...
-
-    def declared_indexes(self) -> list[tuple[Path, Path]]: ...
-
-
-class DefaultAccess:
-    def __init__(self, *, open_to_all: bool) -> None:
-        self.open_to_all = open_to_all
-
-    def _decide(self, caller: Caller) -> Decision:
-        return ALLOW if caller.admin or self.open_to_all else DENY
-
-    def can_read(self, caller: Caller, path: Path, data: Any, now: int, query: QuerySpec | None) -> Decision:
-        return self._decide(caller)
-
-    def can_write(self, caller: Caller, path: Path, new: Node, data: Any, now: int) -> Decision:
-        return self._decide(caller)
-
-    def can_update(self, caller: Caller, path: Path, updates: dict[Path, Node], data: Any, now: int) -> Decision:
-        return self._decide(caller)
-
-    def declared_indexes(self) -> list[tuple[Path, Path]]:
-        return []
+def default_rules(*, emulator: bool) -> Ruleset:
+    return Ruleset.open() if emulator else Ruleset.closed()

@@ -26,7 +26,8 @@ from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, to_plain, with_priority
-from rtdb.engine.access import Access, Decision
+from rtdb.engine.access import RulesAccess
+from rtdb.rules import Decision, Ruleset
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.storage.sqlite import SqliteStore
 from rtdb.storage.txn import Txn
@@ -64,7 +65,7 @@ class Engine:
         self,
         data_dir: FsPath,
         *,
-        access: Access,
+        access: RulesAccess,
         clock: Callable[[], int] = _now_ms,
         feed: Broker | None = None,
         synchronous: str = "FULL",
@@ -98,7 +99,10 @@ class Engine:
             store = SqliteStore(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous)
             await store.open()
             store.on_commit = self._publish
-            await self._declare_indexes(store)
+            source = await store.read(lambda txn: txn.meta("rules"))
+            if source is not None:
+                self.access.set_namespace(ns, Ruleset.compile(source))
+            await self._declare_indexes(ns, store)
             self._stores[ns] = store
             future.set_result(store)
             return store
@@ -109,11 +113,55 @@ class Engine:
         finally:
             del self._opening[ns]
 
-    async def _declare_indexes(self, store: SqliteStore) -> None:
+    async def _declare_indexes(self, ns: str, store: SqliteStore) -> None:
         wanted = [(pattern, child) for pattern, children in self.indexes.items() for child in children]
-        wanted += self.access.declared_indexes()
+        wanted += self.access.declared_indexes(ns)
         if wanted:
             await store.write(lambda txn: [txn.declare_index(p, c) for p, c in wanted])
+
+    # -- rules ----------------------------------------------------------------
+    def rules_source(self, ns: str) -> str:
+        return self.access.ruleset(ns).source
+
+    async def deploy_rules(self, ns: str, source: str, *, caller: Caller) -> None:
+        """Compile and install rules for one namespace (persisted in its file); admins only.
+        A source that does not compile raises :class:`RulesError` and changes nothing."""
+        if not caller.admin:
+            raise PermissionDenied("Permission denied")
+        ruleset = Ruleset.compile(source)
+        store = await self.store(ns)
+        await store.write(lambda txn: txn.set_meta("rules", source))
+        self.access.set_namespace(ns, ruleset)
+        await self._declare_indexes(ns, store)
+
+    async def reload_default_rules(self, ruleset: Ruleset) -> None:
+        """Swap the server-wide rules (already compiled) and build the indexes they declare."""
+        self.access.set_default(ruleset)
+        for ns, store in list(self._stores.items()):
+            await self._declare_indexes(ns, store)
+
+    async def check_read(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> bool:
+        """Whether ``caller`` may (still) read ``path``: for revoking listens after rules change."""
+        store = await self.store(ns)
+        now = self.clock()
+        return await store.read(lambda txn: self.access.can_read(ns, caller, path, txn, now, query).allowed)
+
+    async def explain(self, ns: str, op: str, path: Path, value: Any = None, *, caller: Caller) -> Decision:
+        """The decision and trace the rules give for a read, set or update, without doing it."""
+        store = await self.store(ns)
+        now = self.clock()
+
+        def run(txn: Txn) -> Decision:
+            if op == "read":
+                return self.access.can_read(ns, caller, path, txn, now, None)
+            if op == "update":
+                items = parse_updates(path, value)
+                rel = {paths.relative(path, t): resolve(n, t, now, txn.node) for t, n in items}
+                return self.access.can_update(ns, caller, path, rel, txn, now)
+            node = resolve(normalize(value, path), path, now, txn.node)
+            return self.access.can_write(ns, caller, path, node, txn, now)
+
+        return await store.read(run)
 
     async def close(self) -> None:
         for store in list(self._stores.values()):
@@ -137,7 +185,7 @@ class Engine:
         now = self.clock()
 
         def op(txn: Txn) -> ReadResult:
-            self._check(self.access.can_read(caller, path, txn, now, query))
+            self._check(self.access.can_read(ns, caller, path, txn, now, query))
             if query is None or query.is_default and query.order_by == "priority":
                 return ReadResult(txn.node(path, plain=plain), txn.committed_seq())
             index = txn.find_index(path, query)
@@ -158,7 +206,7 @@ class Engine:
         now = self.clock()
 
         def op(txn: Txn) -> tuple[Node, list[str]]:
-            self._check(self.access.can_read(caller, path, txn, now, None))
+            self._check(self.access.can_read(ns, caller, path, txn, now, None))
             return txn.shallow(path)
 
         return await store.read(op)
@@ -171,7 +219,7 @@ class Engine:
         now = self.clock()
 
         def op(txn: Txn) -> None:
-            self._check(self.access.can_read(caller, path, txn, now, None))
+            self._check(self.access.can_read(ns, caller, path, txn, now, None))
             for chunk in txn.export_chunks(path, keep_priorities=keep_priorities):
                 write(chunk)
 
@@ -208,7 +256,7 @@ class Engine:
             old = txn.node(path)
             self._check_precondition(old, if_match, if_hash)
             new = resolve(node, path, now, txn.node)
-            self._check(self.access.can_write(caller, path, new, txn, now))
+            self._check(self.access.can_write(ns, caller, path, new, txn, now))
             return self._apply(txn, ns, "set", path, [(path, old, new)])
 
         return await store.write(op)
@@ -223,7 +271,7 @@ class Engine:
             old = txn.node(path)
             p = resolve({".value": 0, ".priority": priority}, path, now, txn.node) if priority is not None else None
             new = with_priority(old, p.get(".priority") if isinstance(p, dict) else None)
-            self._check(self.access.can_write(caller, path, new, txn, now))
+            self._check(self.access.can_write(ns, caller, path, new, txn, now))
             return self._apply(txn, ns, "set", path, [(path, old, new)])
 
         return await store.write(op)
@@ -251,7 +299,7 @@ class Engine:
                     new = resolve(node, target, now, txn.node)
                 writes.append((target, old, new))
             relative = {paths.relative(path, t): new for t, _, new in writes}
-            self._check(self.access.can_update(caller, path, relative, txn, now))
+            self._check(self.access.can_update(ns, caller, path, relative, txn, now))
             result = self._apply(txn, ns, "update", path, writes)
             echo = {"/".join(rel): new for rel, new in relative.items()}
             return WriteResult(echo or None, result.changeset)

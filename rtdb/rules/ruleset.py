@@ -91,6 +91,19 @@ class Ruleset:
         steps = list(self._chain(_as_path(path)))
         return steps[-1].rules.index_on if len(steps) == len(path) + 1 else ()
 
+    def indexes(self) -> list[tuple[Path, tuple[str, ...]]]:
+        """Every ``.indexOn`` declaration: ``(location pattern with $wildcards, children)``."""
+        found: list[tuple[Path, tuple[str, ...]]] = []
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.index_on:
+                found.append((node.keys, node.index_on))
+            stack.extend(node.children.values())
+            if node.wildcard is not None:
+                stack.append(node.wildcard)
+        return found
+
     # -- decisions ----------------------------------------------------------
 
     def can_read(

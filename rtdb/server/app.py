@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -9,10 +11,11 @@ from typing import Any
 
 from litestar import Litestar, asgi, get
 
-from rtdb.engine.access import DefaultAccess
+from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.server.auth import Authenticator
 from rtdb.server.rest import RestApi
+from rtdb.server.rulesfile import load_rules, watch_rules
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
 from rtdb.server.ws import WsEndpoint
@@ -24,9 +27,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     """Build the ASGI app. ``engine`` and ``clock`` are injectable for tests."""
     if engine is None:
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+        rules = load_rules(settings.rules) if settings.rules else default_rules(emulator=settings.emulator)
         engine = Engine(
             settings.data_dir,
-            access=DefaultAccess(open_to_all=settings.emulator),
+            access=RulesAccess(rules),
             synchronous=settings.synchronous.upper(),
             indexes=settings.index_map(),
             require_indexes=settings.require_indexes,
@@ -36,11 +40,35 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     sse = SseEndpoint(engine, settings)
     rest = RestApi(engine, settings, authenticator, sse)
 
+    rechecks: set[asyncio.Task[None]] = set()
+
+    def on_rules_change(ns: str | None) -> None:
+        """Listens and streams whose callers lost read access are revoked."""
+        async def recheck() -> None:
+            await sse.recheck(ns)
+            if hasattr(ws_endpoint, "recheck"):
+                await ws_endpoint.recheck(ns)
+
+        task = asyncio.get_running_loop().create_task(recheck())
+        rechecks.add(task)
+        task.add_done_callback(rechecks.discard)
+
+    engine.access.on_change(on_rules_change)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        watcher = None
+        if settings.rules is not None:
+            watcher = asyncio.create_task(watch_rules(settings.rules.resolve(), engine, stop))
         try:
             yield
         finally:
+            stop.set()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             sse.close()
             await engine.close()
 

@@ -17,7 +17,16 @@ import msgspec
 from rtdb.core import path as paths
 from rtdb.core import query as queries
 from rtdb.core.auth import Caller
-from rtdb.core.errors import InvalidData, InvalidPath, InvalidQuery, PreconditionFailed, RtdbError, TooBig
+from rtdb.core.errors import (
+    InvalidData,
+    InvalidPath,
+    InvalidQuery,
+    PermissionDenied,
+    PreconditionFailed,
+    RtdbError,
+    TooBig,
+)
+from rtdb.rules import Ruleset
 from rtdb.core.hash import etag
 from rtdb.core.value import shallow, to_plain
 from rtdb.engine.engine import Engine
@@ -28,6 +37,7 @@ from rtdb.server.sse import SseEndpoint
 from rtdb.realtime.sse import SseStream
 
 JSON_TYPE = "application/json; charset=utf-8"
+RULES_PATH = "/.settings/rules.json"
 WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
 _TIMEOUT = re.compile(r"^(\d+)(ms|s|min)$")
 _encoder = msgspec.json.Encoder()
@@ -156,6 +166,8 @@ class RestApi:
 
     async def _handle(self, request: Request) -> Response:
         raw_path = request.raw_path
+        if raw_path == RULES_PATH:
+            return await self._rules(request)
         if not raw_path.endswith(".json"):
             return error_response(404, "Not found: REST paths end in .json")
         params = dict(parse_qsl(request.query_string, keep_blank_values=True))
@@ -195,6 +207,24 @@ class RestApi:
             result = await self.engine.update(ns, path, body, caller=caller)
             return self._ok(to_plain(result.node) if result.node is not None else body, silent, pretty)
         raise InvalidData(f"Unsupported method {method}")
+
+    async def _rules(self, request: Request) -> Response:
+        """``GET/PUT /.settings/rules.json``: the namespace's rules as source text; admins only."""
+        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        ns = self.namespace(params, request.headers.get("host"))
+        caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
+        if not caller.admin:
+            raise PermissionDenied("Permission denied")
+        if request.method == "GET":
+            return Response(self.engine.rules_source(ns).encode(), media_type=JSON_TYPE)
+        if request.method != "PUT":
+            raise InvalidData("Use GET or PUT on /.settings/rules.json")
+        source = b"".join([chunk async for chunk in request.stream()]).decode("utf-8", errors="replace")
+        if params.get("dryRun") == "true":
+            Ruleset.compile(source)
+        else:
+            await self.engine.deploy_rules(ns, source, caller=caller)
+        return Response(b'{"status":"ok"}')
 
     async def _get(
         self, request: Request, ns: str, path: paths.Path, params: dict[str, str], caller: Caller,

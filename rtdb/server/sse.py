@@ -19,7 +19,7 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, to_plain
 from rtdb.engine.engine import Engine
 from rtdb.realtime.outbox import Outbox
-from rtdb.realtime.sse import AUTH_REVOKED, KEEP_ALIVE, SseFanout, SseStream, event
+from rtdb.realtime.sse import AUTH_REVOKED, CANCEL, KEEP_ALIVE, SseFanout, SseStream, event
 from rtdb.server.settings import Settings
 
 log = logging.getLogger("rtdb.sse")
@@ -36,7 +36,7 @@ class SseEndpoint:
         self.engine = engine
         self.settings = settings
         self.fanout = SseFanout(engine.feed)
-        self.streams: set[SseStream] = set()
+        self.callers: dict[SseStream, Caller] = {}
 
     async def open(self, ns: str, path: Path, caller: Caller, query: QuerySpec | None) -> tuple[SseStream, Node]:
         """Register and read; raises the engine's error (the caller answers it as JSON)."""
@@ -58,7 +58,7 @@ class SseEndpoint:
 
     async def serve(self, stream: SseStream, caller: Caller, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        self.streams.add(stream)
+        self.callers[stream] = caller
         disconnected = asyncio.ensure_future(_wait_disconnect(receive))
         deadline = time.monotonic() + self.settings.sse_max_lifetime_s
         try:
@@ -87,7 +87,7 @@ class SseEndpoint:
         except OSError:
             pass
         finally:
-            self.streams.discard(stream)
+            self.callers.pop(stream, None)
             disconnected.cancel()
             self.fanout.remove(stream)
             try:
@@ -95,9 +95,24 @@ class SseEndpoint:
             except (OSError, RuntimeError):
                 pass
 
+    async def recheck(self, ns: str | None) -> None:
+        """After rules change: cancel every stream (of ``ns``, or all) whose caller lost read access."""
+        for stream, caller in list(self.callers.items()):
+            if ns is not None and stream.ns != ns:
+                continue
+            try:
+                allowed = await self.engine.check_read(stream.ns, stream.path, caller=caller, query=stream.spec)
+            except Exception:
+                log.exception("re-checking an SSE stream failed")
+                allowed = False
+            if not allowed:
+                self.fanout.remove(stream)
+                stream.outbox.send((CANCEL,))
+                stream.outbox.close()
+
     def end_streams(self) -> None:
         """Finish every open stream (server shutdown); clients reconnect elsewhere or later."""
-        for stream in list(self.streams):
+        for stream in list(self.callers):
             stream.outbox.close()
 
     def close(self) -> None:

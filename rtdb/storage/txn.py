@@ -86,6 +86,16 @@ class Txn:
             (self.seq,),
         )
 
+    def meta(self, name: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
     def committed_seq(self) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
         return row[0] if row else 0

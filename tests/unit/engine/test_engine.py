@@ -12,7 +12,7 @@ from rtdb.core.changes import ChangeSet
 from rtdb.core.errors import InvalidData, PermissionDenied, PreconditionFailed
 from rtdb.core.hash import etag, node_hash
 from rtdb.core.query import QuerySpec
-from rtdb.engine.access import DefaultAccess
+from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 
 
@@ -27,7 +27,7 @@ class Clock:
 
 @pytest.fixture
 async def engine(tmp_path: Path):
-    e = Engine(tmp_path, access=DefaultAccess(open_to_all=False), clock=Clock(), synchronous="NORMAL")
+    e = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), clock=Clock(), synchronous="NORMAL")
     yield e
     await e.close()
 

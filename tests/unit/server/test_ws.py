@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rtdb.core.hash import node_hash
-from rtdb.engine.access import DefaultAccess
+from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.server.auth import Authenticator
 from rtdb.server.settings import Settings
@@ -78,7 +78,7 @@ class Client:
 @pytest.fixture
 async def endpoint(tmp_path: Path) -> AsyncIterator[WsEndpoint]:
     settings = Settings(data_dir=tmp_path, emulator=True)
-    engine = Engine(tmp_path, access=DefaultAccess(open_to_all=False))
+    engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)))
     yield WsEndpoint(engine, settings, Authenticator(settings))
     await engine.close()
 
@@ -251,7 +251,7 @@ class _ExpiringAuth:
 
 async def test_an_expiring_token_gets_an_auth_revoked_push(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, emulator=True)
-    engine = Engine(tmp_path, access=DefaultAccess(open_to_all=True), clock=lambda: 1_000_000)
+    engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=True)), clock=lambda: 1_000_000)
     endpoint = WsEndpoint(engine, settings, _ExpiringAuth(1_000_000))  # type: ignore[arg-type]
     try:
         client = await connect(endpoint, admin=False)

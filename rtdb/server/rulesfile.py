@@ -1,0 +1,33 @@
+"""The server's rules file: loaded at start, watched (watchfiles), swapped in only
+when the changed file compiles completely."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import watchfiles
+
+from rtdb.engine.engine import Engine
+from rtdb.rules import RulesError, Ruleset
+
+log = logging.getLogger("rtdb.rules")
+
+
+def load_rules(file: Path) -> Ruleset:
+    """Compile the rules file; raises :class:`RulesError` (with line and column) or ``OSError``."""
+    return Ruleset.compile(file.read_text())
+
+
+async def watch_rules(file: Path, engine: Engine, stop: asyncio.Event) -> None:
+    """Reload ``file`` whenever it changes; a file that does not compile keeps the old rules."""
+    async for _changes in watchfiles.awatch(file.parent, stop_event=stop, debounce=50, step=20,
+                                            watch_filter=lambda _change, name: Path(name) == file):
+        try:
+            ruleset = load_rules(file)
+        except (RulesError, OSError, UnicodeDecodeError) as exc:
+            log.error("rules file %s not reloaded, the previous rules stay: %s", file, exc)
+            continue
+        await engine.reload_default_rules(ruleset)
+        log.info("rules reloaded from %s", file)
