@@ -207,7 +207,7 @@ class Engine:
 
         def op(txn: Txn) -> tuple[Node, list[str]]:
             self._check(self.access.can_read(ns, caller, path, txn, now, None))
-            return txn.shallow(path)
+            return txn.child_keys(path)
 
         return await store.read(op)
 

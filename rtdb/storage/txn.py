@@ -117,7 +117,7 @@ class Txn:
     def exists(self, path: Path) -> bool:
         return self.conn.execute("SELECT 1 FROM nodes WHERE path = ?", (path_key(path),)).fetchone() is not None
 
-    def shallow(self, path: Path) -> tuple[Node, list[str]]:
+    def child_keys(self, path: Path) -> tuple[Node, list[str]]:
         """The node itself if it is a leaf, else its child keys (grandchildren are not read)."""
         p = path_key(path)
         top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
@@ -127,6 +127,18 @@ class Txn:
             return row_node(*top), []
         keys = [r[0] for r in self.conn.execute("SELECT key FROM nodes WHERE parent = ? ORDER BY ksort", (p,))]
         return None, keys
+
+    def shallow(self, path: Path) -> Node:
+        """The node at ``path`` with every child replaced by ``True`` (priority kept): what
+        rules need to answer ``exists()``/``hasChildren()`` without reading a subtree."""
+        p = path_key(path)
+        top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
+        if top is None or top[0] != OBJECT:
+            return from_rows(len(path), top, ())
+        out: dict[str, Any] = {k: True for (k,) in self.conn.execute("SELECT key FROM nodes WHERE parent = ?", (p,))}
+        if top[2] is not None:
+            out[PRIORITY] = top[2]
+        return out
 
     def query(self, path: Path, spec: QuerySpec, index: IndexDef | None) -> list[tuple[str, Node]]:
         """The children of ``path`` selected by ``spec``, in query order, with their values."""

@@ -85,7 +85,7 @@ async def test_concurrent_writes_are_grouped_but_keep_their_own_results(store: S
 
 async def test_shallow_lists_child_keys_without_values(store: SqliteStore) -> None:
     await store.write(lambda t: t.set(("p",), normalize({"b": {"deep": 1}, "a": 2, "10": 3, "9": 4})))
-    leaf, keys = await store.read(lambda t: t.shallow(("p",)))
+    leaf, keys = await store.read(lambda t: t.child_keys(("p",)))
     assert leaf is None and keys == ["9", "10", "a", "b"]
 
 
@@ -161,3 +161,10 @@ async def test_committed_data_survives_reopening(tmp_path: Path) -> None:
         assert await s2.read(lambda t: t.committed_seq()) == seq
     finally:
         await s2.close()
+
+
+async def test_shallow_node_for_rules_replaces_children_with_true(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("p",), normalize({"a": {"deep": 1}, "b": 2, ".priority": 5})))
+    assert await store.read(lambda t: t.shallow(("p",))) == {"a": True, "b": True, ".priority": 5}
+    assert await store.read(lambda t: t.shallow(("p", "b"))) == 2
+    assert await store.read(lambda t: t.shallow(("missing",))) is None
