@@ -55,21 +55,22 @@ class RulesAccess:
 
     # -- decisions -----------------------------------------------------------------
     def can_read(self, ns: str, caller: Caller, path: Path, data: Any, now: int,
-                 query: QuerySpec | None) -> Decision:
+                 query: QuerySpec | None, *, explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
-        return self.ruleset(ns).can_read(path, auth=caller.auth, root=data, now=now, query=query)
+        return self.ruleset(ns).can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=explain)
 
-    def can_write(self, ns: str, caller: Caller, path: Path, new: Node, data: Any, now: int) -> Decision:
+    def can_write(self, ns: str, caller: Caller, path: Path, new: Node, data: Any, now: int, *,
+                  explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
-        return self.ruleset(ns).can_write(path, new, auth=caller.auth, root=data, now=now)
+        return self.ruleset(ns).can_write(path, new, auth=caller.auth, root=data, now=now, explain=explain)
 
     def can_update(self, ns: str, caller: Caller, path: Path, updates: dict[Path, Node], data: Any,
-                   now: int) -> Decision:
+                   now: int, *, explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
-        return self.ruleset(ns).can_update(path, updates, auth=caller.auth, root=data, now=now)
+        return self.ruleset(ns).can_update(path, updates, auth=caller.auth, root=data, now=now, explain=explain)
 
     def declared_indexes(self, ns: str) -> list[tuple[Path, Path]]:
         """``(location pattern, child)`` for every ``.indexOn`` of the namespace's rules."""

@@ -153,13 +153,13 @@ class Engine:
 
         def run(txn: Txn) -> Decision:
             if op == "read":
-                return self.access.can_read(ns, caller, path, txn, now, None)
+                return self.access.can_read(ns, caller, path, txn, now, None, explain=True)
             if op == "update":
                 items = parse_updates(path, value)
                 rel = {paths.relative(path, t): resolve(n, t, now, txn.node) for t, n in items}
-                return self.access.can_update(ns, caller, path, rel, txn, now)
+                return self.access.can_update(ns, caller, path, rel, txn, now, explain=True)
             node = resolve(normalize(value, path), path, now, txn.node)
-            return self.access.can_write(ns, caller, path, node, txn, now)
+            return self.access.can_write(ns, caller, path, node, txn, now, explain=True)
 
         return await store.read(run)
 

@@ -107,8 +107,11 @@ class Ruleset:
     # -- decisions ----------------------------------------------------------
 
     def can_read(
-        self, path: Path, *, auth: dict[str, Any] | None, root: DataView, now: int, query: QuerySpec | None = None
+        self, path: Path, *, auth: dict[str, Any] | None, root: DataView, now: int, query: QuerySpec | None = None,
+        explain: bool = False,
     ) -> Decision:
+        """With ``explain`` the trace records every rule run and the values it looked at
+        (costly: the engine asks only when a caller wants the explanation)."""
         path = _as_path(path)
         tree = Tree(root)
         root_snap = Snapshot(tree, ())
@@ -122,35 +125,38 @@ class Ruleset:
                 auth=auth, now=now, root=root_snap, data=Snapshot(tree, step.at),
                 new_data=None, query=qvars, captures=step.captures,
             )  # fmt: skip
-            if _run(rule, env, step, ".read", trace):
+            if _run(rule, env, step, ".read", trace if explain else None):
                 trace.append(f"read of {paths.to_str(path)} allowed by {step.rules.rule_path('.read')}")
                 return Decision(True, trace)
         trace.append(f"read of {paths.to_str(path)} denied: no .read rule on the way from / allowed it")
         return Decision(False, trace)
 
     def can_write(
-        self, path: Path, new_node: Node, *, auth: dict[str, Any] | None, root: DataView, now: int
+        self, path: Path, new_node: Node, *, auth: dict[str, Any] | None, root: DataView, now: int,
+        explain: bool = False,
     ) -> Decision:
         """A set of ``new_node`` (node form, server values resolved) at ``path``."""
         path = _as_path(path)
-        return _Judgement(self, [(path, new_node)], auth, root, now).run("write")
+        return _Judgement(self, [(path, new_node)], auth, root, now, explain).run("write")
 
     def can_update(
-        self, path: Path, updates: Mapping[Path, Node], *, auth: dict[str, Any] | None, root: DataView, now: int
+        self, path: Path, updates: Mapping[Path, Node], *, auth: dict[str, Any] | None, root: DataView, now: int,
+        explain: bool = False,
     ) -> Decision:
         """A multi-path update: ``updates`` maps paths relative to ``path`` to nodes."""
         base = _as_path(path)
         writes = [(base + _as_path(rel), node) for rel, node in updates.items()]
         if not writes:
             return Decision(True, [f"empty update at {paths.to_str(base)}: nothing to check"])
-        return _Judgement(self, writes, auth, root, now).run("update")
+        return _Judgement(self, writes, auth, root, now, explain).run("update")
 
 
 class _Judgement:
     """One write or update decision: shared trees, shared caches."""
 
     def __init__(
-        self, ruleset: Ruleset, writes: list[tuple[Path, Node]], auth: dict[str, Any] | None, root: DataView, now: int
+        self, ruleset: Ruleset, writes: list[tuple[Path, Node]], auth: dict[str, Any] | None, root: DataView,
+        now: int, explain: bool = False,
     ) -> None:
         self.ruleset = ruleset
         self.writes = writes
@@ -161,6 +167,7 @@ class _Judgement:
         self.root_snap = Snapshot(self.old, ())
         self.validated: set[Path] = set()
         self.trace: list[str] = []
+        self.notes: list[str] | None = self.trace if explain else None
 
     def env(self, step: _Step) -> Env:
         return Env(
@@ -187,7 +194,7 @@ class _Judgement:
             if not self.new.exists(step.at):
                 break  # nothing below a missing node exists either: no more validation
             self.validated.add(step.at)
-            if not _run(rule, self.env(step), step, ".validate", self.trace):
+            if not _run(rule, self.env(step), step, ".validate", self.notes):
                 return False
         last = chain[-1]
         if last.at != target or not last.rules.validates_below:
@@ -197,7 +204,7 @@ class _Judgement:
     def permitted(self, target: Path, chain: list[_Step]) -> bool:
         for step in chain:
             rule = step.rules.write
-            if rule is not None and _run(rule, self.env(step), step, ".write", self.trace):
+            if rule is not None and _run(rule, self.env(step), step, ".write", self.notes):
                 return True
         self.trace.append(f"no .write rule on the way from / to {paths.to_str(target)} allowed it")
         return False
@@ -213,14 +220,16 @@ class _Judgement:
             sub = _Step(rules, step.at + (key,), captures)
             if rules.validate is not None and sub.at not in self.validated:
                 self.validated.add(sub.at)
-                if not _run(rules.validate, self.env(sub), sub, ".validate", self.trace):
+                if not _run(rules.validate, self.env(sub), sub, ".validate", self.notes):
                     return False
             if rules.validates_below and not self.walk(sub, child):
                 return False
         return True
 
 
-def _run(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str]) -> bool:
+def _run(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str] | None) -> bool:
+    if trace is None:
+        return rule.evaluate(env)[0]
     ok, error, notes = rule.explain(env)
     where = step.rules.rule_path(kind)
     caps = "".join(f" {k}={v!r}" for k, v in step.captures.items())

@@ -54,10 +54,10 @@ def simulate(
     path = paths.parse(path_str)
     if op == "read":
         spec = parse_rest(query) if isinstance(query, Mapping) else query
-        return rules.can_read(path, auth=auth, root=view, now=at_ms, query=spec)
+        return rules.can_read(path, auth=auth, root=view, now=at_ms, query=spec, explain=True)
     if op == "write":
         node = _resolved(value, path, at_ms, view)
-        return rules.can_write(path, node, auth=auth, root=view, now=at_ms)
+        return rules.can_write(path, node, auth=auth, root=view, now=at_ms, explain=True)
     if op == "update":
         if not isinstance(value, Mapping):
             raise TypeError("an update needs a mapping of relative paths to values")
@@ -65,7 +65,7 @@ def simulate(
         for rel, sub in value.items():
             rel_path = paths.parse(rel)
             updates[rel_path] = _resolved(sub, path + rel_path, at_ms, view)
-        return rules.can_update(path, updates, auth=auth, root=view, now=at_ms)
+        return rules.can_update(path, updates, auth=auth, root=view, now=at_ms, explain=True)
     raise ValueError(f"unknown operation {op!r}")
 
 

@@ -85,6 +85,7 @@ def test_expression_as_read_rule(case: dict[str, Any]) -> None:
         root=MemoryView(normalize(case.get("data"))),
         now=env.now,
         query=parse_rest(case["query"]) if "query" in case else None,
+        explain=True,
     )
     assert decision.allowed is (case["expect"] is True)
     if case["expect"] == "error":
