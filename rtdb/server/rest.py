@@ -259,8 +259,7 @@ class RestApi:
             tag = etag(node)
             if request.headers.get("if-none-match") == tag:
                 return Response(b"", status_code=304, media_type=None, headers={"ETag": tag})
-            if request.headers.get("x-firebase-etag", "").lower() == "true":
-                headers["ETag"] = tag
+            headers["ETag"] = tag
         value = node if plain or export else to_plain(node)
         if params.get("download"):
             name = params["download"].replace('"', "")
