@@ -37,10 +37,14 @@ _VARIABLES: dict[str, tuple[t.Type, Fn]] = {
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """One compiled expression (or a constant ``true``/``false``)."""
+    """One compiled expression (or a constant ``true``/``false``).
+
+    ``fn`` is the fast form; ``noted_fn`` also records the values of its parts
+    (compiled separately so the fast form pays nothing for explanations)."""
 
     source: str
     fn: Fn
+    noted_fn: Fn | None = None
 
     def evaluate(self, env: Env) -> tuple[bool, str | None]:
         """``(allowed, error)``; a runtime error gives ``(False, message)``."""
@@ -52,9 +56,12 @@ class CompiledRule:
     def explain(self, env: Env) -> tuple[bool, str | None, list[tuple[str, Any]]]:
         """Like :meth:`evaluate`, plus the values the rule looked at, in order."""
         env.notes = []
+        fn = self.noted_fn or self.fn
         try:
-            allowed, error = self.evaluate(env)
-            return allowed, error, env.notes
+            try:
+                return fn(env) is True, None, env.notes
+            except EvalError as exc:
+                return False, str(exc), env.notes
         finally:
             env.notes = None
 
@@ -67,12 +74,13 @@ def compile_rule(source: str, *, captures: tuple[str, ...], write: bool) -> Comp
     """Parse and type-check ``source``; it must be a boolean expression."""
     try:
         tree = parse(source)
-        typ, fn = _Compiler(captures, write).expr(tree)
+        typ, noted = _Compiler(captures, write, noting=True).expr(tree)
+        _, fn = _Compiler(captures, write, noting=False).expr(tree)
     except RecursionError:
         raise ExpressionError("Expression is nested too deeply", 0) from None
     if typ != t.BOOLEAN:
         raise ExpressionError(f"Expression must be a boolean, not {t.describe(typ)}", tree_offset(tree))
-    return CompiledRule(source, fn)
+    return CompiledRule(source, fn, noted)
 
 
 def tree_offset(e: s.Expr) -> int:
@@ -97,9 +105,10 @@ def _check(typ: t.Type, allowed: frozenset[str], message: str, at: int, *, stric
 
 
 class _Compiler:
-    def __init__(self, captures: tuple[str, ...], write: bool) -> None:
+    def __init__(self, captures: tuple[str, ...], write: bool, *, noting: bool = True) -> None:
         self.captures = captures
         self.write = write
+        self.noting = noting
         self.depth = 0
 
     def expr(self, e: s.Expr) -> Typed:
@@ -109,7 +118,8 @@ class _Compiler:
         method = getattr(self, "_" + type(e).__name__.lower())
         typ, fn = method(e)
         self.depth -= 1
-        if isinstance(e, (s.Name, s.Member, s.Index, s.Call)) and isinstance(typ, str) and typ not in _UNNOTED:
+        if self.noting and isinstance(e, (s.Name, s.Member, s.Index, s.Call)) and isinstance(typ, str) \
+                and typ not in _UNNOTED:
             fn = _noted(s.render(e), fn)
         return typ, fn
 
