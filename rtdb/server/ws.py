@@ -100,6 +100,12 @@ class WsEndpoint:
         finally:
             self.connections.pop(session.session_id, None)
 
+    async def recheck(self, ns: str | None) -> None:
+        """Rules changed (in ``ns``, or everywhere): revoke listens whose callers lost read access."""
+        for connection in list(self.connections.values()):
+            if ns is None or connection.ns == ns:
+                await connection.recheck()
+
     def _namespace(self, params: dict[str, str], host: str) -> str:
         ns = params.get("ns")
         if ns:
@@ -122,6 +128,7 @@ class Connection:
         self.outbox = Outbox(on_overflow=self._overflowed, metrics=self.hub.metrics)
         self._close_code = 1000
         self._expiry: asyncio.TimerHandle | None = None
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -220,9 +227,12 @@ class Connection:
         elif isinstance(request, (m.Auth, m.GAuth)):
             self._authenticate(request)
         elif isinstance(request, m.Unauth):
+            changed = self.session.caller != ANONYMOUS
             self.session.caller = ANONYMOUS
             self._schedule_expiry(None)
             self._respond(request.r, "ok", "unauthenticated")
+            if changed:
+                self._recheck_soon()
         elif isinstance(request, m.OnDisconnectPut):
             self._queue_put(request)
         elif isinstance(request, m.OnDisconnectMerge):
@@ -248,8 +258,11 @@ class Connection:
         except Unauthenticated as exc:
             self._respond(request.r, "invalid_token", exc.message)
             return
+        changed = caller != self.session.caller
         self.session.caller = caller
         self._schedule_expiry(caller.expires_at_ms)
+        if changed:
+            self._recheck_soon()
         claims = caller.auth if caller.auth is not None else _unverified_claims(body.cred)
         expires = claims.get("exp") if isinstance(claims, dict) else None
         if caller.expires_at_ms is not None:
@@ -270,6 +283,26 @@ class Connection:
         self.session.caller = ANONYMOUS
         body = m.StatusBody("expired_token", "Auth token is expired.")
         self.outbox.send(push_frames(m.AuthRevokedPush(body)))
+        self._recheck_soon()
+
+    def _recheck_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.recheck())
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    async def recheck(self) -> None:
+        """Rules or this connection's auth changed: revoke every listen it can no longer read."""
+        caller = self.session.caller
+        for entry in list(self.session.listens()):
+            try:
+                allowed = await self.engine.check_read(self.ns, entry.path, caller=caller, query=entry.spec)
+            except Exception:
+                log.exception("re-checking a listen failed")
+                allowed = False
+            if not allowed:
+                if isinstance(entry.handle, Listener):
+                    self.hub.unlisten(entry.handle)
+                self._revoke(entry)
 
     async def _listen(self, request: m.Listen) -> None:
         body = request.b
@@ -307,7 +340,8 @@ class Connection:
 
     def _refresher(self, path: paths.Path, spec: QuerySpec | None, caller: Caller) -> Callable[[], Awaitable[tuple[Node, int]]]:
         async def refresh() -> tuple[Node, int]:
-            result = await self.engine.read(self.ns, path, caller=caller, query=spec)
+            # the connection's current caller: auth may have changed since the listen
+            result = await self.engine.read(self.ns, path, caller=self.session.caller, query=spec)
             return result.node, result.seq
 
         return refresh
