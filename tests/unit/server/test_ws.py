@@ -264,3 +264,31 @@ async def test_an_expiring_token_gets_an_auth_revoked_push(tmp_path: Path) -> No
         await client.close()
     finally:
         await engine.close()
+
+
+async def test_listens_are_revoked_when_rules_or_auth_take_read_access_away(tmp_path: Path) -> None:
+    from rtdb.rules import Ruleset
+
+    settings = Settings(data_dir=tmp_path, emulator=True)
+    engine = Engine(tmp_path, access=RulesAccess(Ruleset.compile('{"rules": {"pub": {".read": true}, '
+                                                                  '"me": {".read": "auth != null"}}}')))
+    endpoint = WsEndpoint(engine, settings, Authenticator(settings))
+    tasks: list[asyncio.Task[None]] = []
+    engine.access.on_change(lambda ns: tasks.append(asyncio.get_running_loop().create_task(endpoint.recheck(ns))))
+    try:
+        client = await connect(endpoint, admin=False)
+        _, body = await client.call("q", {"p": "/pub", "h": ""})
+        assert body["s"] == "ok"
+        engine.access.set_default(Ruleset.compile('{"rules": {}}'))
+        revoked = await client.message()
+        assert revoked["d"] == {"a": "c", "b": {"p": "pub"}}
+
+        _, body = await client.call("gauth", {"cred": "owner"})
+        _, body = await client.call("q", {"p": "/me", "h": ""})
+        assert body["s"] == "ok", "admin may read anything"
+        _, body = await client.call("unauth", {})
+        revoked = await client.message()
+        assert revoked["d"] == {"a": "c", "b": {"p": "me"}}
+        await client.close()
+    finally:
+        await engine.close()
