@@ -140,6 +140,21 @@ class Engine:
         for ns, store in list(self._stores.items()):
             await self._declare_indexes(ns, store)
 
+    def is_indexed(self, ns: str, path: Path, query: QuerySpec | None) -> bool:
+        """Whether a query's order has a declared index (``.indexOn`` or ``--index``);
+        key and priority orders need none. Unindexed queries still run (with a warning)."""
+        if query is None or query.order_by not in ("child", "value"):
+            return True
+        child = ".value" if query.order_by == "value" else "/".join(query.child)
+        if child in self.access.ruleset(ns).index_on(path):
+            return True
+        want = (".value",) if query.order_by == "value" else query.child
+        return any(
+            len(pattern) == len(path) and all(p.startswith("$") or p == k for p, k in zip(pattern, path))
+            and want in children
+            for pattern, children in self.indexes.items()
+        )
+
     async def check_read(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> bool:
         """Whether ``caller`` may (still) read ``path``: for revoking listens after rules change."""
         store = await self.store(ns)
@@ -189,7 +204,7 @@ class Engine:
             if query is None or query.is_default and query.order_by == "priority":
                 return ReadResult(txn.node(path, plain=plain), txn.committed_seq())
             index = txn.find_index(path, query)
-            if index is None and self.require_indexes and query.order_by in ("child", "value"):
+            if self.require_indexes and not self.is_indexed(ns, path, query):
                 self._missing_index(path, query)
             selected = txn.query(path, query, index)
             node = {k: v for k, v in selected} or None

@@ -336,7 +336,8 @@ class Connection:
             self.outbox.send(data_push_frames(path, node, tag))
         self.session.add_listen(entry)
         self.hub.activate(listener, node, result.seq)
-        self._respond(request.r, "ok", {})
+        warnings = {} if self.engine.is_indexed(self.ns, path, spec) else {"w": ["no_index"]}
+        self._respond(request.r, "ok", warnings)
 
     def _refresher(self, path: paths.Path, spec: QuerySpec | None, caller: Caller) -> Callable[[], Awaitable[tuple[Node, int]]]:
         async def refresh() -> tuple[Node, int]:

@@ -292,3 +292,23 @@ async def test_listens_are_revoked_when_rules_or_auth_take_read_access_away(tmp_
         await client.close()
     finally:
         await engine.close()
+
+
+async def test_an_unindexed_query_listen_is_answered_with_the_no_index_warning(tmp_path: Path) -> None:
+    from rtdb.rules import Ruleset
+
+    settings = Settings(data_dir=tmp_path, emulator=True)
+    rules = '{"rules": {".read": true, "scores": {".indexOn": ["score"]}}}'
+    engine = Engine(tmp_path, access=RulesAccess(Ruleset.compile(rules)))
+    endpoint = WsEndpoint(engine, settings, Authenticator(settings))
+    try:
+        client = await connect(endpoint, admin=False)
+        indexed = {"i": "score", "l": 2, "vf": "r"}
+        _, body = await client.call("q", {"p": "/scores", "q": indexed, "t": 1, "h": ""})
+        assert body == {"s": "ok", "d": {}}
+        unindexed = {"i": "name", "l": 2, "vf": "r"}
+        _, body = await client.call("q", {"p": "/scores", "q": unindexed, "t": 2, "h": ""})
+        assert body == {"s": "ok", "d": {"w": ["no_index"]}}
+        await client.close()
+    finally:
+        await engine.close()
