@@ -1,0 +1,20 @@
+"""The sync tree as data: every scenario of tests/cases/sdk/*.json, no event loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .scenario import Runner, load_scenarios
+
+SCENARIOS = load_scenarios()
+
+
+@pytest.mark.parametrize("scenario", [s for _, s in SCENARIOS], ids=[n for n, _ in SCENARIOS])
+def test_scenario(scenario: dict[str, Any]) -> None:
+    Runner().run(scenario)
+
+
+def test_there_are_scenarios() -> None:
+    assert len(SCENARIOS) >= 40
