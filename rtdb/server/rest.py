@@ -241,7 +241,10 @@ class RestApi:
                 raise InvalidQuery("shallow must be true or false")
             if query is not None:
                 raise InvalidQuery("shallow cannot be combined with query parameters")
-            leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
+            try:
+                leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
+            except TimeoutError:
+                raise InvalidQuery("The read took longer than the timeout") from None
             value: Any = {k: True for k in keys} if keys else to_plain(leaf)
             return self._ok(value, silent, pretty)
         headers: dict[str, str] = {}
