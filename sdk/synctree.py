@@ -94,6 +94,9 @@ class SyncTree:
             return node_hash(self._tags[request.tag].tree.root)
         return node_hash(self.server.get(path))
 
+    def listen_request(self, path: Path, query_id: str) -> ListenRequest | None:
+        return self._listens.get((path, query_id))
+
     def active_listens(self) -> list[ListenRequest]:
         return list(self._listens.values())
 
