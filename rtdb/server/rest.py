@@ -106,16 +106,6 @@ class RestApi:
         self.auth = authenticator
         self.sse = sse
 
-    def namespace(self, params: dict[str, str], host: str | None) -> str:
-        ns = params.get("ns")
-        if ns:
-            return ns
-        if host:
-            label = host.split(":")[0].split(".")
-            if len(label) > 1 and label[1] == "localhost" and label[0]:
-                return label[0]
-        return self.settings.namespace
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """The raw ASGI entry point (mounted at ``/``; litestar's per-request machinery
         is skipped on this hot path)."""
@@ -141,13 +131,15 @@ class RestApi:
             status, message = http_error(exc)
             return error_response(status, message)
 
-    def _target(self, request: Request) -> tuple[str, paths.Path, dict[str, str], Caller]:
+    def _target(self, request: Request, *, allow_priority: bool = False) -> tuple[str, paths.Path, dict[str, str],
+                                                                                 Caller]:
+        """Namespace, path, parameters and caller of a ``/<path>.json`` request."""
         raw_path = request.raw_path
         if not raw_path.endswith(".json"):
             raise InvalidPath("Invalid path: REST paths end in .json")
         params = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        path = paths.parse(raw_path[: -len(".json")], decode=True)
-        ns = self.namespace(params, request.headers.get("host"))
+        path = paths.parse(raw_path[: -len(".json")], decode=True, allow_priority=allow_priority)
+        ns = self.settings.namespace_of(params, request.headers.get("host"))
         caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
         return ns, path, params, caller
 
@@ -165,15 +157,11 @@ class RestApi:
             return error_response(status, message)
 
     async def _handle(self, request: Request) -> Response:
-        raw_path = request.raw_path
-        if raw_path == RULES_PATH:
+        if request.raw_path == RULES_PATH:
             return await self._rules(request)
-        if not raw_path.endswith(".json"):
+        if not request.raw_path.endswith(".json"):
             return error_response(404, "Not found: REST paths end in .json")
-        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        path = paths.parse(raw_path[: -len(".json")], decode=True, allow_priority=True)
-        ns = self.namespace(params, request.headers.get("host"))
-        caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
+        ns, path, params, caller = self._target(request, allow_priority=True)
         method = request.method.upper()
         if method == "POST":
             override = request.headers.get("x-http-method-override") or params.get("x-http-method-override")
@@ -211,7 +199,7 @@ class RestApi:
     async def _rules(self, request: Request) -> Response:
         """``GET/PUT /.settings/rules.json``: the namespace's rules as source text; admins only."""
         params = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        ns = self.namespace(params, request.headers.get("host"))
+        ns = self.settings.namespace_of(params, request.headers.get("host"))
         caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
         if not caller.admin:
             raise PermissionDenied("Permission denied")

@@ -83,6 +83,18 @@ class Settings:
                 values[name] = _convert(row["kind"], raw, name)
         return replace(cls(), **values)
 
+    def namespace_of(self, params: Mapping[str, str], host: str | None) -> str:
+        """The namespace a request names: ``?ns=``, else ``<ns>.localhost`` in the Host
+        header, else the configured default."""
+        ns = params.get("ns")
+        if ns:
+            return ns
+        if host:
+            labels = host.split(":")[0].split(".")
+            if len(labels) > 1 and labels[1] == "localhost" and labels[0]:
+                return labels[0]
+        return self.namespace
+
     def index_map(self) -> dict[tuple[str, ...], tuple[tuple[str, ...], ...]]:
         from rtdb.core import path as paths
 

@@ -87,7 +87,7 @@ class WsEndpoint:
         session = ServerSession(
             session_id=f"{self._prefix}-{next(self._ids)}",
             host=host,
-            namespace=self._namespace(params, host),
+            namespace=self.settings.namespace_of(params, host),
         )
         await send({"type": "websocket.accept"})
         previous = self.connections.get(params.get("ls", ""))
@@ -105,15 +105,6 @@ class WsEndpoint:
         for connection in list(self.connections.values()):
             if ns is None or connection.ns == ns:
                 await connection.recheck()
-
-    def _namespace(self, params: dict[str, str], host: str) -> str:
-        ns = params.get("ns")
-        if ns:
-            return ns
-        label = host.split(":")[0].split(".")
-        if len(label) > 1 and label[1] == "localhost" and label[0]:
-            return label[0]
-        return self.settings.namespace
 
 
 class Connection:
