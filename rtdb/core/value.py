@@ -163,6 +163,29 @@ def child_at(node: Node, path: Path) -> Node:
     return node
 
 
+def replace_at(node: Node, rel: Path, new: Node) -> Node:
+    """``node`` with its descendant at ``rel`` replaced by ``new``, as the store does it:
+    empty objects are pruned, a leaf written below becomes an object keeping its
+    priority, and deleting below a leaf or an absent child changes nothing."""
+    if not rel:
+        return new
+    key, rest = rel[0], rel[1:]
+    kids = dict(children(node))
+    updated = replace_at(kids.get(key), rest, new)
+    if updated is None and key not in kids:
+        return node
+    if updated is None:
+        kids.pop(key, None)
+    else:
+        kids[key] = updated
+    if not kids:
+        return None
+    priority = priority_of(node)
+    if priority is not None:
+        kids[PRIORITY] = priority
+    return kids
+
+
 def to_plain(node: Node) -> Any:
     """Render a node as a normal REST GET does: no priorities, arrays where Firebase makes them."""
     if not isinstance(node, dict):

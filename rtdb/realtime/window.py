@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
-from rtdb.core.value import PRIORITY, VALUE, Node, child_at, children, priority_of, same
+from rtdb.core.value import Node, child_at, children, replace_at, same
 
 RelChange = tuple[Path, Node, Node]
 """A change relative to the query location: ``(relative path, old, new)``."""
@@ -184,27 +184,6 @@ def _drop_nested(merge: dict[str, Node], key: str) -> None:
     prefix = key + "/"
     for k in [k for k in merge if k.startswith(prefix)]:
         del merge[k]
-
-
-def replace_at(node: Node, rel: Path, new: Node) -> Node:
-    """``node`` with the descendant at ``rel`` replaced by ``new`` (empty parents pruned)."""
-    if not rel:
-        return new
-    key, rest = rel[0], rel[1:]
-    kids = dict(children(node))
-    updated = replace_at(kids.get(key), rest, new)
-    if updated is None and key not in kids:
-        return node  # deleting below a leaf or an absent child changes nothing
-    if updated is None:
-        kids.pop(key, None)
-    else:
-        kids[key] = updated
-    if not kids:
-        return None
-    priority = priority_of(node)
-    if priority is not None and not (isinstance(node, dict) and VALUE in node):
-        kids[PRIORITY] = priority
-    return kids
 
 
 def relative_changes(query_path: Path, changes: Sequence[tuple[Path, Node, Node]]) -> list[RelChange]:

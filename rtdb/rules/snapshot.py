@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rtdb.core.path import Path, is_valid_key
-from rtdb.core.value import PRIORITY, Node, children, is_leaf, priority_of, strip_priority
+from rtdb.core.value import Node, child_at, children, is_leaf, priority_of, replace_at, strip_priority
 from rtdb.rules.errors import EvalError
 
 
@@ -62,7 +62,7 @@ class Tree:
         for depth in range(len(path) - 1, -1, -1):  # a cached ancestor answers too
             ancestor = path[:depth]
             if ancestor in self._cache:
-                return True, _child(self._cache[ancestor], path[depth:])
+                return True, child_at(self._cache[ancestor], path[depth:])
         return False, None
 
     def node(self, path: Path) -> Node:
@@ -96,25 +96,6 @@ class Tree:
         return bool(children(self.top(path)))
 
 
-def set_at(node: Node, rel: Path, value: Node) -> Node:
-    """``node`` with ``value`` written at ``rel`` below it (pruning empty objects)."""
-    if not rel:
-        return value
-    key, rest = rel[0], rel[1:]
-    kids = dict(children(node))
-    child = set_at(kids.get(key), rest, value)
-    if child is None:
-        kids.pop(key, None)
-    else:
-        kids[key] = child
-    if not kids:
-        return None
-    prio = priority_of(node)
-    if prio is not None:
-        kids[PRIORITY] = prio
-    return kids
-
-
 class Overlay(Tree):
     """``base`` with ``writes`` applied in order: the data as it would be after them.
 
@@ -144,14 +125,14 @@ class Overlay(Tree):
         covering = self._covering(path)
         if covering >= 0:
             w, value = self._writes[covering]
-            node = _child(value, path[len(w) :])
+            node = child_at(value, path[len(w) :])
             later = self._writes[covering + 1 :]
         else:
             node = self._base.node(path)
             later = self._writes
         for w, value in later:
             if len(w) > len(path) and w[: len(path)] == path:
-                node = set_at(node, w[len(path) :], value)
+                node = replace_at(node, w[len(path) :], value)
         self._cache[path] = node
         return node
 
@@ -179,14 +160,6 @@ class Overlay(Tree):
         if self._covering(path) < 0:  # writes below a node keep its priority
             return self._base.priority(path)
         return priority_of(self.node(path))
-
-
-def _child(node: Node, rel: Path) -> Node:
-    for key in rel:
-        node = children(node).get(key)
-        if node is None:
-            return None
-    return node
 
 
 class _NoView:

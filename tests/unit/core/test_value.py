@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from rtdb.core.errors import RtdbError
-from rtdb.core.value import normalize, same, shallow, to_plain
+from rtdb.core.value import normalize, replace_at, same, shallow, to_plain
 
 CASES = json.loads((Path(__file__).parents[2] / "cases/core/validation.json").read_text())["cases"]
 
@@ -51,3 +51,11 @@ def test_same_tells_booleans_from_numbers() -> None:
     assert same(1, 1.0)
     assert same({"a": {"b": 1}}, {"a": {"b": 1}})
     assert not same({"a": {"b": 1}}, {"a": {"b": 2}})
+
+
+def test_replace_at_prunes_keeps_priorities_and_ignores_deletes_below_leaves() -> None:
+    assert replace_at({"a": {"b": 1}}, ("a", "b"), None) is None
+    assert replace_at({"a": {"b": 1}, ".priority": 1}, ("a", "c"), 2) == {"a": {"b": 1, "c": 2}, ".priority": 1}
+    assert replace_at(5, ("a",), 1) == {"a": 1}
+    assert replace_at({".value": 5, ".priority": 3}, ("a",), 1) == {"a": 1, ".priority": 3}
+    assert replace_at("leaf", ("a", "b"), None) == "leaf"

@@ -10,7 +10,8 @@ import pytest
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import Node, child_at, children, normalize, same
-from rtdb.realtime.window import REFRESH, Merge, QueryWindow, Replace, relative_changes, replace_at
+from rtdb.core.value import replace_at
+from rtdb.realtime.window import REFRESH, Merge, QueryWindow, Replace, relative_changes
 
 SPECS = {
     "child limitToLast 2 startAt 10": QuerySpec("child", ("score",), Bound(10), None, 2, True),

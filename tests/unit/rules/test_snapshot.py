@@ -10,7 +10,7 @@ from rtdb.core.value import child_at, normalize
 from rtdb.rules import Ruleset
 from rtdb.rules.errors import EvalError
 from rtdb.rules.operators import equals
-from rtdb.rules.snapshot import ObjectValue, Overlay, Snapshot, Tree, set_at
+from rtdb.rules.snapshot import ObjectValue, Overlay, Snapshot, Tree
 
 
 class CountingView:
@@ -100,12 +100,6 @@ def test_overlay_keeps_the_priority_of_a_node_written_below() -> None:
     new = Overlay(base, [(("a", "y"), 2)])
     assert new.priority(("a",)) == 7
     assert new.node(("a",)) == {"x": 1, "y": 2, ".priority": 7}
-
-
-def test_set_at_prunes_empty_parents_and_keeps_priorities() -> None:
-    assert set_at({"a": {"b": 1}}, ("a", "b"), None) is None
-    assert set_at({"a": {"b": 1}, ".priority": 1}, ("a", "c"), 2) == {"a": {"b": 1, "c": 2}, ".priority": 1}
-    assert set_at(5, ("a",), 1) == {"a": 1}
 
 
 def test_snapshot_navigation() -> None:
