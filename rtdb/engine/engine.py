@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ from typing import Any
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.changes import Change, ChangeSet
-from rtdb.core.errors import InvalidData, InvalidPath, NoNamespace, PermissionDenied, PreconditionFailed
+from rtdb.core.errors import (
+    IndexNotDefined,
+    InvalidData,
+    InvalidPath,
+    NoNamespace,
+    PermissionDenied,
+    PreconditionFailed,
+)
 from rtdb.core.hash import etag, node_hash
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
@@ -27,14 +35,14 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, to_plain, with_priority
 from rtdb.engine.access import RulesAccess
-from rtdb.rules import Decision, Ruleset
 from rtdb.realtime.broker import Broker, InProcessBroker
+from rtdb.rules import Decision, Ruleset
 from rtdb.storage.sqlite import SqliteStore
 from rtdb.storage.txn import Txn
 
 log = logging.getLogger("rtdb.engine")
 
-_NAMESPACE_OK = __import__("re").compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_NAMESPACE_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +77,7 @@ class Engine:
         clock: Callable[[], int] = _now_ms,
         feed: Broker | None = None,
         synchronous: str = "FULL",
-        indexes: Mapping[str, tuple[Path, ...]] | None = None,
+        indexes: Mapping[Path, tuple[Path, ...]] | None = None,
         require_indexes: bool = False,
     ) -> None:
         self.data_dir = data_dir
@@ -242,8 +250,6 @@ class Engine:
 
     @staticmethod
     def _missing_index(path: Path, query: QuerySpec) -> None:
-        from rtdb.core.errors import IndexNotDefined
-
         child = ".value" if query.order_by == "value" else "/".join(query.child)
         raise IndexNotDefined(
             f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
