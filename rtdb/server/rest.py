@@ -26,15 +26,15 @@ from rtdb.core.errors import (
     RtdbError,
     TooBig,
 )
-from rtdb.rules import Ruleset
 from rtdb.core.hash import etag
-from rtdb.core.value import shallow, to_plain
+from rtdb.core.value import to_plain
 from rtdb.engine.engine import Engine
+from rtdb.realtime.sse import SseStream
+from rtdb.rules import Ruleset
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
-from rtdb.realtime.sse import SseStream
 
 JSON_TYPE = "application/json; charset=utf-8"
 RULES_PATH = "/.settings/rules.json"
@@ -137,11 +137,16 @@ class RestApi:
         raw_path = request.raw_path
         if not raw_path.endswith(".json"):
             raise InvalidPath("Invalid path: REST paths end in .json")
-        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
         path = paths.parse(raw_path[: -len(".json")], decode=True, allow_priority=allow_priority)
+        ns, params, caller = self._context(request)
+        return ns, path, params, caller
+
+    def _context(self, request: Request) -> tuple[str, dict[str, str], Caller]:
+        """Namespace, parameters and caller of any request."""
+        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
         ns = self.settings.namespace_of(params, request.headers.get("host"))
         caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
-        return ns, path, params, caller
+        return ns, params, caller
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -198,16 +203,14 @@ class RestApi:
 
     async def _rules(self, request: Request) -> Response:
         """``GET/PUT /.settings/rules.json``: the namespace's rules as source text; admins only."""
-        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
-        ns = self.settings.namespace_of(params, request.headers.get("host"))
-        caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
+        ns, params, caller = self._context(request)
         if not caller.admin:
             raise PermissionDenied("Permission denied")
         if request.method == "GET":
             return Response(self.engine.rules_source(ns).encode(), media_type=JSON_TYPE)
         if request.method != "PUT":
             raise InvalidData("Use GET or PUT on /.settings/rules.json")
-        source = b"".join([chunk async for chunk in request.stream()]).decode("utf-8", errors="replace")
+        source = (await self._raw_body(request)).decode("utf-8", errors="replace")
         if params.get("dryRun") == "true":
             Ruleset.compile(source)
         else:
@@ -269,6 +272,15 @@ class RestApi:
         return Response(encode(value, pretty=pretty), headers=headers)
 
     async def _body(self, request: Request) -> Any:
+        raw = await self._raw_body(request)
+        if not raw.strip():
+            raise InvalidData("Error: No data supplied.")
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise InvalidData("Invalid data; couldn't parse JSON object, array, or value.") from None
+
+    async def _raw_body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -280,13 +292,7 @@ class RestApi:
             if size > limit:
                 raise TooBig(f"Request body larger than {limit} bytes")
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw.strip():
-            raise InvalidData("Error: No data supplied.")
-        try:
-            return msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            raise InvalidData("Invalid data; couldn't parse JSON object, array, or value.") from None
+        return b"".join(chunks)
 
     @staticmethod
     def _check_write_params(params: dict[str, str]) -> None:
@@ -308,5 +314,3 @@ def _parse_timeout(raw: str | None) -> float:
         raise InvalidQuery("timeout must be more than 0 and at most 15min")
     return float(seconds)
 
-
-__all__ = ["RestApi", "InvalidPath", "shallow"]
