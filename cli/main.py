@@ -15,7 +15,8 @@ log = logging.getLogger("rtdb")
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     for row in Settings.table():
         default = row["default"]
-        help_text = f"{row['help']} [env {row['env']}; default {default!r}]"
+        shown = "none" if default in (None, (), False) else str(default)
+        help_text = f"{row['help']} [env {row['env']}; default {shown}]"
         if row["kind"] == "bool":
             parser.add_argument(row["flag"], dest=row["name"], action="store_true", default=None, help=help_text)
         elif row["kind"] == "list":
