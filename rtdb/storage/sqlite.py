@@ -59,7 +59,8 @@ class SqliteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._queue: asyncio.Queue[_Op] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._write_txn: Txn | None = None
@@ -87,17 +88,15 @@ class SqliteStore:
         self._write_txn = Txn(conn)
 
     async def close(self) -> None:
+        """Commit what was already submitted, then close. Later writes get :class:`Unavailable`."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
+            self._queue.put_nowait(None)
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
             self._task = None
-        while not self._queue.empty():
-            op = self._queue.get_nowait()
-            if not op.future.done():
-                op.future.set_exception(Unavailable("The database is shutting down"))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self._close_writer)
         self._writer.shutdown(wait=True)
@@ -137,7 +136,7 @@ class SqliteStore:
 
     # -- writes ---------------------------------------------------------------
     async def write(self, fn: Callable[[Txn], T]) -> T:
-        if self._task is None:
+        if self._task is None or self._closing:
             raise Unavailable("The database is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Op(fn, future))
@@ -145,17 +144,25 @@ class SqliteStore:
 
     async def _run_writer(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
             while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                op = self._queue.get_nowait()
+                if op is None:
+                    stopping = True
+                    break
+                batch.append(op)
             try:
                 committed = await loop.run_in_executor(self._writer, self._apply_batch, batch)
-            except Exception as exc:  # the commit itself failed: nothing of the batch happened
+            except Exception:  # the commit itself failed: nothing of the batch happened (logged, not sent)
                 log.exception("group commit failed")
                 for op in batch:
                     if not op.future.done():
-                        op.future.set_exception(Unavailable(f"The write was not committed: {exc}"))
+                        op.future.set_exception(Unavailable("The write was not committed"))
                 continue
             self.stats.batches += 1
             self.stats.ops += len(batch)

@@ -168,3 +168,22 @@ async def test_shallow_node_for_rules_replaces_children_with_true(store: SqliteS
     assert await store.read(lambda t: t.shallow(("p",))) == {"a": True, "b": True, ".priority": 5}
     assert await store.read(lambda t: t.shallow(("p", "b"))) == 2
     assert await store.read(lambda t: t.shallow(("missing",))) is None
+
+
+async def test_close_commits_what_was_submitted_and_refuses_later_writes(tmp_path: Path) -> None:
+    from rtdb.core.errors import Unavailable
+
+    s = SqliteStore(tmp_path / "c.sqlite", synchronous="NORMAL")
+    await s.open()
+    pending = [asyncio.ensure_future(s.write(lambda t, i=i: t.set(("k", str(i)), i))) for i in range(50)]
+    await asyncio.sleep(0)
+    await s.close()
+    assert all(p.done() and p.exception() is None for p in pending)
+    with pytest.raises(Unavailable):
+        await s.write(lambda t: t.set(("late",), 1))
+    s2 = SqliteStore(tmp_path / "c.sqlite")
+    await s2.open()
+    try:
+        assert len(children(await s2.read(lambda t: t.node(("k",))))) == 50
+    finally:
+        await s2.close()
