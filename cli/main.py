@@ -63,16 +63,16 @@ def _add_store_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        from rtdb_cli.serve import serve
+        from .serve import serve
 
         return serve(Settings.from_sources(vars(args)))
     if args.command == "rules":
-        from rtdb_cli.rules import run_check, run_simulate
+        from .rules import run_check, run_simulate
 
         if args.rules_command == "check":
             return run_check(args.file)
         return run_simulate(args.file, args.data, args.auth, args.op, args.path, args.value)
-    from rtdb_cli.transfer import run_export, run_import
+    from .transfer import run_export, run_import
 
     settings = Settings.from_sources({"data_dir": args.data_dir, "namespace": args.namespace})
     if args.command == "import":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 
@@ -27,7 +28,8 @@ def run_check(file: str) -> int:
     return 0
 
 
-def run_simulate(file: str, data: str | None, auth: str, op: str, path: str, value: str | None) -> int:
+def run_simulate(file: str, data: str | None, auth: str, op: Literal["read", "write", "update"], path: str,
+                 value: str | None) -> int:
     console = Console()
     try:
         ruleset = Ruleset.compile(Path(file).read_text())

@@ -1,8 +1,10 @@
-"""`rtdb serve`: uvicorn (uvloop, httptools) around the app."""
+"""`rtdb serve`: uvicorn (uvloop, httptools) around the app; ``/.ws`` runs on rtdb's
+native WebSocket protocol (:mod:`rtdb.server.wsprotocol`)."""
 
 from __future__ import annotations
 
 import logging
+import resource
 from typing import Any
 
 import uvicorn
@@ -10,6 +12,7 @@ import uvicorn
 from rtdb.rules import RulesError
 from rtdb.server.app import create_app
 from rtdb.server.settings import Settings
+from rtdb.server.wsprotocol import WsServer
 
 log = logging.getLogger("rtdb")
 
@@ -35,14 +38,25 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=WsServer(app.state.ws).protocol_class(),  # type: ignore[arg-type]  # a factory, as uvicorn calls it
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    _raise_open_files_limit()
     RtdbServer(config, app).run()
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Every connection is a file descriptor: use the hard limit, not the (often 1024) soft one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.info("could not raise the open files limit from %d", soft)
 
 
 class RtdbServer(uvicorn.Server):

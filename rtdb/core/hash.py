@@ -22,7 +22,7 @@ def _text(v: Any) -> str:
         return "boolean:" + ("true" if v else "false")
     if isinstance(v, (int, float)):
         return "number:" + _hex(v)
-    return "string:" + v
+    return "string:" + str(v)
 
 
 def _b64sha1(s: str) -> str:

@@ -71,7 +71,7 @@ def value_sort_bytes(node: Node) -> bytes:
     if rank == 3:
         return b"\x03" + _double_sort_bytes(v)
     if rank == 4:
-        return b"\x04" + v
+        return b"\x04" + bytes(v)
     return bytes([rank])
 
 

@@ -236,8 +236,8 @@ class RestApi:
                 leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
             except TimeoutError:
                 raise InvalidQuery("The read took longer than the timeout") from None
-            value: Any = {k: True for k in keys} if keys else to_plain(leaf)
-            return self._ok(value, silent, pretty)
+            listing: Any = {k: True for k in keys} if keys else to_plain(leaf)
+            return self._ok(listing, silent, pretty)
         headers: dict[str, str] = {}
         wants_etag = query is None and (
             request.headers.get("x-firebase-etag", "").lower() == "true" or "if-none-match" in request.headers

@@ -90,8 +90,8 @@ class TokenVerifier:
         uid = claims.get("user_id") or claims.get("sub") or claims.get("uid")
         if not isinstance(uid, str) or not uid:
             raise Unauthenticated(INVALID)
-        firebase = claims.get("firebase") if isinstance(claims.get("firebase"), dict) else {}
-        provider = firebase.get("sign_in_provider", "custom")
+        firebase = claims.get("firebase")
+        provider = firebase.get("sign_in_provider", "custom") if isinstance(firebase, dict) else "custom"
         return Caller(auth={"uid": uid, "provider": provider, "token": claims}, expires_at_ms=expires_ms)
 
     def _verified_claims(self, token: str, alg: str, kid: str | None) -> dict[str, Any]:
@@ -107,7 +107,7 @@ class TokenVerifier:
             raise Unauthenticated(INVALID)
         if key is None:
             raise Unauthenticated(INVALID)
-        options = {"verify_exp": False, "verify_aud": self.audience is not None, "verify_iat": False}
+        options: Any = {"verify_exp": False, "verify_aud": self.audience is not None, "verify_iat": False}
         try:
             claims = jwt.decode(
                 token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer, options=options,
