@@ -1,11 +1,18 @@
 """The WebSocket transport at ``/.ws`` (Firebase wire protocol v5).
 
-A raw ASGI endpoint: frames go through :class:`rtdb.protocol.session.ServerSession`
-(framing, decoding, listen table, onDisconnect queue); requests become engine
-calls; pushes arrive from :class:`rtdb.realtime.hub.Hub` into the connection's
-bounded :class:`Outbox`, which one writer task drains. Requests of a connection
-run strictly in order; a write's pushes are queued before its ack, a listen's
-data before its ``ok``.
+A :class:`Connection` is fed complete text messages by a transport and answers
+through its bounded :class:`Outbox`: frames go through
+:class:`rtdb.protocol.session.ServerSession` (framing, decoding, listen table,
+onDisconnect queue); requests become engine calls; pushes arrive from
+:class:`rtdb.realtime.hub.Hub` into the same outbox. Two transports feed it:
+this module's raw ASGI endpoint (any ASGI server, in-process tests) and
+:mod:`rtdb.server.wsprotocol`, the lean native protocol ``rtdb serve`` gives uvicorn.
+
+Requests of a connection take effect in order: consecutive writes (``p``/``m``)
+go to the store together (so one group commit takes a client's whole pipeline)
+and are acknowledged in order; any other request waits until everything before
+it is answered, and everything after it waits for it. A write's pushes are
+queued before its ack, a listen's data before its ``ok``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import itertools
 import json
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -31,10 +39,16 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, normalize
 from rtdb.engine.engine import Engine, parse_updates
 from rtdb.protocol import messages as m
-from rtdb.protocol.codec import data_push_frames, push_frames, response_frames
+from rtdb.protocol.codec import Frames, data_push_frames, push_frames, response_frames
 from rtdb.protocol.errors import ProtocolError
 from rtdb.protocol.query import query_id, to_spec
-from rtdb.protocol.session import DisconnectOp, ListenEntry, Reply, ServerSession, tag_of
+from rtdb.protocol.session import (
+    DisconnectOp,
+    ListenEntry,
+    Reply,
+    ServerSession,
+    tag_of,
+)
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
 from rtdb.server.auth import Authenticator
@@ -49,6 +63,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 STALE_TEXT = "Transaction hash does not match"
 CLOSE_OVERFLOW = 4008  # the client reconnects and resyncs
 CLOSE_PROTOCOL_ERROR = 1002
+MAX_IN_FLIGHT = 1024
+"""Requests of one connection queued or running before it stops reading (resumes at half)."""
+
+_WRITES = (m.Put, m.Merge)
+_ASYNC = (m.Listen, m.Get, m.Put, m.Merge)
 
 
 class WsEndpoint:
@@ -63,6 +82,22 @@ class WsEndpoint:
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
 
+    def open(self, params: dict[str, str], host: str) -> Connection:
+        """A new connection for an accepted WebSocket (query ``params``, ``Host`` header);
+        its handshake message is queued."""
+        session = ServerSession(
+            session_id=f"{self._prefix}-{next(self._ids)}",
+            host=host,
+            namespace=self.settings.namespace_of(params, host),
+        )
+        previous = self.connections.get(params.get("ls", ""))
+        if previous is not None:
+            previous.abort()  # the client came back: its old session is gone
+        connection = Connection(self, session)
+        self.connections[session.session_id] = connection
+        connection.outbox.send(session.hello(self.engine.clock()))
+        return connection
+
     def route(self) -> Any:
         """The litestar route handler to register."""
 
@@ -73,6 +108,7 @@ class WsEndpoint:
         return websocket_endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI endpoint: one reader loop and one writer task per connection."""
         if scope["type"] != "websocket":
             body = b'{"error": "WebSocket endpoint: connect with ws://"}\n'
             await send({"type": "http.response.start", "status": 426, "headers": [(b"content-type", b"application/json")]})
@@ -83,22 +119,36 @@ class WsEndpoint:
             return
         params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        host = headers.get("host", "")
-        session = ServerSession(
-            session_id=f"{self._prefix}-{next(self._ids)}",
-            host=host,
-            namespace=self.settings.namespace_of(params, host),
-        )
         await send({"type": "websocket.accept"})
-        previous = self.connections.get(params.get("ls", ""))
-        if previous is not None:
-            previous.abort()  # the client came back: its old session is gone
-        connection = Connection(self, session, receive, send)
-        self.connections[session.session_id] = connection
+        connection = self.open(params, headers.get("host", ""))
+        reading = asyncio.Event()
+        reading.set()
+        connection.on_pause = lambda paused: reading.clear() if paused else reading.set()
+        writer = asyncio.get_running_loop().create_task(_asgi_writer(connection, send))
+        disconnected = True
         try:
-            await connection.run()
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.disconnect":
+                    break
+                if kind != "websocket.receive":
+                    continue
+                text = message.get("text")
+                if text is None:
+                    text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+                connection.feed(text)
+                if connection.outbox.closed:
+                    disconnected = False
+                    break
+                if not reading.is_set():
+                    await reading.wait()
         finally:
-            self.connections.pop(session.session_id, None)
+            connection.close()
+            if disconnected:
+                writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            await connection.finish()
 
     async def recheck(self, ns: str | None) -> None:
         """Rules changed (in ``ns``, or everywhere): revoke listens whose callers lost read access."""
@@ -107,113 +157,219 @@ class WsEndpoint:
                 await connection.recheck()
 
 
+async def _asgi_writer(connection: Connection, send: Send) -> None:
+    """Send queued frames in order; once the outbox is closed, close the socket."""
+    try:
+        while batch := await connection.outbox.drain():
+            for frames in batch:
+                for frame in frames:
+                    await send({"type": "websocket.send", "text": frame})
+        await send({"type": "websocket.close", "code": connection.close_code})
+    except (OSError, RuntimeError):
+        pass  # the client went away; the reader sees the disconnect
+    except Exception:
+        log.exception("websocket send failed")
+
+
+class _Pending:
+    """A request in a connection's lane: ``task`` once started; ``blocks`` while it keeps
+    later writes from starting (any request but a started write)."""
+
+    __slots__ = ("blocks", "request", "task")
+
+    def __init__(self, request: m.ClientRequest) -> None:
+        self.request = request
+        self.task: asyncio.Task[Any] | None = None
+        self.blocks = True
+
+
 class Connection:
-    def __init__(self, endpoint: WsEndpoint, session: ServerSession, receive: Receive, send: Send) -> None:
+    """One client's protocol state; transport-agnostic. The transport calls :meth:`feed`
+    with each received text message, sends what the outbox holds, calls :meth:`close`
+    when the socket is gone or closing and then awaits :meth:`finish` (onDisconnect)."""
+
+    def __init__(self, endpoint: WsEndpoint, session: ServerSession) -> None:
         self.endpoint = endpoint
         self.engine = endpoint.engine
         self.hub = endpoint.hub
         self.session = session
         self.ns = session.namespace
-        self._receive = receive
-        self._send = send
         self.outbox = Outbox(on_overflow=self._overflowed, metrics=self.hub.metrics)
-        self._close_code = 1000
+        self.close_code = 1000
+        self.on_pause: Callable[[bool], None] | None = None
+        """Set by the transport: called with ``True`` to stop reading, ``False`` to resume."""
         self._expiry: asyncio.TimerHandle | None = None
         self._rechecks: set[asyncio.Task[None]] = set()
+        self._lane: deque[_Pending] | None = None  # requests not yet answered, in arrival order
+        self._blocked = 0  # entries of the lane that block
+        self._paused = False
+        self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------
-    async def run(self) -> None:
-        self.outbox.send(self.session.hello(self.engine.clock()))
-        writer = asyncio.get_running_loop().create_task(self._write_loop())
-        disconnected = True
-        try:
-            disconnected = await self._read_loop()
-        finally:
-            self._schedule_expiry(None)
-            self.outbox.close()
-            for entry in self.session.clear_listens():
-                if isinstance(entry.handle, Listener):
-                    self.hub.unlisten(entry.handle)
-            if disconnected:
-                writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-            await self._run_on_disconnect()
-
     def abort(self, code: int = 1000) -> None:
         """Close this connection from the server side (e.g. its client reconnected)."""
-        self._close_code = code
+        self.close_code = code
         self.outbox.close()
 
     def _overflowed(self) -> None:
-        self._close_code = CLOSE_OVERFLOW
+        self.close_code = CLOSE_OVERFLOW
         log.warning("send queue overflow on %s: disconnecting", self.session.session_id)
 
-    async def _read_loop(self) -> bool:
-        """Serve requests until the client disconnects (``True``) or the server closes (``False``)."""
-        session = self.session
-        while True:
-            message = await self._receive()
-            kind = message["type"]
-            if kind == "websocket.disconnect":
-                return True
-            if kind != "websocket.receive":
-                continue
-            text = message.get("text")
-            if text is None:
-                data = message.get("bytes") or b""
-                text = data.decode("utf-8", errors="replace")
-            try:
-                incoming = session.receive(text)
-            except ProtocolError as exc:
-                log.info("closing %s: %s", session.session_id, exc)
-                self.abort(CLOSE_PROTOCOL_ERROR)
-                return False
-            if incoming is None:
-                continue
-            if isinstance(incoming, Reply):
-                self.outbox.send(incoming.frames)
-                continue
-            await self._handle(incoming)
-            if self.outbox.closed:
-                return False
+    def close(self) -> None:
+        """The socket is gone or closing: take no more requests (those started still finish)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._schedule_expiry(None)
+        self.outbox.close()
+        lane = self._lane
+        if lane:
+            self._lane = deque(p for p in lane if p.task is not None)
 
-    async def _write_loop(self) -> None:
-        """Send queued frames in order; once the outbox is closed, close the socket."""
-        send = self._send
+    async def finish(self) -> None:
+        """After :meth:`close`: let started requests end, drop the listens, run onDisconnect."""
+        self.close()
+        self.endpoint.connections.pop(self.session.session_id, None)
+        if self._lane:
+            await asyncio.gather(*[p.task for p in self._lane if p.task is not None], return_exceptions=True)
+        for entry in self.session.clear_listens():
+            if isinstance(entry.handle, Listener):
+                self.hub.unlisten(entry.handle)
+        await self._run_on_disconnect()
+
+    def feed(self, text: str) -> None:
+        """One complete text message from the client."""
+        if self._closed:
+            return
         try:
-            while batch := await self.outbox.drain():
-                for frames in batch:
-                    for frame in frames:
-                        await send({"type": "websocket.send", "text": frame})
-            await send({"type": "websocket.close", "code": self._close_code})
-        except (OSError, RuntimeError):
-            pass  # the client went away; the reader sees the disconnect
-        except Exception:
-            log.exception("websocket send failed")
+            incoming = self.session.receive(text)
+        except ProtocolError as exc:
+            log.info("closing %s: %s", self.session.session_id, exc)
+            self.abort(CLOSE_PROTOCOL_ERROR)
+            return
+        if incoming is None:
+            return
+        if isinstance(incoming, Reply):
+            self.outbox.send(incoming.frames)
+            return
+        self._submit(incoming)
+
+    # -- the lane: order of requests ------------------------------------------------
+    def _submit(self, request: m.ClientRequest) -> None:
+        lane = self._lane
+        if not lane:
+            if not isinstance(request, _ASYNC):
+                self._handle_now(request)
+                return
+            lane = self._lane = deque()
+        pending = _Pending(request)
+        lane.append(pending)
+        if self._blocked == 0 and isinstance(request, _WRITES):
+            self._start(pending)
+        elif len(lane) == 1:
+            self._start(pending)  # a listen or get with nothing before it
+            self._blocked += 1
+        else:
+            self._blocked += 1
+        if len(lane) >= MAX_IN_FLIGHT and not self._paused and self.on_pause is not None:
+            self._paused = True
+            self.on_pause(True)
+
+    def _start(self, pending: _Pending) -> None:
+        request = pending.request
+        write = isinstance(request, _WRITES)
+        coro = self._write(request) if write else self._handle(request)
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(self._advance)
+        pending.task = task
+        if write:
+            pending.blocks = False
+
+    def _advance(self, _: object = None) -> None:
+        """Answer finished requests at the head of the lane, in order; start what may start."""
+        lane = self._lane
+        while lane:
+            head = lane[0]
+            task = head.task
+            if task is None:
+                request = head.request
+                if not isinstance(request, _ASYNC):
+                    lane.popleft()
+                    self._blocked -= 1
+                    self._handle_now(request)
+                    continue
+                if isinstance(request, _WRITES):
+                    for pending in lane:  # this write and the writes right behind it
+                        if pending.task is not None or not isinstance(pending.request, _WRITES):
+                            break
+                        self._blocked -= 1
+                        self._start(pending)
+                else:
+                    self._start(head)
+                break
+            if not task.done():
+                break
+            lane.popleft()
+            if head.blocks:
+                self._blocked -= 1
+            if isinstance(head.request, _WRITES):
+                self._ack(head.request, task)
+        if not lane:
+            self._lane = None
+        if self._paused and (not lane or len(lane) <= MAX_IN_FLIGHT // 2):
+            self._paused = False
+            if self.on_pause is not None:
+                self.on_pause(False)
+
+    def _ack(self, request: m.ClientRequest, task: asyncio.Task[Frames]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self.outbox.send(task.result())
+        elif isinstance(exc, RtdbError):
+            self._respond(request.r, exc.code, exc.message)
+        else:
+            log.error("request %s failed", type(request).__name__, exc_info=exc)
+            self._respond(request.r, "internal_error", "Internal server error")
 
     # -- requests -------------------------------------------------------------------
     def _respond(self, r: int, status: str = "ok", data: Any = "") -> None:
         self.outbox.send(response_frames(r, status, data))
 
     async def _handle(self, request: m.ClientRequest) -> None:
+        """A listen or a get (they respond themselves)."""
         try:
-            await self._dispatch(request)
+            if isinstance(request, m.Listen):
+                await self._listen(request)
+            else:
+                assert isinstance(request, m.Get)
+                await self._get(request)
         except RtdbError as exc:
             self._respond(request.r, exc.code, exc.message)
         except Exception:
             log.exception("request %s failed", type(request).__name__)
             self._respond(request.r, "internal_error", "Internal server error")
 
-    async def _dispatch(self, request: m.ClientRequest) -> None:
-        if isinstance(request, m.Listen):
-            await self._listen(request)
-        elif isinstance(request, m.Put):
-            await self._put(request)
-        elif isinstance(request, m.Merge):
-            await self._merge(request)
-        elif isinstance(request, m.Get):
-            await self._get(request)
-        elif isinstance(request, m.Unlisten):
+    async def _write(self, request: m.ClientRequest) -> Frames:
+        """A put or a merge; returns its response (the lane sends responses in order)."""
+        if isinstance(request, m.Put):
+            return await self._put(request)
+        assert isinstance(request, m.Merge)
+        return await self._merge(request)
+
+    def _handle_now(self, request: m.ClientRequest) -> None:
+        """A request that needs no I/O."""
+        try:
+            self._dispatch(request)
+        except RtdbError as exc:
+            self._respond(request.r, exc.code, exc.message)
+        except Exception:
+            log.exception("request %s failed", type(request).__name__)
+            self._respond(request.r, "internal_error", "Internal server error")
+
+    def _dispatch(self, request: m.ClientRequest) -> None:
+        if isinstance(request, m.Unlisten):
             self._unlisten(request)
         elif isinstance(request, (m.Auth, m.GAuth)):
             self._authenticate(request)
@@ -352,24 +508,23 @@ class Connection:
             self.hub.unlisten(entry.handle)
         self._respond(request.r)
 
-    async def _put(self, request: m.Put) -> None:
+    async def _put(self, request: m.Put) -> Frames:
         body = request.b
         path = paths.parse(body.p, allow_priority=True)
         if_hash = body.h if body.h is not UNSET else None
         try:
             await self.engine.set(self.ns, path, body.d, caller=self.session.caller, if_hash=if_hash)
         except PreconditionFailed:
-            self._respond(request.r, "datastale", STALE_TEXT)
-            return
+            return response_frames(request.r, "datastale", STALE_TEXT)
         await self.hub.settle(self.ns)
-        self._respond(request.r)
+        return response_frames(request.r)
 
-    async def _merge(self, request: m.Merge) -> None:
+    async def _merge(self, request: m.Merge) -> Frames:
         path = paths.parse(request.b.p)
         if request.b.d:
             await self.engine.update(self.ns, path, request.b.d, caller=self.session.caller)
             await self.hub.settle(self.ns)
-        self._respond(request.r)
+        return response_frames(request.r)
 
     async def _get(self, request: m.Get) -> None:
         path = paths.parse(request.b.p)

@@ -1,0 +1,362 @@
+"""The native WebSocket protocol for ``/.ws`` under uvicorn.
+
+``rtdb serve`` gives uvicorn :meth:`WsServer.protocol_class` as its ``ws``
+implementation. uvicorn parses the HTTP request; on an upgrade it creates this
+protocol and passes the request on. For ``/.ws`` the protocol answers the RFC 6455
+handshake itself and feeds complete messages straight into a
+:class:`~rtdb.server.ws.Connection`: no ASGI message dicts, no queue hop and no
+task per connection. Any other path goes to uvicorn's standard implementation
+(and so to the ASGI app).
+
+Sending is batched: an outbox that becomes non-empty marks its connection, and
+one callback per event-loop turn writes every marked connection's frames with a
+single ``writelines``, encoding each distinct message (the same push goes to many
+connections) once. Keep-alive: one sweep per interval pings the connections that
+were silent for a whole interval and drops those that stayed silent for the
+next one; an idle connection holds no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from rtdb.protocol.codec import Frames
+from rtdb.protocol.framing import DEFAULT_MAX_MESSAGE_CHARS
+from rtdb.server.ws import Connection, WsEndpoint
+from rtdb.server.wsframes import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INVALID_DATA,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_SERVICE_RESTART,
+    MAX_REQUEST_BYTES,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameParser,
+    WebSocketError,
+    check_upgrade,
+    close_frame,
+    error_response,
+    frame,
+    handshake_response,
+    parse_close,
+    parse_upgrade,
+    text_frame,
+)
+
+log = logging.getLogger("rtdb.ws")
+
+CLOSE_ABNORMAL = 1006
+
+ENDPOINT_PATH = "/.ws"
+MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_CHARS
+WRITE_BUFFER_HIGH = 256 * 1024
+"""Bytes buffered in a transport before the outbox holds further frames back."""
+
+_Cache = dict[int, tuple[Frames, bytes]]
+
+
+class WsServer:
+    """Shared by every native connection of one endpoint: the write batching and the
+    keep-alive sweep."""
+
+    def __init__(self, endpoint: WsEndpoint, *, ping_interval: float | None = 20.0) -> None:
+        self.endpoint = endpoint
+        self.ping_interval = ping_interval
+        self.live: set[WsProtocol] = set()
+        self._marked: list[WsProtocol] = []
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def protocol_class(self) -> Callable[..., asyncio.Protocol]:
+        """What uvicorn's ``ws`` setting takes: called with uvicorn's keyword arguments."""
+
+        def create(config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> WsProtocol:
+            return WsProtocol(self, config, server_state, app_state)
+
+        return create
+
+    def mark(self, protocol: WsProtocol) -> None:
+        if not self._marked:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._marked.append(protocol)
+
+    def _flush(self) -> None:
+        marked, self._marked = self._marked, []
+        cache: _Cache = {}
+        for protocol in marked:
+            protocol.flush(cache)
+
+    def add(self, protocol: WsProtocol) -> None:
+        self.live.add(protocol)
+        if self._sweep is None and self.ping_interval:
+            self._sweep = asyncio.get_running_loop().call_later(self.ping_interval, self._keepalive)
+
+    def discard(self, protocol: WsProtocol) -> None:
+        self.live.discard(protocol)
+        if not self.live and self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    def _keepalive(self) -> None:
+        self._sweep = None
+        for protocol in list(self.live):
+            protocol.keepalive()
+        if self.live and self.ping_interval:
+            self._sweep = asyncio.get_running_loop().call_later(self.ping_interval, self._keepalive)
+
+
+def _wire(frames: Frames, cache: _Cache) -> bytes:
+    """The WebSocket frames of one message, built once per flush whoever it goes to."""
+    hit = cache.get(id(frames))
+    if hit is not None and hit[0] is frames:
+        return hit[1]
+    data = text_frame(frames[0]) if len(frames) == 1 else b"".join(map(text_frame, frames))
+    cache[id(frames)] = (frames, data)  # holding ``frames`` keeps its id unique meanwhile
+    return data
+
+
+class WsProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_close_sent",
+        "_delegate",
+        "_head",
+        "_heard",
+        "_marked",
+        "_pinged",
+        "_uvicorn",
+        "_write_paused",
+        "connection",
+        "parser",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: WsServer, config: Any, server_state: Any, app_state: Any) -> None:
+        self.server = server
+        self.transport: Any = None
+        self.connection: Connection | None = None
+        self.parser: FrameParser | None = None
+        self._uvicorn = (config, server_state, app_state)
+        self._head = b""
+        self._delegate: Any = None
+        self._marked = False
+        self._write_paused = False
+        self._close_sent = False
+        self._heard = True  # traffic since the last keep-alive sweep
+        self._pinged = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self._uvicorn[1].connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        connection = self.connection
+        if connection is None:
+            self._handshake(data)
+            return
+        self._heard = True
+        assert self.parser is not None
+        try:
+            events = self.parser.feed(data)
+        except WebSocketError as exc:
+            self._fail(exc.code, exc.reason)
+            return
+        for opcode, payload in events:
+            if opcode == OP_TEXT:
+                try:
+                    text = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+                    return
+                connection.feed(text)
+            elif opcode == OP_BINARY:
+                connection.feed(payload.decode("utf-8", errors="replace"))
+            elif opcode == OP_PING:
+                if not self._close_sent:
+                    self.transport.write(frame(OP_PONG, payload))
+            elif opcode == OP_CLOSE:
+                self._closed_by_peer(payload)
+                return
+            # pongs only prove the peer is alive (_heard)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server_state = self._uvicorn[1]
+        server_state.connections.discard(self)
+        if self._delegate is not None:
+            self._delegate.connection_lost(exc)
+            return
+        self.server.discard(self)
+        connection = self.connection
+        if connection is None:
+            return
+        connection.close()
+        task = asyncio.get_running_loop().create_task(connection.finish())
+        server_state.tasks.add(task)
+        task.add_done_callback(server_state.tasks.discard)
+
+    def pause_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.pause_writing()
+            return
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.resume_writing()
+            return
+        self._write_paused = False
+        if self.connection is not None and (len(self.connection.outbox) or self.connection.outbox.closed):
+            self._ready()
+
+    def eof_received(self) -> bool | None:
+        if self._delegate is not None:
+            return self._delegate.eof_received()  # type: ignore[no-any-return]
+        return None
+
+    # -- uvicorn ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """uvicorn is shutting down: close with 1012 (service restart; the clients reconnect)."""
+        if self._delegate is not None:
+            self._delegate.shutdown()
+        elif self.connection is not None:
+            self.connection.abort(CLOSE_SERVICE_RESTART)
+        else:
+            self.transport.close()
+
+    # -- handshake ----------------------------------------------------------------------
+    def _handshake(self, data: bytes) -> None:
+        if self._delegate is not None:
+            self._delegate.data_received(data)
+            return
+        head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > MAX_REQUEST_BYTES:
+                self._reject(431, "Request Header Fields Too Large", "request headers too large")
+            else:
+                self._head = head
+            return
+        self._head = b""
+        try:
+            request = parse_upgrade(head[: end + 4])
+        except WebSocketError as exc:
+            self._reject(400, "Bad Request", str(exc))
+            return
+        if request.path != ENDPOINT_PATH:
+            self._delegate_to_uvicorn(head)
+            return
+        try:
+            accept = check_upgrade(request)
+        except WebSocketError as exc:
+            self._reject(400, "Bad Request", f"Failed to open a WebSocket connection: {exc}.")
+            return
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        self.transport.write(handshake_response(accept))
+        connection = self.server.endpoint.open(request.params, request.headers.get("host", ""))
+        connection.outbox.on_ready = self._ready
+        connection.on_pause = self._pause_reading
+        self.connection = connection
+        self.parser = FrameParser(MAX_MESSAGE_BYTES)
+        self.server.add(self)
+        self._ready()  # the handshake message is queued
+        rest = head[end + 4 :]
+        if rest:
+            self.data_received(rest)
+
+    def _reject(self, status: int, reason: str, body: str) -> None:
+        self.transport.write(error_response(status, reason, body + "\n"))
+        self.transport.close()
+
+    def _delegate_to_uvicorn(self, head: bytes) -> None:
+        """Not our path: uvicorn's own implementation runs the ASGI app for it."""
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol,
+        )
+
+        config, server_state, app_state = self._uvicorn
+        server_state.connections.discard(self)
+        delegate = WebSocketsSansIOProtocol(config=config, server_state=server_state, app_state=app_state)
+        self._delegate = delegate
+        delegate.connection_made(self.transport)
+        delegate.data_received(head)
+
+    # -- sending ------------------------------------------------------------------------
+    def _ready(self) -> None:
+        if not self._marked:
+            self._marked = True
+            self.server.mark(self)
+
+    def flush(self, cache: _Cache) -> None:
+        """Write what the outbox holds (called once per loop turn while marked)."""
+        self._marked = False
+        connection = self.connection
+        transport = self.transport
+        if connection is None or self._close_sent:
+            return
+        outbox = connection.outbox
+        if transport.is_closing():
+            outbox.take()
+            return
+        if self._write_paused:
+            if outbox.closed:
+                transport.abort()  # a closed outbox behind a stuck socket: nothing more will get through
+            return
+        batch = outbox.take()
+        if len(batch) == 1:
+            transport.write(_wire(batch[0], cache))
+        elif batch:
+            transport.writelines([_wire(frames, cache) for frames in batch])
+        if outbox.closed:
+            self._send_close(connection.close_code)
+
+    def _send_close(self, code: int, reason: str = "") -> None:
+        if not self._close_sent:
+            self._close_sent = True
+            self.transport.write(close_frame(code, reason))
+        self.transport.close()
+
+    def _fail(self, code: int, reason: str) -> None:
+        log.info("closing a WebSocket: %s", reason)
+        if self.connection is not None:
+            self.connection.close()
+        self._send_close(code, reason)
+
+    def _closed_by_peer(self, payload: bytes) -> None:
+        try:
+            code = parse_close(payload)
+        except WebSocketError:
+            code = CLOSE_PROTOCOL_ERROR
+        if code < 1000 or code in (1004, CLOSE_ABNORMAL, 1015) or 1016 <= code < 3000 or code >= 5000:
+            code = CLOSE_PROTOCOL_ERROR  # not a code a peer may send: answer with a protocol error
+        if self.connection is not None:
+            self.connection.close()
+        self._send_close(code)
+
+    def _pause_reading(self, paused: bool) -> None:
+        if self.transport.is_closing():
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    # -- keep-alive ---------------------------------------------------------------------
+    def keepalive(self) -> None:
+        if self._heard:
+            self._heard = False
+            self._pinged = False
+        elif not self._pinged:
+            self._pinged = True
+            if not self._close_sent and not self.transport.is_closing():
+                self.transport.write(frame(OP_PING, b""))
+        else:
+            log.info("closing a WebSocket that answered no ping")
+            if self.connection is not None:
+                self.connection.close()
+            self._send_close(CLOSE_GOING_AWAY, "keep-alive timeout")
