@@ -15,6 +15,7 @@ from rtdb.rules import operators as ops
 from rtdb.rules import signatures as t
 from rtdb.rules import syntax as s
 from rtdb.rules.errors import EvalError, ExpressionError
+from rtdb.rules.locations import locate, located_call
 from rtdb.rules.parser import parse
 from rtdb.rules.regex import compile_regex
 from rtdb.rules.snapshot import Snapshot
@@ -166,7 +167,8 @@ class _Compiler:
         obj_type, obj = self.expr(e.obj)
         name = e.name
         if obj_type == t.ANY:
-            return t.ANY, lambda env: ops.get_property(obj(env), name)
+            prop = ops.property_of(name)
+            return t.ANY, lambda env: prop(obj(env))
         return self._typed_member(obj_type, obj, name, e.offset)
 
     def _typed_member(self, obj_type: t.Type, obj: Fn, name: object, at: int) -> Typed:
@@ -176,7 +178,8 @@ class _Compiler:
         if obj_type == t.QUERY:
             key = str(name)
             return member, lambda env: obj(env)[key]
-        return member, lambda env: ops.get_property(obj(env), "length")  # string .length
+        length = ops.property_of("length")  # string .length
+        return member, lambda env: length(obj(env))
 
     def _index(self, e: s.Index) -> Typed:
         obj_type, obj = self.expr(e.obj)
@@ -207,7 +210,10 @@ class _Compiler:
             raise ExpressionError(f"{name!r} is not a method", e.offset)
         args = self._arguments(method, e)
         if method.owner == t.SNAPSHOT:
-            return method.returns, _snapshot_call(method.name, obj, args)
+            loc = None if self.noting else locate(callee.obj)
+            names = _literal_names(e.args)
+            fast = None if loc is None or (e.args and names is None) else located_call(loc, method.name, names)
+            return method.returns, fast or _snapshot_call(method.name, obj, args)
         return method.returns, _string_call(method.name, obj, args)
 
     def _arguments(self, method: t.Method, e: s.Call) -> list[Fn]:
@@ -265,14 +271,14 @@ class _Compiler:
             return t.NUMBER, lambda env: ops.arithmetic(op, lf(env), rf(env))
         if op in ("==", "==="):
             self._operands(lt, rt, t.EQUALITY, e)
-            return t.BOOLEAN, lambda env: ops.equals(lf(env), rf(env))
+            return t.BOOLEAN, _applied(ops.equals, e, lf, rf)
         if op in ("!=", "!=="):
             self._operands(lt, rt, t.EQUALITY, e)
-            return t.BOOLEAN, lambda env: not ops.equals(lf(env), rf(env))
+            return t.BOOLEAN, _applied(_differs, e, lf, rf)
         self._operands(lt, rt, t.ORDERING, e)
         if lt not in t.FUZZY and rt not in t.FUZZY and lt != rt:
             raise ExpressionError(f"{op} compares {t.describe(lt)} with {t.describe(rt)}", e.offset)
-        return t.BOOLEAN, lambda env: ops.compare(op, lf(env), rf(env))
+        return t.BOOLEAN, _applied(ops.comparison(op), e, lf, rf)
 
     def _operands(self, lt: t.Type, rt: t.Type, allowed: frozenset[str], e: s.Binary) -> None:
         _check(lt, allowed, f"Left operand of {e.op} cannot be {{}}", e.offset)
@@ -306,6 +312,30 @@ class _Compiler:
         else:
             result = t.ANY
         return result, lambda env: af(env) if cf(env) is True else bf(env)
+
+
+def _applied(f: Callable[[Any, Any], bool], e: s.Binary, lf: Fn, rf: Fn) -> Fn:
+    """``f`` of both operands, left first; a literal operand is taken once, at load."""
+    if isinstance(e.right, s.Literal):
+        right = e.right.value
+        return lambda env: f(lf(env), right)
+    if isinstance(e.left, s.Literal):
+        left = e.left.value
+        return lambda env: f(left, rf(env))
+    return lambda env: f(lf(env), rf(env))
+
+
+def _differs(a: Any, b: Any) -> bool:
+    return not ops.equals(a, b)
+
+
+def _literal_names(args: tuple[s.Expr, ...]) -> list[str] | None:
+    """The child names of ``hasChild('x')`` / ``hasChildren(['x', …])`` when all are literal."""
+    if len(args) != 1:
+        return None
+    items = args[0].elements if isinstance(args[0], s.ArrayLiteral) else (args[0],)
+    names = [x.value for x in items if isinstance(x, s.Literal) and isinstance(x.value, str)]
+    return names if len(names) == len(items) else None
 
 
 def _noted(label: str, fn: Fn) -> Fn:

@@ -14,7 +14,7 @@ nodes a rule asks for are read.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from rtdb.core import path as paths
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, children
 from rtdb.rules.compiler import CompiledRule
+from rtdb.rules.errors import EvalError
 from rtdb.rules.loader import RuleNode, load
 from rtdb.rules.snapshot import DataView, ObjectValue, Overlay, Snapshot, Tree
 from rtdb.rules.variables import Env, query_variables
@@ -38,11 +39,7 @@ class Decision:
     trace: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _Step:
-    rules: RuleNode
-    at: Path
-    captures: dict[str, str]
+_Step = tuple[RuleNode, Path, dict[str, str]]  # the rules at a data location, with its captures
 
 
 class Ruleset:
@@ -72,24 +69,26 @@ class Ruleset:
 
     # -- matching -----------------------------------------------------------
 
-    def _chain(self, path: Path) -> Iterator[_Step]:
+    def _chain(self, path: Path) -> list[_Step]:
         """The rule nodes on the way from the root to ``path`` (stops where no rules match)."""
         node = self._root
         captures: dict[str, str] = {}
-        yield _Step(node, (), captures)
-        for depth, key in enumerate(path):
-            found = node.child(key)
+        chain: list[_Step] = [(node, (), captures)]
+        for depth, key in enumerate(path, 1):  # RuleNode.child, inlined: this runs for every decision
+            found = node.children.get(key)
             if found is None:
-                return
-            node, captured = found
-            if captured is not None:
-                captures = {**captures, captured: key}
-            yield _Step(node, path[: depth + 1], captures)
+                found = node.wildcard
+                if found is None:
+                    break
+                captures = {**captures, found.keys[-1]: key}
+            node = found
+            chain.append((node, path[:depth], captures))
+        return chain
 
     def index_on(self, path: Path) -> tuple[str, ...]:
         """The ``.indexOn`` children declared for the concrete ``path``."""
-        steps = list(self._chain(_as_path(path)))
-        return steps[-1].rules.index_on if len(steps) == len(path) + 1 else ()
+        steps = self._chain(_as_path(path))
+        return steps[-1][0].index_on if len(steps) == len(path) + 1 else ()
 
     def indexes(self) -> list[tuple[Path, tuple[str, ...]]]:
         """Every ``.indexOn`` declaration: ``(location pattern with $wildcards, children)``."""
@@ -114,19 +113,19 @@ class Ruleset:
         (costly: the engine asks only when a caller wants the explanation)."""
         path = _as_path(path)
         tree = Tree(root)
-        root_snap = Snapshot(tree, ())
+        data = Snapshot(tree, ())
         qvars = query_variables(query) if query is not None else _NO_QUERY
+        env = Env(auth=auth, now=now, root=Snapshot(tree, ()), data=data, new_data=None, query=qvars, captures={})
         trace: list[str] = []
         for step in self._chain(path):
-            rule = step.rules.read
+            rules, at, captures = step
+            rule = rules.read
             if rule is None:
                 continue
-            env = Env(
-                auth=auth, now=now, root=root_snap, data=Snapshot(tree, step.at),
-                new_data=None, query=qvars, captures=step.captures,
-            )  # fmt: skip
-            if _run(rule, env, step, ".read", trace if explain else None):
-                trace.append(f"read of {paths.to_str(path)} allowed by {step.rules.rule_path('.read')}")
+            data.path = at
+            env.captures = captures
+            if _passes(rule, env) if not explain else _explained(rule, env, step, ".read", trace):
+                trace.append(f"read of {paths.to_str(path)} allowed by {rules.rule_path('.read')}")
                 return Decision(True, trace)
         trace.append(f"read of {paths.to_str(path)} denied: no .read rule on the way from / allowed it")
         return Decision(False, trace)
@@ -152,7 +151,8 @@ class Ruleset:
 
 
 class _Judgement:
-    """One write or update decision: shared trees, shared caches."""
+    """One write or update decision: shared trees, shared caches, one :class:`Env`
+    whose ``data``/``newData`` snapshots are pointed at each rule's location."""
 
     def __init__(
         self, ruleset: Ruleset, writes: list[tuple[Path, Node]], auth: dict[str, Any] | None, root: DataView,
@@ -160,20 +160,37 @@ class _Judgement:
     ) -> None:
         self.ruleset = ruleset
         self.writes = writes
-        self.auth = auth
-        self.now = now
         self.old = Tree(root)
         self.new = Overlay(self.old, writes)
-        self.root_snap = Snapshot(self.old, ())
-        self.validated: set[Path] = set()
-        self.trace: list[str] = []
-        self.notes: list[str] | None = self.trace if explain else None
-
-    def env(self, step: _Step) -> Env:
-        return Env(
-            auth=self.auth, now=self.now, root=self.root_snap, data=Snapshot(self.old, step.at),
-            new_data=Snapshot(self.new, step.at), query=_NO_QUERY, captures=step.captures,
+        self.data = Snapshot(self.old, ())
+        self.new_data = Snapshot(self.new, ())
+        self.env = Env(
+            auth=auth, now=now, root=Snapshot(self.old, ()), data=self.data, new_data=self.new_data,
+            query=_NO_QUERY, captures={},
         )  # fmt: skip
+        # one write validates each location once anyway: its chain and its value do not overlap
+        self.validated: set[Path] | None = set() if len(writes) > 1 else None
+        self.trace: list[str] = []
+        self.explain = explain
+
+    def passes(self, rule: CompiledRule, step: _Step, kind: str) -> bool:
+        self.data.path = self.new_data.path = step[1]
+        self.env.captures = step[2]
+        if self.explain:
+            return _explained(rule, self.env, step, kind, self.trace)
+        try:  # _passes, inlined
+            return rule.fn(self.env) is True
+        except EvalError:
+            return False
+
+    def first_time(self, at: Path) -> bool:
+        """Whether ``at`` is still to be validated (and it is from now on)."""
+        if self.validated is None:
+            return True
+        if at in self.validated:
+            return False
+        self.validated.add(at)
+        return True
 
     def run(self, what: str) -> Decision:
         for target, _ in self.writes:
@@ -184,57 +201,71 @@ class _Judgement:
         return Decision(True, self.trace)
 
     def check(self, target: Path) -> bool:
-        chain = list(self.ruleset._chain(target))
+        chain = self.ruleset._chain(target)
         if not self.permitted(target, chain):
             return False
+        if self.validated is None:  # a single write: its value is the new data at the target
+            self.new.known(target, self.writes[0][1])
         for step in chain:
-            rule = step.rules.validate
-            if rule is None or step.at in self.validated:
+            rule = step[0].validate
+            if rule is None or (self.validated is not None and step[1] in self.validated):
                 continue
-            if not self.new.exists(step.at):
+            if not self.new.exists(step[1]):
                 break  # nothing below a missing node exists either: no more validation
-            self.validated.add(step.at)
-            if not _run(rule, self.env(step), step, ".validate", self.notes):
+            self.first_time(step[1])
+            if not self.passes(rule, step, ".validate"):
                 return False
-        last = chain[-1]
-        if last.at != target or not last.rules.validates_below:
+        rules, at, _ = chain[-1]
+        if at != target or not rules.validates_below:
             return True
-        return self.walk(last, self.new.node(target))
+        return self.walk(chain[-1], self.new.node(target))
 
     def permitted(self, target: Path, chain: list[_Step]) -> bool:
         for step in chain:
-            rule = step.rules.write
-            if rule is not None and _run(rule, self.env(step), step, ".write", self.notes):
+            rule = step[0].write
+            if rule is not None and self.passes(rule, step, ".write"):
                 return True
         self.trace.append(f"no .write rule on the way from / to {paths.to_str(target)} allowed it")
         return False
 
     def walk(self, step: _Step, node: Node) -> bool:
         """Validate the written value below ``step``, where new data exists."""
+        rules_here, at, captures_here = step
+        named, wildcard = rules_here.children, rules_here.wildcard
         for key, child in children(node).items():
-            found = step.rules.child(key)
-            if found is None:
-                continue
-            rules, captured = found
-            captures = {**step.captures, captured: key} if captured is not None else step.captures
-            sub = _Step(rules, step.at + (key,), captures)
-            if rules.validate is not None and sub.at not in self.validated:
-                self.validated.add(sub.at)
-                if not _run(rules.validate, self.env(sub), sub, ".validate", self.notes):
+            rules = named.get(key)  # RuleNode.child, inlined
+            captures = captures_here
+            if rules is None:
+                if wildcard is None:
+                    continue
+                rules = wildcard
+                captures = {**captures_here, wildcard.keys[-1]: key}
+            sub = (rules, at + (key,), captures)
+            if rules.validate is not None and self.first_time(sub[1]):
+                self.new.known(sub[1], child)
+                if not self.passes(rules.validate, sub, ".validate"):
                     return False
             if rules.validates_below and not self.walk(sub, child):
                 return False
         return True
 
 
-def _run(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str] | None) -> bool:
-    if trace is None:
-        return rule.evaluate(env)[0]
+def _passes(rule: CompiledRule, env: Env) -> bool:
+    """The fast form: a runtime error makes the rule false."""
+    try:
+        return rule.fn(env) is True
+    except EvalError:
+        return False
+
+
+def _explained(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str]) -> bool:
+    """The explaining form: the rule, where it ran, its outcome and the values it saw."""
+    rules, at, captures = step
     ok, error, notes = rule.explain(env)
-    where = step.rules.rule_path(kind)
-    caps = "".join(f" {k}={v!r}" for k, v in step.captures.items())
+    where = rules.rule_path(kind)
+    caps = "".join(f" {k}={v!r}" for k, v in captures.items())
     outcome = "true" if ok else f"false (error: {error})" if error else "false"
-    line = f"{where} at {paths.to_str(step.at)}{caps}: {rule.source} → {outcome}"
+    line = f"{where} at {paths.to_str(at)}{caps}: {rule.source} → {outcome}"
     seen: dict[str, str] = {}
     for label, value in notes:
         seen.setdefault(label, _show(value))

@@ -40,12 +40,14 @@ def simulate(
     *,
     now: int | None = None,
     query: QuerySpec | Mapping[str, str] | None = None,
+    explain: bool = True,
 ) -> Decision:
     """Decide ``op`` at ``path_str`` by ``auth`` against ``data_json``.
 
     ``value`` is the new value for a write, or the ``{"rel/path": value}`` map
     of an update. ``query`` (a :class:`QuerySpec` or REST query parameters)
-    applies to reads. Raises the core's ``InvalidPath``/``InvalidData``/
+    applies to reads. ``explain=False`` decides as the engine does (no trace of
+    rules, the fast compiled form). Raises the core's ``InvalidPath``/``InvalidData``/
     ``InvalidQuery`` for bad input and :class:`RulesError` for bad rules text.
     """
     rules = ruleset if isinstance(ruleset, Ruleset) else Ruleset.compile(ruleset)
@@ -54,10 +56,10 @@ def simulate(
     path = paths.parse(path_str)
     if op == "read":
         spec = parse_rest(query) if isinstance(query, Mapping) else query
-        return rules.can_read(path, auth=auth, root=view, now=at_ms, query=spec, explain=True)
+        return rules.can_read(path, auth=auth, root=view, now=at_ms, query=spec, explain=explain)
     if op == "write":
         node = _resolved(value, path, at_ms, view)
-        return rules.can_write(path, node, auth=auth, root=view, now=at_ms, explain=True)
+        return rules.can_write(path, node, auth=auth, root=view, now=at_ms, explain=explain)
     if op == "update":
         if not isinstance(value, Mapping):
             raise TypeError("an update needs a mapping of relative paths to values")
@@ -65,7 +67,7 @@ def simulate(
         for rel, sub in value.items():
             rel_path = paths.parse(rel)
             updates[rel_path] = _resolved(sub, path + rel_path, at_ms, view)
-        return rules.can_update(path, updates, auth=auth, root=view, now=at_ms, explain=True)
+        return rules.can_update(path, updates, auth=auth, root=view, now=at_ms, explain=explain)
     raise ValueError(f"unknown operation {op!r}")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rtdb.core.path import Path, is_valid_key
-from rtdb.core.value import Node, child_at, children, is_leaf, priority_of, replace_at, strip_priority
+from rtdb.core.value import PRIORITY, SV, VALUE, Node, child_at, children, priority_of, replace_at, strip_priority
 from rtdb.rules.errors import EvalError
 
 
@@ -40,15 +40,19 @@ class ObjectValue:
 
 
 def _leaf(node: Node) -> Any:
-    if node is None:
-        return None
-    if is_leaf(node):
+    if not isinstance(node, dict):
+        return node  # a primitive, or None
+    if VALUE in node:
+        return node[VALUE]
+    if SV in node:
         return strip_priority(node)
     return ObjectValue()
 
 
 class Tree:
     """The stored data, read through a :class:`DataView` with a per-decision cache."""
+
+    __slots__ = ("_cache", "_shallow", "_tops", "_view")
 
     def __init__(self, view: DataView) -> None:
         self._view = view
@@ -57,12 +61,15 @@ class Tree:
         self._tops: dict[Path, Node] = {}
 
     def _cached(self, path: Path) -> tuple[bool, Node]:
-        if path in self._cache:
-            return True, self._cache[path]
+        cache = self._cache
+        if not cache:
+            return False, None
+        if path in cache:
+            return True, cache[path]
         for depth in range(len(path) - 1, -1, -1):  # a cached ancestor answers too
             ancestor = path[:depth]
-            if ancestor in self._cache:
-                return True, child_at(self._cache[ancestor], path[depth:])
+            if ancestor in cache:
+                return True, child_at(cache[ancestor], path[depth:])
         return False, None
 
     def node(self, path: Path) -> Node:
@@ -95,6 +102,14 @@ class Tree:
     def has_children(self, path: Path) -> bool:
         return bool(children(self.top(path)))
 
+    def exists_below(self, at: Path, keys: Path) -> bool:
+        """``exists(at + keys)``; an overlay may answer it without joining the paths."""
+        return self.exists(at + keys)
+
+    def leaf_below(self, at: Path, keys: Path) -> Any:
+        """``leaf(at + keys)``; an overlay may answer it without joining the paths."""
+        return self.leaf(at + keys)
+
 
 class Overlay(Tree):
     """``base`` with ``writes`` applied in order: the data as it would be after them.
@@ -102,12 +117,53 @@ class Overlay(Tree):
     A location no write touches is answered by ``base``; a location inside a
     write from the written value; an ancestor of a non-null write is known to
     exist (as an object) without reading it.
+
+    A single write (every ``set``) is answered without the general machinery,
+    through :meth:`_single`.
     """
 
+    __slots__ = ("_base", "_known", "_known_at", "_one", "_writes")
+
     def __init__(self, base: Tree, writes: list[tuple[Path, Node]]) -> None:
-        super().__init__(_NoView())
+        super().__init__(_NO_VIEW)
         self._base = base
         self._writes = writes
+        self._one: tuple[Path, Node] | None = writes[0] if len(writes) == 1 else None
+        self._known_at: Path | None = None
+        self._known: Node = None
+
+    def known(self, path: Path, node: Node) -> None:
+        """Tell a single-write overlay the node at ``path`` (which the caller took
+        from the written value): reads at and below that very path object then
+        descend from it without a lookup."""
+        self._known_at, self._known = path, node
+
+    def _single(self, path: Path) -> Node:
+        """With a single write: the written node at ``path`` if ``path`` is inside
+        it, else where ``path`` lies: ``_ABOVE`` a non-null write, ``_APART`` from
+        it, or ``_GENERAL`` (and always ``_GENERAL`` for several writes)."""
+        one = self._one
+        if one is None:
+            return _GENERAL
+        if path is self._known_at:
+            return self._known
+        w, node = one
+        n = len(w)
+        if path[:n] != w:
+            if w[: len(path)] != path:
+                return _APART
+            return _ABOVE if node is not None else _GENERAL
+        return _descend(node, path[n:])
+
+    def exists_below(self, at: Path, keys: Path) -> bool:
+        if at is self._known_at and self._one is not None:
+            return _descend(self._known, keys) is not None
+        return self.exists(at + keys)
+
+    def leaf_below(self, at: Path, keys: Path) -> Any:
+        if at is self._known_at and self._one is not None:
+            return _leaf(_descend(self._known, keys))
+        return self.leaf(at + keys)
 
     def _covering(self, path: Path) -> int:
         covering = -1
@@ -120,6 +176,9 @@ class Overlay(Tree):
         return [w for w, _ in self._writes if len(w) > len(path) and w[: len(path)] == path]
 
     def node(self, path: Path) -> Node:
+        found = self._single(path)
+        if found is not _GENERAL and found is not _ABOVE and found is not _APART:
+            return found
         if path in self._cache:
             return self._cache[path]
         covering = self._covering(path)
@@ -148,23 +207,71 @@ class Overlay(Tree):
         return any(self.node(w) is not None for w in self._below(path))
 
     def exists(self, path: Path) -> bool:
-        return self._grown(path) or self.top(path) is not None
+        found = self._single(path)
+        if found is _GENERAL:
+            return self._grown(path) or self.top(path) is not None
+        if found is _APART:
+            return self._base.exists(path)
+        return found is not None  # _ABOVE included
 
     def has_children(self, path: Path) -> bool:
-        return self._grown(path) or bool(children(self.top(path)))
+        found = self._single(path)
+        if found is _GENERAL:
+            return self._grown(path) or bool(children(self.top(path)))
+        if found is _APART:
+            return self._base.has_children(path)
+        return found is _ABOVE or bool(children(found))
 
     def leaf(self, path: Path) -> Any:
-        return ObjectValue() if self._grown(path) else _leaf(self.top(path))
+        found = self._single(path)
+        if found is _GENERAL:
+            return ObjectValue() if self._grown(path) else _leaf(self.top(path))
+        if found is _APART:
+            return self._base.leaf(path)
+        return ObjectValue() if found is _ABOVE else _leaf(found)
 
     def priority(self, path: Path) -> Any:
-        if self._covering(path) < 0:  # writes below a node keep its priority
-            return self._base.priority(path)
-        return priority_of(self.node(path))
+        found = self._single(path)
+        if found is _GENERAL and self._covering(path) >= 0:
+            return priority_of(self.node(path))
+        if found is _GENERAL or found is _ABOVE or found is _APART:
+            return self._base.priority(path)  # writes below a node keep its priority
+        return priority_of(found)
+
+
+class _Where:
+    """Where a location lies relative to a single write (see :meth:`Overlay._single`)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_GENERAL, _ABOVE, _APART = _Where("general"), _Where("above"), _Where("apart")
+_RESERVED = frozenset({PRIORITY, VALUE, SV})
+
+
+def _descend(node: Node, keys: Path) -> Node:
+    """``child_at(node, keys)`` without copying a child map on the way."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key) if key not in _RESERVED else children(node).get(key)
+        if node is None:
+            return None
+    return node
 
 
 class _NoView:
     def node(self, path: tuple[str, ...]) -> Any:  # pragma: no cover - never called
         raise AssertionError("an overlay reads through its base")
+
+
+_NO_VIEW = _NoView()
 
 
 class Snapshot:

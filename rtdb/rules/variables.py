@@ -15,6 +15,10 @@ QUERY_MEMBERS = (
 
 
 class Env:
+    """The variables of one rule run. ``root``, ``data`` and ``newData`` are real
+    locations (never a nowhere snapshot); a decision re-points ``data``/``newData``
+    and ``captures`` from rule to rule rather than building a new ``Env``."""
+
     __slots__ = ("auth", "captures", "data", "new_data", "notes", "now", "query", "root")
 
     def __init__(

@@ -58,6 +58,23 @@ def test_expression(case: dict[str, Any]) -> None:
     assert rule.fn(_env(case)) is case["expect"]
 
 
+@pytest.mark.parametrize("case", params([c for c in CASES if c["expect"] != "invalid"], "rule"))
+def test_fast_and_explaining_forms_agree(case: dict[str, Any]) -> None:
+    """The fast form (the engine's) and the explaining form give the same value or both fail."""
+    rule = compile_rule(case["rule"], captures=tuple(case.get("wildcards", {})), write=case.get("write", False))
+    assert rule.noted_fn is not None
+    env = _env(case)
+    env.notes = []
+    assert _outcome(rule.fn, _env(case)) == _outcome(rule.noted_fn, env)
+
+
+def _outcome(fn: Any, env: Env) -> Any:
+    try:
+        return fn(env)
+    except EvalError:
+        return "error"
+
+
 def _as_ruleset(case: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     """The case as a rules file: the rule sits below one node per wildcard."""
     kind = ".write" if case.get("write") else ".read"

@@ -59,3 +59,24 @@ def test_operation(scenario: dict[str, Any], ruleset: Ruleset, op: dict[str, Any
         assert evaluated(decision.trace) == op["evaluated"]
     if "trace_contains" in op:
         assert any(op["trace_contains"] in line for line in decision.trace), decision.trace
+
+
+@pytest.mark.parametrize(("scenario", "ruleset", "op"), _ops())
+def test_operation_decided_without_explanation_agrees(
+    scenario: dict[str, Any], ruleset: Ruleset, op: dict[str, Any]
+) -> None:
+    """The engine decides with the fast compiled form: it must reach the same answer."""
+    if op["expect"] == "invalid_path":
+        return
+    decision = simulate(
+        ruleset,
+        op.get("data", scenario.get("data")),
+        op["auth"] if "auth" in op else scenario.get("auth"),
+        op["op"],
+        op["path"],
+        op.get("value"),
+        now=op.get("now", scenario.get("now", NOW)),
+        query=op.get("query"),
+        explain=False,
+    )
+    assert decision.allowed is op["expect"]

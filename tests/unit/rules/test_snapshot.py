@@ -124,3 +124,49 @@ def test_val_of_an_object_equals_nothing_but_itself() -> None:
     assert not equals(first, second)
     assert equals(first, first)
     assert not equals(first, None)
+
+
+SINGLE_BASE = {"w": {"a": 1, "b": {"c": "x", ".priority": 2}, ".priority": "p"}, "leaf": {".value": 3, ".priority": 1}}
+SINGLE_WRITES: list[tuple[tuple[str, ...], Any]] = [
+    (("w",), {"a": 2, "n": {"m": True}}),
+    (("w", "b"), {"c": "y", "d": {".value": 1, ".priority": 5}}),
+    (("w", "b", "c"), None),
+    (("w",), None),
+    (("leaf", "x"), 1),
+    (("new", "deep"), {"k": "v"}),
+    ((), {"only": 1}),
+]
+SINGLE_PATHS = [(), ("w",), ("w", "a"), ("w", "b"), ("w", "b", "c"), ("w", "b", "d"), ("w", "n", "m"), ("leaf",),
+                ("leaf", "x"), ("new",), ("new", "deep", "k"), ("only",), ("elsewhere",)]  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    return "<object>" if isinstance(value, ObjectValue) else value
+
+
+@pytest.mark.parametrize("write", SINGLE_WRITES)
+def test_a_single_write_overlay_answers_as_the_general_one(write: tuple[tuple[str, ...], Any]) -> None:
+    """The same write twice takes the general way; once, the single-write way."""
+    path, value = write[0], normalize(write[1])
+    for at in SINGLE_PATHS:
+        one = Overlay(Tree(CountingView(SINGLE_BASE)), [(path, value)])
+        general = Overlay(Tree(CountingView(SINGLE_BASE)), [(path, value), (path, value)])
+        assert one.exists(at) == general.exists(at), at
+        assert _plain(one.leaf(at)) == _plain(general.leaf(at)), at
+        assert one.has_children(at) == general.has_children(at), at
+        assert one.priority(at) == general.priority(at), at
+        assert one.node(at) == general.node(at), at
+        for below in [("a",), ("b", "c"), ("m",), ("x",)]:
+            assert one.exists_below(at, below) == general.exists(at + below), (at, below)
+            assert _plain(one.leaf_below(at, below)) == _plain(general.leaf(at + below)), (at, below)
+
+
+def test_a_single_write_overlay_reads_below_a_known_node_without_the_base() -> None:
+    view = CountingView(SINGLE_BASE)
+    new = Overlay(Tree(view), [(("w",), normalize({"a": 2, "n": {"m": True}}))])
+    at = ("w", "n")
+    new.known(at, {"m": True})
+    assert new.exists_below(at, ("m",)) and new.leaf_below(at, ("m",)) is True
+    assert new.leaf(at).__class__ is ObjectValue and not new.exists_below(at, ("z",))
+    assert new.exists(("w",)) and new.leaf(("w", "a")) == 2
+    assert view.calls == []
