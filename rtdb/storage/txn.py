@@ -317,7 +317,8 @@ class Txn:
             depth = len(index.pattern)
             if len(path) > depth:
                 if index.matches(path[:depth]):
-                    self._refresh_entry(index, path[:depth], path[depth])
+                    known = UNKNOWN if len(path) > depth + 1 else node  # the write is the child itself
+                    self._refresh_entry(index, path[:depth], path[depth], known)
             elif index.matches_prefix(path):
                 p = path_key(path)
                 lo, hi = descendant_range(p)
@@ -334,14 +335,22 @@ class Txn:
              for parent, key, vsort in index_rows_for(index, path, node)),
         )
 
-    def _refresh_entry(self, index: IndexDef, parent: Path, key: str) -> None:
+    def _refresh_entry(self, index: IndexDef, parent: Path, key: str, child: Node = UNKNOWN) -> None:
+        """Recompute one child's entry; ``child`` is its new node when the write was the child itself."""
         child_path = parent + (key,)
-        if not self.exists(child_path):
+        if child is UNKNOWN:
+            exists = self.exists(child_path)
+            if exists:
+                where = child_path if index.child == (".value",) else child_path + index.child
+                value = self.shallow(where)
+        else:
+            exists = child is not None
+            value = index.value_of(child) if exists else None
+        if not exists:
             self.conn.execute(
                 "DELETE FROM index_entries WHERE ix = ? AND parent = ? AND key = ?", (index.id, path_key(parent), key)
             )
             return
-        value = self.node(child_path) if index.child == (".value",) else self.node(child_path + index.child)
         self.conn.execute(
             "INSERT OR REPLACE INTO index_entries (ix, parent, key, vsort, ksort) VALUES (?, ?, ?, ?, ?)",
             (index.id, path_key(parent), key, value_sort_bytes(_comparable(value)), key_sort_bytes(key)),
