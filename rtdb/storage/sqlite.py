@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -54,23 +55,33 @@ class SqliteStore:
         self.file = file
         self.synchronous = synchronous
         self.stats = StoreStats()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rtdb-writer-{file.stem}")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"rtdb-reader-{file.stem}")
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._queue: asyncio.Queue[_Op | None] = asyncio.Queue()
+        self._inbox: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._write_txn: Txn | None = None
         self.on_commit: Callable[[list[Any]], None] | None = None
 
     # -- lifetime -------------------------------------------------------------
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._open_writer)
-        self._task = asyncio.create_task(self._run_writer(), name=f"rtdb-writer-{self.file.stem}")
+        loop = self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(target=self._run_writer, args=(ready,), name=f"rtdb-writer-{self.file.stem}",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
@@ -90,26 +101,16 @@ class SqliteStore:
     async def close(self) -> None:
         """Commit what was already submitted, then close. Later writes get :class:`Unavailable`."""
         self._closing = True
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._close_writer)
-        self._writer.shutdown(wait=True)
+        if self._thread is not None and self._stopped is not None:
+            self._inbox.put(None)
+            await self._stopped
+            self._thread.join()
+            self._thread = None
         self._readers.shutdown(wait=True)
         with self._conns_lock:
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
-
-    def _close_writer(self) -> None:
-        if self._write_conn is not None:
-            self._write_conn.close()
-            self._write_conn = None
 
     # -- reads ----------------------------------------------------------------
     async def read(self, fn: Callable[[Txn], T]) -> T:
@@ -136,68 +137,105 @@ class SqliteStore:
 
     # -- writes ---------------------------------------------------------------
     async def write(self, fn: Callable[[Txn], T]) -> T:
-        if self._task is None or self._closing:
+        if self._thread is None or self._closing:
             raise Unavailable("The database is not open")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Op(fn, future))
+        assert self._loop is not None
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._inbox.put(_Op(fn, future))
         return await future
 
-    async def _run_writer(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _run_writer(self, ready: asyncio.Future[None]) -> None:
+        """The writer thread: own the write connection; take what has arrived, apply it
+        as one transaction, hand the results to the event loop (one wake-up per batch)."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            self._open_writer()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(ready.set_exception, exc)
+            return
+        loop.call_soon_threadsafe(ready.set_result, None)
+        try:
+            self._serve_writes(loop)
+        finally:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
+            loop.call_soon_threadsafe(self._finish_stopping)
+
+    def _serve_writes(self, loop: asyncio.AbstractEventLoop) -> None:
         stopping = False
         while not stopping:
-            first = await self._queue.get()
+            first = self._inbox.get()
             if first is None:
-                return
+                break
             batch = [first]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                op = self._queue.get_nowait()
+            while len(batch) < MAX_BATCH:
+                try:
+                    op = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
                 if op is None:
                     stopping = True
                     break
                 batch.append(op)
             try:
-                committed = await loop.run_in_executor(self._writer, self._apply_batch, batch)
+                committed: bool | None = self._apply_batch(batch)
             except Exception:  # the commit itself failed: nothing of the batch happened (logged, not sent)
                 log.exception("group commit failed")
-                for op in batch:
-                    if not op.future.done():
-                        op.future.set_exception(Unavailable("The write was not committed"))
-                continue
-            self.stats.batches += 1
-            self.stats.ops += len(batch)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-            if committed and self.on_commit is not None:
-                self.on_commit([op.result for op in batch if op.error is None])
+                committed = None
+            loop.call_soon_threadsafe(self._finish, batch, committed)
+
+    def _finish_stopping(self) -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    def _finish(self, batch: list[_Op], committed: bool | None) -> None:
+        """On the event loop: publish what committed, then resolve every op's future."""
+        if committed is None:
             for op in batch:
-                if op.future.done():
-                    continue
-                if op.error is not None:
-                    op.future.set_exception(op.error)
-                else:
-                    op.future.set_result(op.result)
+                if not op.future.done():
+                    op.future.set_exception(Unavailable("The write was not committed"))
+            return
+        self.stats.batches += 1
+        self.stats.ops += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        if committed and self.on_commit is not None:
+            self.on_commit([op.result for op in batch if op.error is None])
+        for op in batch:
+            if op.future.done():
+                continue
+            if op.error is not None:
+                op.future.set_exception(op.error)
+            else:
+                op.future.set_result(op.result)
 
     def _apply_batch(self, batch: list[_Op]) -> bool:
         txn = self._write_txn
         assert txn is not None
         conn = txn.conn
         seq_before = txn.seq
+        # One op alone needs no savepoint: its failure rolls back the whole transaction.
+        alone = len(batch) == 1
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in batch:
-                conn.execute("SAVEPOINT op")
+                if not alone:
+                    conn.execute("SAVEPOINT op")
                 try:
                     op.result = op.fn(txn)
-                except RtdbError as exc:
-                    conn.execute("ROLLBACK TO op")
-                    op.error = exc
-                    self.stats.errors += 1
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    log.exception("write failed")
+                    if not isinstance(exc, RtdbError):
+                        log.exception("write failed")
                     op.error = exc
                     self.stats.errors += 1
-                conn.execute("RELEASE op")
+                    if alone:
+                        conn.execute("ROLLBACK")
+                        txn.seq = seq_before
+                        return False
+                    conn.execute("ROLLBACK TO op")
+                if not alone:
+                    conn.execute("RELEASE op")
             if txn.seq != seq_before:
                 txn.save_seq()
             conn.execute("COMMIT")
