@@ -28,7 +28,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtdb", description="A realtime JSON database, wire-compatible with Firebase.")
+    parser = argparse.ArgumentParser(prog="rtdb",
+                                     description="A realtime JSON database, wire-compatible with Firebase.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="Start the server.")
     _add_settings(serve)

@@ -114,10 +114,10 @@ def _parse_bound(raw: str, name: str, order_by: OrderBy) -> Bound:
             raise InvalidQuery(f"{name} must be a valid JSON value") from None
         rest = raw[end:].lstrip()
         if not rest.startswith(","):
-            raise InvalidQuery(f"{name} must be a valid JSON value")
+            raise InvalidQuery(f"{name} must be a valid JSON value") from None
         key = _decode_json(rest[1:].strip(), name)
         if not isinstance(key, str):
-            raise InvalidQuery(f"{name} key must be a string")
+            raise InvalidQuery(f"{name} key must be a string") from None
     if isinstance(value, (dict, list)):
         raise InvalidQuery(f"{name} must be a primitive JSON value")
     if order_by == "key":

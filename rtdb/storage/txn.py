@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-
-import msgspec
 from collections.abc import Iterator
 from typing import Any
+
+import msgspec
 
 from rtdb.core.ordering import key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
