@@ -37,6 +37,7 @@ from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
 
 JSON_TYPE = "application/json; charset=utf-8"
+CORS_ORIGIN = (b"access-control-allow-origin", b"*")  # Firebase's REST API answers any origin
 RULES_PATH = "/.settings/rules.json"
 WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
 _TIMEOUT = re.compile(r"^(\d+)(ms|s|min)$")
@@ -61,7 +62,7 @@ class Response:
         self.headers = headers
 
     async def send(self, send: Any) -> None:
-        raw = [(b"content-length", str(len(self.body)).encode())]
+        raw = [(b"content-length", str(len(self.body)).encode()), CORS_ORIGIN]
         if self.media_type and self.status_code not in (204, 304):
             raw.append((b"content-type", self.media_type.encode()))
         if self.headers:
@@ -110,6 +111,9 @@ class RestApi:
         """The raw ASGI entry point (mounted at ``/``; litestar's per-request machinery
         is skipped on this hot path)."""
         request = Request(scope, receive)
+        if request.method == "OPTIONS":
+            await self._preflight(request).send(send)
+            return
         if request.method == "GET" and "text/event-stream" in request.headers.get("accept", ""):
             opened = await self._open_stream(request)
             if isinstance(opened, Response):
@@ -120,6 +124,16 @@ class RestApi:
             return
         response = await self.handle(request)
         await response.send(send)
+
+    @staticmethod
+    def _preflight(request: Request) -> Response:
+        """CORS preflight: browsers may call the REST API from any origin, as Firebase allows."""
+        asked = request.headers.get("access-control-request-headers", "")
+        return Response(b"", status_code=204, media_type=None, headers={
+            "Access-Control-Allow-Methods": "GET, PUT, POST, PATCH, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": asked or "Authorization, Content-Type",
+            "Access-Control-Max-Age": "3600",
+        })
 
     async def _open_stream(self, request: Request) -> Response | tuple[SseStream, Caller]:
         try:

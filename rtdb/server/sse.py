@@ -28,6 +28,7 @@ HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
+    (b"access-control-allow-origin", b"*"),
 ]
 
 

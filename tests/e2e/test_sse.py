@@ -158,3 +158,17 @@ def test_firebase_admin_listen_receives_put_and_patch(server_factory, monkeypatc
         registration.close()
     finally:
         firebase_admin.delete_app(app)
+
+
+def test_browsers_may_call_the_rest_api_from_any_origin(server: RunningServer) -> None:
+    preflight = httpx.options(server.url + "/cors.json", headers={
+        "Origin": "http://app.example", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "content-type,authorization"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "PUT" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "content-type,authorization"
+    put = httpx.put(server.url + "/cors.json", json=1, headers={"Origin": "http://app.example"})
+    assert put.headers["access-control-allow-origin"] == "*"
+    with httpx.stream("GET", server.url + "/cors.json", headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.headers["access-control-allow-origin"] == "*"
