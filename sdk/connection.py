@@ -136,6 +136,8 @@ class Connection:
 
     async def go_offline(self) -> None:
         self._online.clear()
+        if self._socket is not None:
+            self._socket_lost()  # offline from now on, whatever the socket still delivers
         await self._close_socket()
 
     def go_online(self) -> None:

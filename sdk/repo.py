@@ -315,7 +315,7 @@ class Repo:
             try:
                 await asyncio.wait_for(asyncio.shield(self.conn.wait_connected()), GET_OFFLINE_TIMEOUT_S)
             except TimeoutError:
-                if self.tree.has_cached(path):
+                if self.tree.has_cached(path) or self.tree.writes.covers(path):
                     node = self.tree.visible(path)
                     return _window(node, spec) if filtered else node
                 raise Offline("Client is offline.", path=paths.to_str(path)) from None
