@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -192,12 +193,15 @@ class Repo:
             if merge:
                 if not isinstance(data, dict):
                     return
-                children = {paths.parse(k): normalize(v, path + paths.parse(k)) for k, v in data.items()}
+                children = {}
+                for k, v in data.items():
+                    rel = paths.parse(k)
+                    children[rel] = from_server(v, path + rel)
                 events = self.tree.apply_server_merge(path, children, tag)
                 if tag is None and self._store is not None:
                     self._store.server_merge(path, children)
             else:
-                node = normalize(data, path)
+                node = from_server(data, path)
                 events = self.tree.apply_server_overwrite(path, node, tag)
                 if tag is None and self._store is not None:
                     self._store.server_overwrite(path, node)
@@ -340,6 +344,27 @@ class Repo:
             self._on_disconnect_ops.append(("merge", path, {paths.parse(k): v for k, v in data.items()}))
         else:
             self._on_disconnect_ops = [op for op in self._on_disconnect_ops if op[1][: len(path)] != path]
+
+
+def from_server(data: Any, at: Path) -> Node:
+    """Server data in node form: checked cheaply, normalized only when it is not already."""
+    return data if _is_node(data) else normalize(data, at)
+
+
+def _is_node(v: Any) -> bool:
+    t = type(v)
+    if t is str or t is bool or t is int:
+        return True
+    if t is dict:
+        if not v:
+            return False
+        for k, c in v.items():
+            if c is None or (k[:1] == "." and k not in (".priority", ".value")) or not _is_node(c):
+                return False
+        return True
+    if t is float:
+        return math.isfinite(v) and not v.is_integer()
+    return False
 
 
 def check_writable(path: Path) -> None:

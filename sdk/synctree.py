@@ -67,6 +67,7 @@ class SyncTree:
         self.writes = WriteTree()
         self._complete: PathIndex[bool] = PathIndex()  # default listens answered (True) or cached from disk (False)
         self._complete.set(INFO, True)
+        self._cached_memo: dict[Path, bool] = {}
         self._views: PathIndex[dict[str, View]] = PathIndex()
         self._listens: dict[ListenKey, ListenRequest] = {}
         self._tags: dict[int, _TagCache] = {}
@@ -79,10 +80,22 @@ class SyncTree:
 
     def has_cached(self, path: Path) -> bool:
         """Complete, or loaded from the persistent cache as complete when it was saved."""
-        return self._complete.has_ancestor_or_self(path)
+        known = self._cached_memo.get(path)
+        if known is None:
+            known = self._cached_memo[path] = self._complete.has_ancestor_or_self(path)
+        return known
+
+    def _set_complete(self, path: Path, value: bool | None) -> None:
+        self._cached_memo.clear()
+        if value is None:
+            self._complete.pop(path)
+        else:
+            self._complete.set(path, value)
 
     def visible(self, path: Path) -> Node:
         """Server data with the pending writes applied (shared: safe to keep)."""
+        if not len(self.writes):
+            return self.server.share(path)
         return self.writes.overlay(self.server.share(path), path)
 
     def server_value(self, path: Path) -> Node:
@@ -216,7 +229,7 @@ class SyncTree:
         if request.tag is not None:
             self._tags.pop(request.tag, None)
         elif self._complete.get(request.path) is not None:
-            self._complete.pop(request.path)
+            self._set_complete(request.path, None)
         return request
 
     # -- user writes ----------------------------------------------------------------------
@@ -267,13 +280,13 @@ class SyncTree:
             self._tags[request.tag].complete = True
             view = self.view(path, query_id)
             return self._refresh(view, None) if view is not None else []
-        self._complete.set(path, True)
+        self._set_complete(path, True)
         return self._refresh_around([path], server_only=True)
 
     def mark_cached(self, path: Path) -> None:
         """Treat the server cache at ``path`` as complete until a listen answers (persistence)."""
         if self._complete.get(path) is None:
-            self._complete.set(path, False)
+            self._set_complete(path, False)
 
     def cached_paths(self) -> list[Path]:
         return [p for p, _ in self._complete.items() if not is_info(p)]
@@ -283,6 +296,8 @@ class SyncTree:
         self, paths: Iterable[Path], *, server_only: bool = False, revert: bool = False
     ) -> list[Event]:
         """Recompute the views that the change at each of ``paths`` can affect."""
+        if not len(self._views):
+            return []
         work: dict[int, tuple[View, set[str] | None]] = {}
         for changed in paths:
             for at, views in self._views.ancestors(changed):
@@ -308,11 +323,13 @@ class SyncTree:
         return events
 
     def _uses_server(self, view: View) -> bool:
+        if view.loads_all:
+            return True
         request = self._listens.get((view.path, view.qid))
         return request is None or request.tag is None or not self._tags[request.tag].complete or self.has_cached(view.path)
 
     def _source_ready(self, view: View) -> bool:
-        if self.has_cached(view.path) or self.writes.covers(view.path):
+        if self.has_cached(view.path) or (len(self.writes) and self.writes.covers(view.path)):
             return True
         request = self._listens.get((view.path, view.qid))
         return request is not None and request.tag is not None and self._tags[request.tag].complete

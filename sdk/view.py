@@ -89,9 +89,6 @@ class View:
     def _sort_key(self, key: str, node: Node) -> SortKey:
         return self.spec.sort_key(key, self.spec.index_value(key, node))
 
-    def _needs_order(self) -> bool:
-        return any(r.kind != "value" for r in self.registrations)
-
     def _order_of(self) -> _Order:
         if self._order is None:
             kids = children(self.cache.root)
@@ -160,21 +157,25 @@ class View:
         force_value: bool = False,
     ) -> list[Change]:
         out: list[Change] = []
-        if self._needs_order():
+        kinds = {r.kind for r in self.registrations}
+        if len(kinds) > 1 or "value" not in kinds:
             kids = children(self.cache.root)
             order = self._sync_order(removed, added, changed)
-            for k, o in sorted(removed, key=lambda r: self._sort_key(r[0], r[1])):
-                out.append(Change("child_removed", k, o))
-            for k in _by(order, added):
-                out.append(Change("child_added", k, kids[k], order.prev(k)))
-            moved = [k for k, o in changed if self._sort_key(k, o) != order.position(k)]
-            for k in _by(order, moved):
-                out.append(Change("child_moved", k, kids[k], order.prev(k)))
-            for k in _by(order, [k for k, _ in changed]):
-                out.append(Change("child_changed", k, kids[k], order.prev(k)))
+            if removed:
+                for k, o in sorted(removed, key=lambda r: self._sort_key(r[0], r[1])):
+                    out.append(Change("child_removed", k, o))
+            if added:
+                for k in _by(order, added):
+                    out.append(Change("child_added", k, kids[k], order.prev(k)))
+            if changed:
+                moved = [k for k, o in changed if self._sort_key(k, o) != order.position(k)]
+                for k in _by(order, moved):
+                    out.append(Change("child_moved", k, kids[k], order.prev(k)))
+                for k in _by(order, [k for k, _ in changed]):
+                    out.append(Change("child_changed", k, kids[k], order.prev(k)))
         else:
             self._order = None  # rebuilt when a child listener needs it
-        if value and (removed or added or changed or force_value):
+        if value and "value" in kinds and (removed or added or changed or force_value):
             out.append(Change("value", None, self.cache.share()))
         return out
 
@@ -213,4 +214,4 @@ class View:
 
 
 def _by(order: _Order, keys: list[str]) -> list[str]:
-    return sorted(keys, key=order.position)
+    return keys if len(keys) < 2 else sorted(keys, key=order.position)
