@@ -173,10 +173,13 @@ class SyncTree:
         views = self._views.get(path) or {}
         for qid, view in list(views.items()):
             if qid == query_id or (query_id == DEFAULT_QUERY_ID and view.loads_all):
-                more = self.remove_registration(path, qid, None, error)
-                effects.events += more.events
-                effects.start += more.start
-                effects.stop += more.stop
+                for r in view.registrations:
+                    r.active = False
+                    effects.events.append(Event(r, "cancel", path, error=error))
+                del views[qid]
+        if not views and self._views.get(path) is not None:
+            self._views.pop(path)
+        effects.start, effects.stop = self._reconcile_listens()
         return effects
 
     def _reconcile_listens(self) -> tuple[list[ListenRequest], list[ListenRequest]]:

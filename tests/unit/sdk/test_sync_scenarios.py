@@ -18,3 +18,18 @@ def test_scenario(scenario: dict[str, Any]) -> None:
 
 def test_there_are_scenarios() -> None:
     assert len(SCENARIOS) >= 40
+
+
+def test_the_runner_fails_on_a_wrong_expectation() -> None:
+    wrong = {
+        "name": "wrong on purpose",
+        "steps": [
+            {"op": "listen", "as": "L", "path": "a", "types": ["value"]},
+            {"op": "complete", "path": "a", "events": [{"L": "L", "type": "value", "data": 1}]},
+        ],
+    }
+    with pytest.raises(AssertionError, match="events"):
+        Runner().run(wrong)
+    missing = {"name": "an event too few", "steps": [{"op": "listen", "as": "L", "path": "a"}, {"op": "complete", "path": "a"}]}
+    with pytest.raises(AssertionError):
+        Runner().run(missing)
