@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 import rtdb_sdk
 from rtdb_sdk.transport import Socket, websocket_transport
 
@@ -92,7 +91,7 @@ class AckingSocket:
         start = frame.find('"r":')
         if start >= 0:
             r = frame[start + 4 : frame.index(",", start)]
-            self._queue.put_nowait('{"t":"d","d":{"r":%s,"b":{"s":"ok","d":""}}}' % r)
+            self._queue.put_nowait('{"t":"d","d":{"r":' + r + ',"b":{"s":"ok","d":""}}}')
 
     async def recv(self) -> str:
         return await self._queue.get()
@@ -199,7 +198,9 @@ def start_server() -> tuple[subprocess.Popen[bytes], str, tempfile.TemporaryDire
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     proc = subprocess.Popen(
         [rtdb, "serve", "--emulator", "--port", str(port), "--data-dir", tmp.name, "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -232,7 +233,10 @@ async def main() -> None:
         print(f"incoming events/s applied to the mirror (replayed frames, child_added listener): {applied:,.0f}")
         print(f"incoming events/s end to end (another client's {args.n} pushes via the server): {end_to_end:,.0f}")
         read_us, tree_us = await bench_reads(url, 5000)
-        print(f"local read latency from the mirror: await ref.get() median {read_us:.1f} µs; sync tree read {tree_us:.2f} µs")
+        print(
+            f"local read latency from the mirror: await ref.get() median {read_us:.1f} µs;"
+            f" sync tree read {tree_us:.2f} µs"
+        )
     finally:
         if proc is not None:
             proc.terminate()

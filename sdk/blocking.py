@@ -73,7 +73,9 @@ def connect_sync(
     runner = _Runner()
 
     async def start() -> Database:
-        db = Database(url, token=token, cache_path=cache_path, transport=transport, min_reconnect_delay=min_reconnect_delay)
+        db = Database(
+            url, token=token, cache_path=cache_path, transport=transport, min_reconnect_delay=min_reconnect_delay
+        )
         return await db.start()
 
     try:
@@ -209,23 +211,35 @@ class SyncQuery:
     def get(self) -> DataSnapshot:
         return self._db._wait(self._query.get)
 
-    def _on(self, method: Callable[..., Listener], callback: Callable[..., Any], on_cancel: CancelCallback | None) -> SyncListener:
+    def _on(
+        self, method: Callable[..., Listener], callback: Callable[..., Any], on_cancel: CancelCallback | None
+    ) -> SyncListener:
         return SyncListener(self._db._runner.call(lambda: method(callback, on_cancel)), self._db._runner)
 
-    def on_value(self, callback: Callable[[DataSnapshot], Any], on_cancel: CancelCallback | None = None) -> SyncListener:
+    def on_value(
+        self, callback: Callable[[DataSnapshot], Any], on_cancel: CancelCallback | None = None
+    ) -> SyncListener:
         """``callback`` runs on the SDK's thread."""
         return self._on(self._query.on_value, callback, on_cancel)
 
-    def on_child_added(self, callback: Callable[[DataSnapshot, str | None], Any], on_cancel: CancelCallback | None = None) -> SyncListener:
+    def on_child_added(
+        self, callback: Callable[[DataSnapshot, str | None], Any], on_cancel: CancelCallback | None = None
+    ) -> SyncListener:
         return self._on(self._query.on_child_added, callback, on_cancel)
 
-    def on_child_changed(self, callback: Callable[[DataSnapshot, str | None], Any], on_cancel: CancelCallback | None = None) -> SyncListener:
+    def on_child_changed(
+        self, callback: Callable[[DataSnapshot, str | None], Any], on_cancel: CancelCallback | None = None
+    ) -> SyncListener:
         return self._on(self._query.on_child_changed, callback, on_cancel)
 
-    def on_child_removed(self, callback: Callable[[DataSnapshot], Any], on_cancel: CancelCallback | None = None) -> SyncListener:
+    def on_child_removed(
+        self, callback: Callable[[DataSnapshot], Any], on_cancel: CancelCallback | None = None
+    ) -> SyncListener:
         return self._on(self._query.on_child_removed, callback, on_cancel)
 
-    def on_child_moved(self, callback: Callable[[DataSnapshot, str | None], Any], on_cancel: CancelCallback | None = None) -> SyncListener:
+    def on_child_moved(
+        self, callback: Callable[[DataSnapshot, str | None], Any], on_cancel: CancelCallback | None = None
+    ) -> SyncListener:
         return self._on(self._query.on_child_moved, callback, on_cancel)
 
     def values(self, timeout: float | None = None) -> Iterator[DataSnapshot]:

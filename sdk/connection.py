@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from msgspec import UNSET
+from rtdb_sdk.synctree import ListenRequest
+from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
 from rtdb.core.path import Path
 from rtdb.protocol import messages as m
 from rtdb.protocol.client import KEEPALIVE_FRAME, ClientProtocol, ServerEvent, build_request, request_path
 from rtdb.protocol.errors import ProtocolError
 from rtdb.protocol.query import DEFAULT_QUERY_ID, from_spec, query_id
-from rtdb_sdk.synctree import ListenRequest
-from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
 log = logging.getLogger("rtdb_sdk")
 
@@ -293,8 +293,8 @@ class Connection:
         if self.token:
             action = "auth" if is_user_token(self.token) else "gauth"
             self._send(_Request(0, "misc", action, {"cred": self.token}, self._on_auth))
-        for request, callback in list(self._listens.values()):
-            self._send_listen(request, callback)
+        for listen, callback in list(self._listens.values()):
+            self._send_listen(listen, callback)
         for request in sorted(self._outstanding.values(), key=lambda r: (_RESTORE_ORDER.get(r.kind, 3), r.seq)):
             self._send(request)
 
@@ -340,7 +340,10 @@ class Connection:
             self._send(_Request(0, "listen", "n", body, None))
 
     def _send_listen(self, request: ListenRequest, callback: ResponseCallback) -> None:
-        body: dict[str, Any] = {"p": request_path(request.path), "h": self.delegate.listen_hash(request.path, request.query_id)}
+        body: dict[str, Any] = {
+            "p": request_path(request.path),
+            "h": self.delegate.listen_hash(request.path, request.query_id),
+        }
         if request.tag is not None:
             body["q"] = from_spec(request.spec)
             body["t"] = request.tag

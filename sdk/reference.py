@@ -7,17 +7,18 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rtdb.core import path as paths
-from rtdb.core.errors import RtdbError
-from rtdb.core.path import Path
-from rtdb.core.query import Bound, OrderBy, QuerySpec
-from rtdb.protocol.query import from_spec, query_id
 from rtdb_sdk.errors import InvalidArgument
 from rtdb_sdk.events import EventType, Registration
 from rtdb_sdk.repo import check_value
 from rtdb_sdk.snapshot import DataSnapshot
 from rtdb_sdk.synctree import INFO
 from rtdb_sdk.transaction import run_transaction
+
+from rtdb.core import path as paths
+from rtdb.core.errors import RtdbError
+from rtdb.core.path import Path
+from rtdb.core.query import Bound, OrderBy, QuerySpec
+from rtdb.protocol.query import from_spec, query_id
 
 if TYPE_CHECKING:
     from rtdb_sdk.database import Database
@@ -208,7 +209,9 @@ class Query:
     def on_child_changed(self, callback: ChildCallback, on_cancel: CancelCallback | None = None) -> Listener:
         return self._listen("child_changed", callback, on_cancel)
 
-    def on_child_removed(self, callback: Callable[[DataSnapshot], Any], on_cancel: CancelCallback | None = None) -> Listener:
+    def on_child_removed(
+        self, callback: Callable[[DataSnapshot], Any], on_cancel: CancelCallback | None = None
+    ) -> Listener:
         return self._listen("child_removed", lambda snap, _prev: callback(snap), on_cancel)
 
     def on_child_moved(self, callback: ChildCallback, on_cancel: CancelCallback | None = None) -> Listener:

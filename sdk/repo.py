@@ -16,6 +16,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rtdb_sdk.connection import Connection
+from rtdb_sdk.errors import DatabaseError, InvalidArgument, Offline, error_for_status, listen_error
+from rtdb_sdk.eventqueue import EventQueue
+from rtdb_sdk.events import Event, Registration
+from rtdb_sdk.nodetree import get_node
+from rtdb_sdk.persistence import Persistence
+from rtdb_sdk.servervalues import resolve_locally
+from rtdb_sdk.synctree import INFO, Effects, ListenRequest, SyncTree, is_info
+from rtdb_sdk.transport import DatabaseUrl, Transport
+
 from rtdb.core import path as paths
 from rtdb.core.errors import RtdbError
 from rtdb.core.path import Path
@@ -24,15 +34,6 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, normalize
 from rtdb.protocol.client import request_path
 from rtdb.protocol.query import DEFAULT_QUERY_ID, from_spec
-from rtdb_sdk.connection import Connection
-from rtdb_sdk.errors import DatabaseError, InvalidArgument, Offline, error_for_status, listen_error
-from rtdb_sdk.events import Event, Registration
-from rtdb_sdk.eventqueue import EventQueue
-from rtdb_sdk.nodetree import get_node
-from rtdb_sdk.persistence import Persistence
-from rtdb_sdk.servervalues import resolve_locally
-from rtdb_sdk.synctree import INFO, Effects, ListenRequest, SyncTree, is_info
-from rtdb_sdk.transport import DatabaseUrl, Transport
 
 log = logging.getLogger("rtdb_sdk")
 
@@ -161,7 +162,9 @@ class Repo:
 
     # -- listeners ---------------------------------------------------------------------------
     def add_listener(self, path: Path, spec: QuerySpec | None, query_id: str, registration: Registration) -> None:
-        self.apply(self.tree.add_registration(path, None if query_id == DEFAULT_QUERY_ID else spec, query_id, registration))
+        self.apply(
+            self.tree.add_registration(path, None if query_id == DEFAULT_QUERY_ID else spec, query_id, registration)
+        )
 
     def remove_listener(self, path: Path, query_id: str, registration: Registration) -> None:
         if registration.active:

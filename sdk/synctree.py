@@ -18,16 +18,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rtdb.core.hash import node_hash
-from rtdb.core.path import Path
-from rtdb.core.query import QuerySpec
-from rtdb.core.value import PRIORITY, Node, children
-from rtdb.protocol.query import DEFAULT_QUERY_ID
 from rtdb_sdk.events import Event, Registration
 from rtdb_sdk.nodetree import NodeTree, get_node
 from rtdb_sdk.pathindex import PathIndex
 from rtdb_sdk.view import Change, View
 from rtdb_sdk.writetree import Write, WriteTree
+
+from rtdb.core.hash import node_hash
+from rtdb.core.path import Path
+from rtdb.core.query import QuerySpec
+from rtdb.core.value import PRIORITY, Node, children
+from rtdb.protocol.query import DEFAULT_QUERY_ID
 
 INFO: Path = (".info",)
 ListenKey = tuple[Path, str]
@@ -122,7 +123,9 @@ class SyncTree:
         return view if view is not None and view.complete and self._source_ready(view) else None
 
     # -- listeners ----------------------------------------------------------------------
-    def add_registration(self, path: Path, spec: QuerySpec | None, query_id: str, registration: Registration) -> Effects:
+    def add_registration(
+        self, path: Path, spec: QuerySpec | None, query_id: str, registration: Registration
+    ) -> Effects:
         views = self._views.get(path)
         if views is None:
             views = {}
@@ -240,7 +243,9 @@ class SyncTree:
         self.writes.add(Write(write_id, path, node=node, raw=raw))
         return self._refresh_around([path])
 
-    def apply_user_merge(self, write_id: int, path: Path, children: Mapping[Path, Node], raw: object = None) -> list[Event]:
+    def apply_user_merge(
+        self, write_id: int, path: Path, children: Mapping[Path, Node], raw: object = None
+    ) -> list[Event]:
         self.writes.add(Write(write_id, path, children=dict(children), raw=raw))
         return self._refresh_around([path + rel for rel in children])
 
@@ -295,9 +300,7 @@ class SyncTree:
         return [p for p, _ in self._complete.items() if not is_info(p)]
 
     # -- event generation ----------------------------------------------------------------
-    def _refresh_around(
-        self, paths: Iterable[Path], *, server_only: bool = False, revert: bool = False
-    ) -> list[Event]:
+    def _refresh_around(self, paths: Iterable[Path], *, server_only: bool = False, revert: bool = False) -> list[Event]:
         """Recompute the views that the change at each of ``paths`` can affect."""
         if not len(self._views):
             return []
@@ -329,7 +332,9 @@ class SyncTree:
         if view.loads_all:
             return True
         request = self._listens.get((view.path, view.qid))
-        return request is None or request.tag is None or not self._tags[request.tag].complete or self.has_cached(view.path)
+        return (
+            request is None or request.tag is None or not self._tags[request.tag].complete or self.has_cached(view.path)
+        )
 
     def _source_ready(self, view: View) -> bool:
         if self.has_cached(view.path) or (len(self.writes) and self.writes.covers(view.path)):

@@ -15,16 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rtdb_sdk.errors import MaxRetries, error_for_status
+from rtdb_sdk.events import Registration
+from rtdb_sdk.repo import Repo, check_value, check_writable
+from rtdb_sdk.servervalues import resolve_locally
+
 from rtdb.core import path as paths
 from rtdb.core.hash import node_hash
 from rtdb.core.path import Path
 from rtdb.core.value import Node, priority_of, to_plain, with_priority
 from rtdb.protocol.client import request_path
 from rtdb.protocol.query import DEFAULT_QUERY_ID
-from rtdb_sdk.errors import MaxRetries, error_for_status
-from rtdb_sdk.events import Registration
-from rtdb_sdk.repo import Repo, check_value, check_writable
-from rtdb_sdk.servervalues import resolve_locally
 
 MAX_ATTEMPTS = 25
 FIRST_DATA_TIMEOUT_S = 5.0
@@ -53,7 +54,9 @@ class TransactionOutcome:
     node: Node
 
 
-async def run_transaction(repo: Repo, path: Path, update: Callable[[Any], Any], *, apply_locally: bool = True) -> TransactionOutcome:
+async def run_transaction(
+    repo: Repo, path: Path, update: Callable[[Any], Any], *, apply_locally: bool = True
+) -> TransactionOutcome:
     check_writable(path)
     first_data: asyncio.Future[None] = repo.loop.create_future()
 
@@ -90,7 +93,9 @@ async def run_transaction(repo: Repo, path: Path, update: Callable[[Any], Any], 
             if status != "datastale":
                 raise error_for_status(status, detail, path=paths.to_str(path))
             if attempts >= MAX_ATTEMPTS:
-                raise MaxRetries(f"MAXRETRY: transaction at {paths.to_str(path)} failed {MAX_ATTEMPTS} times", status="maxretry")
+                raise MaxRetries(
+                    f"MAXRETRY: transaction at {paths.to_str(path)} failed {MAX_ATTEMPTS} times", status="maxretry"
+                )
     finally:
         repo.remove_listener(path, DEFAULT_QUERY_ID, registration)
 

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from rtdb_sdk.events import EventType, Registration
+from rtdb_sdk.nodetree import NodeTree, child, is_object
+
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, children, priority_of, same
-from rtdb_sdk.events import CHILD_ORDER, EventType, Registration
-from rtdb_sdk.nodetree import NodeTree, child, is_object
 
 DEFAULT_SPEC = QuerySpec()
 
@@ -96,7 +97,9 @@ class View:
         return self._order
 
     # -- transitions ---------------------------------------------------------------
-    def update_children(self, keys: Iterable[str], read_child: Callable[[str], Node], *, partial: bool = False) -> list[Change]:
+    def update_children(
+        self, keys: Iterable[str], read_child: Callable[[str], Node], *, partial: bool = False
+    ) -> list[Change]:
         """Children ``keys`` of a plain view may have changed; ``read_child`` gives their new value.
         ``partial``: the view is not complete (child events only, no value)."""
         removed: list[tuple[str, Node]] = []
@@ -139,9 +142,11 @@ class View:
                 added.append(k)
             elif o is not n and not same(o, n):
                 changed.append((k, o))
-        root_changed = (is_object(old) != is_object(new)) or (
-            not is_object(new) and not same(old, new)
-        ) or (not same(priority_of(old), priority_of(new)) and not self.filtered)
+        root_changed = (
+            (is_object(old) != is_object(new))
+            or (not is_object(new) and not same(old, new))
+            or (not same(priority_of(old), priority_of(new)) and not self.filtered)
+        )
         self.cache.root = new
         if len(removed) + len(added) + len(changed) > len(new_kids) // 2 + 8:
             self._order = None
@@ -179,9 +184,7 @@ class View:
             out.append(Change("value", None, self.cache.share()))
         return out
 
-    def _sync_order(
-        self, removed: list[tuple[str, Node]], added: list[str], changed: list[tuple[str, Node]]
-    ) -> _Order:
+    def _sync_order(self, removed: list[tuple[str, Node]], added: list[str], changed: list[tuple[str, Node]]) -> _Order:
         order = self._order
         if order is None or self.filtered:
             self._order = None

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rtdb.core.path import Path
 from rtdb_sdk.nodetree import get_node, set_node
+
+from rtdb.core.path import Path
 
 Node = object
 

@@ -21,7 +21,12 @@ import rtdb_sdk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tokens import mock_user_token  # noqa: E402
 
-LINES = [("alice", "Hi Bob!"), ("bob", "Hi Alice, how are you?"), ("alice", "Great, rtdb works offline too."), ("bob", "See you!")]
+LINES = [
+    ("alice", "Hi Bob!"),
+    ("bob", "Hi Alice, how are you?"),
+    ("alice", "Great, rtdb works offline too."),
+    ("bob", "See you!"),
+]
 
 
 async def main(url: str) -> None:

@@ -42,7 +42,11 @@ async def main(url: str) -> None:
         def on_status(snap: rtdb_sdk.DataSnapshot) -> None:
             value = snap.val()
             states.append(value)
-            print(f"  dashboard: phone is {value['state']} (since {value['last_changed']})" if value else "  dashboard: nobody")
+            print(
+                f"  dashboard: phone is {value['state']} (since {value['last_changed']})"
+                if value
+                else "  dashboard: nobody"
+            )
             changed.set()
 
         dashboard.reference("status/phone").on_value(on_status)

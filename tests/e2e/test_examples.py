@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e.sdk_helpers import fresh_ns
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +26,9 @@ def _env() -> dict[str, str]:
 def _run(args: list[str], server: Any) -> str:
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env=_env())
     if proc.returncode != 0:
-        pytest.fail(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n--- server ---\n{server.log()[-5000:]}")
+        pytest.fail(
+            f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n--- server ---\n{server.log()[-5000:]}"
+        )
     return proc.stdout
 
 
@@ -39,7 +40,9 @@ def test_chat_example(server_factory: Any) -> None:
 
 
 def test_presence_example(server: Any) -> None:
-    out = _run([sys.executable, str(EXAMPLES / "presence" / "presence.py"), f"{server.url}?ns={fresh_ns('presence')}"], server)
+    out = _run(
+        [sys.executable, str(EXAMPLES / "presence" / "presence.py"), f"{server.url}?ns={fresh_ns('presence')}"], server
+    )
     assert "dashboard: phone is online" in out and "dashboard: phone is offline" in out
 
 
@@ -57,14 +60,18 @@ def test_quickstart_notebook() -> None:
     old_env = os.environ.copy()
     os.environ.update(_env())
     try:
-        client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}})
+        client = nbclient.NotebookClient(
+            notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
+        )
         client.execute()
     finally:
         os.environ.clear()
         os.environ.update(old_env)
     outputs = "".join(
         out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
-        for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
     )
     assert "top three now: ['alan', 'grace', 'margaret']" in outputs
     assert "done" in outputs

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 import rtdb_sdk
 from e2e.sdk_helpers import Events, barrier, child_render, fresh_ns
 
@@ -285,6 +284,7 @@ async def test_concurrent_transactions_from_several_clients_lose_no_increment(se
     for c in clients:
         await c.start()
     try:
+
         async def worker(db: rtdb_sdk.Database) -> None:
             for _ in range(10):
                 result = await db.reference("hits").transaction(lambda cur: (cur or 0) + 1)
@@ -354,7 +354,8 @@ async def test_on_disconnect_set_update_remove_and_cancel(server: Any) -> None:
 async def test_on_disconnect_fires_when_the_client_process_is_killed(server: Any, tmp_path: Path) -> None:
     ns = fresh_ns()
     script = tmp_path / "client.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         import rtdb_sdk
         db = rtdb_sdk.connect_sync({url(server, ns)!r})
@@ -362,7 +363,8 @@ async def test_on_disconnect_fires_when_the_client_process_is_killed(server: Any
         db.reference("status/worker").on_disconnect().set("offline")
         print("ready", flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
     try:
@@ -422,7 +424,10 @@ async def test_a_denied_write_is_reverted_locally_and_raises(server_factory: Any
             await db.reference("secret/x").get()
         await barrier(db)
         assert len(cancelled) == 1 and isinstance(cancelled[0], rtdb_sdk.PermissionDenied)
-        assert cancelled[0].message == "permission_denied at /secret: Client doesn't have permission to access the desired data."
+        assert (
+            cancelled[0].message
+            == "permission_denied at /secret: Client doesn't have permission to access the desired data."
+        )
         assert secret.items == []
         with pytest.raises(rtdb_sdk.PermissionDenied):
             await db.reference("locked/n").transaction(lambda cur: 1)

@@ -5,7 +5,8 @@ events (and, optionally, the wire listens) it must produce:
 
 * ``{"op": "listen", "as": "L", "path": "a", "query": {wire query}, "types": ["value", ...]}``
 * ``{"op": "unlisten", "as": "L"}``
-* ``{"op": "set", "id": 1, "path": "a/b", "data": ...}`` / ``{"op": "update", "id": 2, "path": "a", "data": {"x/y": 1}}``
+* ``{"op": "set", "id": 1, "path": "a/b", "data": ...}``
+  / ``{"op": "update", "id": 2, "path": "a", "data": {"x/y": 1}}``
 * ``{"op": "ack", "id": 1}`` / ``{"op": "revert", "id": 1}``
 * ``{"op": "server_data", "path": "a", "data": ..., "tag": "L"}`` / ``{"op": "server_merge", ...}`` (tag optional)
 * ``{"op": "complete", "path": "a", "query": {...}}`` — the listen's ``ok``
@@ -23,13 +24,13 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from msgspec import convert
+from rtdb_sdk.events import EVENT_TYPES, Event, Registration
+from rtdb_sdk.synctree import Effects, ListenRequest, SyncTree
 
 from rtdb.core import path as paths
 from rtdb.core.value import normalize, same
 from rtdb.protocol.messages import WireQuery
 from rtdb.protocol.query import DEFAULT_QUERY_ID, query_id, to_spec
-from rtdb_sdk.events import EVENT_TYPES, Event, Registration
-from rtdb_sdk.synctree import Effects, ListenRequest, SyncTree
 
 CASES = FsPath(__file__).resolve().parents[2] / "cases" / "sdk"
 

@@ -11,7 +11,11 @@ def test_write_errors_carry_the_upper_case_code() -> None:
     assert isinstance(error, rtdb_sdk.PermissionDenied) and error.code == "PERMISSION_DENIED"
     assert str(error) == "PERMISSION_DENIED: Permission denied" and error.path == "/x"
     other = error_for_status("weird_status", "")
-    assert type(other) is rtdb_sdk.DatabaseError and other.code == "WEIRD_STATUS" and str(other) == "WEIRD_STATUS: weird_status"
+    assert (
+        type(other) is rtdb_sdk.DatabaseError
+        and other.code == "WEIRD_STATUS"
+        and str(other) == "WEIRD_STATUS: weird_status"
+    )
     assert error_for_status("expired_token", "x").code == "EXPIRED_TOKEN"
     assert isinstance(error_for_status("datastale", "x"), rtdb_sdk.DataStale)
 

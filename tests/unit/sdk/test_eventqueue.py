@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from rtdb_sdk.eventqueue import EventQueue
 from rtdb_sdk.events import Event, Registration
 
@@ -26,8 +25,12 @@ def test_events_raised_from_a_callback_run_after_the_queued_ones(caplog: pytest.
     cancelled = Registration("value", lambda snap: None)
     cancelled.active = False
     queue.raise_events(
-        [Event(reg, "value", (), node=1), Event(cancelled, "value", (), node="skipped"),
-         Event(reg, "value", (), node="boom"), Event(reg, "value", (), node=2)]
+        [
+            Event(reg, "value", (), node=1),
+            Event(cancelled, "value", (), node="skipped"),
+            Event(reg, "value", (), node="boom"),
+            Event(reg, "value", (), node=2),
+        ]
     )
     assert order == [1, "boom", 2, 3]
     assert "callback raised" in caplog.text

@@ -30,6 +30,9 @@ def test_the_runner_fails_on_a_wrong_expectation() -> None:
     }
     with pytest.raises(AssertionError, match="events"):
         Runner().run(wrong)
-    missing = {"name": "an event too few", "steps": [{"op": "listen", "as": "L", "path": "a"}, {"op": "complete", "path": "a"}]}
+    missing = {
+        "name": "an event too few",
+        "steps": [{"op": "listen", "as": "L", "path": "a"}, {"op": "complete", "path": "a"}],
+    }
     with pytest.raises(AssertionError):
         Runner().run(missing)

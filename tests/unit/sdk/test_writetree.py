@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rtdb_sdk.writetree import Write, WriteTree
 
 
