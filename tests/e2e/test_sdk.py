@@ -4,7 +4,9 @@ transactions, onDisconnect, reconnects, the offline queue and persistence."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -562,3 +564,62 @@ def test_blocking_facade(server: Any) -> None:
         assert db.connected
         ref.remove()
         assert not ref.get().exists()
+
+
+# -- the official JS SDK -------------------------------------------------------------------------------
+
+NODE_MODULES = Path(__file__).resolve().parents[1] / "node" / "node_modules"
+JS_PEER = """
+const { initializeApp } = require('firebase/app');
+const { getDatabase, connectDatabaseEmulator, ref, set, onChildAdded, goOffline } = require('firebase/database');
+const [port, ns, n] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+const app = initializeApp({ projectId: 'demo', databaseURL: `http://127.0.0.1:${port}?ns=${ns}` });
+const db = getDatabase(app);
+connectDatabaseEmulator(db, '127.0.0.1', port);
+const seen = [];
+onChildAdded(ref(db, 'interop/from_python'), async (snap) => {
+  seen.push(snap.val());
+  if (seen.length === n) {
+    console.log('got ' + JSON.stringify(seen));
+    for (let i = 0; i < n; i++) await set(ref(db, `interop/from_js/k${String(i).padStart(2, '0')}`), { i, by: 'js' });
+    console.log('wrote');
+    goOffline(db);
+    process.exit(0);
+  }
+});
+console.log('ready');
+setTimeout(() => { console.log('timeout ' + JSON.stringify(seen)); process.exit(1); }, 20000);
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_MODULES / "firebase").is_dir(), reason="node + firebase@12 not installed"
+)
+async def test_python_and_the_official_js_sdk_see_each_others_writes(server: Any, tmp_path: Path) -> None:
+    ns = fresh_ns("interop")
+    script = tmp_path / "peer.cjs"
+    script.write_text(JS_PEER)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["NODE_PATH"] = str(NODE_MODULES)
+    node = shutil.which("node")
+    assert node is not None
+    proc = await asyncio.create_subprocess_exec(
+        node, str(script), str(server.port), ns, "10", stdout=asyncio.subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    try:
+        assert (await asyncio.wait_for(proc.stdout.readline(), 20)).strip() == b"ready"
+        async with rtdb_sdk.connect(url(server, ns)) as db:
+            from_js = Events(child_render("added"))
+            db.reference("interop/from_js").on_child_added(from_js)
+            for i in range(10):
+                db.reference(f"interop/from_python/p{i:02d}").set({"i": i, "by": "python"})
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+            assert line.startswith("got ") and [v["i"] for v in json.loads(line[4:])] == list(range(10))
+            await from_js.wait(10, timeout=20)
+            assert [v for _, _, v, _ in from_js.items] == [{"i": i, "by": "js"} for i in range(10)]
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
