@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import httpx
 import pytest
 import rtdb_sdk
 from e2e.sdk_helpers import Events, barrier, child_render, fresh_ns
+from rtdb_sdk.transport import Socket, websocket_transport
+
+from rtdb.core.hash import node_hash
 
 pytestmark = pytest.mark.e2e
 
@@ -623,3 +627,44 @@ async def test_python_and_the_official_js_sdk_see_each_others_writes(server: Any
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_listens_are_resent_with_hashes_so_unchanged_data_is_not_resent(server: Any) -> None:
+    sent: list[str] = []
+    received: list[str] = []
+
+    class Recording:
+        def __init__(self, inner: Socket) -> None:
+            self._inner = inner
+
+        async def send(self, frame: str) -> None:
+            sent.append(frame)
+            await self._inner.send(frame)
+
+        async def recv(self) -> str:
+            frame = await self._inner.recv()
+            received.append(frame)
+            return frame
+
+        async def close(self) -> None:
+            await self._inner.close()
+
+    async def transport(u: str, headers: Mapping[str, str]) -> Socket:
+        return Recording(await websocket_transport(u, headers))
+
+    async with rtdb_sdk.connect(url(server, fresh_ns()), transport=transport, min_reconnect_delay=0.1) as db:
+        data = {"a": 1, "b": {"c": True}}
+        await db.reference("watched").set(data)
+        events = Events()
+        db.reference("watched").on_value(events)
+        await events.wait(1)
+        await db.go_offline()
+        sent.clear()
+        received.clear()
+        await db.go_online()
+        await db.wait_connected()
+        await barrier(db)
+        listens = [json.loads(f)["d"]["b"] for f in sent if '"a":"q"' in f]
+        assert listens == [{"p": "/watched", "h": node_hash(data)}]
+        assert not any('"a":"d"' in f and "watched" in f for f in received)  # hash matched: no data resent
+        assert events.items == [data]
