@@ -32,6 +32,7 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import shlex
 import signal
 import socket
 import statistics
@@ -114,11 +115,11 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 class Server:
-    def __init__(self, extra: list[str]) -> None:
+    def __init__(self, extra: list[str], wrap: str = "") -> None:
         self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="rtdb-rt-bench-")
         self.log = open(Path(self.tmp.name) / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        cmd = [RTDB, "serve", "--emulator", "--port", str(self.port), "--data-dir", f"{self.tmp.name}/data",
+        cmd = [*shlex.split(wrap), RTDB, "serve", "--emulator", "--port", str(self.port), "--data-dir", f"{self.tmp.name}/data",
                "--log-level", "warning", *extra]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -440,7 +441,7 @@ async def phase_write(server: Server, args: argparse.Namespace) -> dict[str, Any
             done.set_result(None)
 
     c.on_ack = on_ack
-    s0, t0 = server.stats(), time.perf_counter()
+    s0, t0, cpu0 = server.stats(), time.perf_counter(), time.process_time()
     chunk = 500
     for start in range(0, n, chunk):
         for i in range(start, min(n, start + chunk)):
@@ -456,6 +457,7 @@ async def phase_write(server: Server, args: argparse.Namespace) -> dict[str, Any
     s1 = server.stats()
     out.update(pipelined=n, pipelined_acked=acked, pipelined_failed=failed, pipelined_issue_s=issue,
                pipelined_per_s=acked / dt, pipelined_server_cpu_s=s1["cpu_s"] - s0["cpu_s"],
+               pipelined_client_cpu_s=time.process_time() - cpu0, pipelined_s=dt,
                server_rss_mb=s1["rss_mb"])
     c.close()
     return out
@@ -573,7 +575,7 @@ PHASES = {"write": phase_write, "fanout": phase_fanout, "conns": phase_conns}
 
 
 def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(args.server_arg)
+    server = Server(args.server_arg, args.server_wrap)
     try:
         return uvloop.run(PHASES[name](server, args))
     finally:
@@ -599,7 +601,9 @@ def report(name: str, runs: list[dict[str, Any]]) -> None:
         row("sequential put, acks/s", lambda r: r["sequential_per_s"], ",.0f")
         row("sequential put, ms each", lambda r: r["sequential_ms"], ".3f")
         row(f"pipelined put x{runs[0]['pipelined']}, acks/s", lambda r: r["pipelined_per_s"], ",.0f")
+        row("pipelined: wall s", lambda r: r["pipelined_s"], ".2f")
         row("pipelined: server CPU s", lambda r: r["pipelined_server_cpu_s"], ".2f")
+        row("pipelined: client CPU s", lambda r: r["pipelined_client_cpu_s"], ".2f")
         row("pipelined: failed", lambda r: r["pipelined_failed"], ".0f")
     elif name == "fanout":
         rated = runs[0]["rated"]
@@ -643,6 +647,7 @@ def main() -> None:
     parser.add_argument("--conns", default="5000,20000")
     parser.add_argument("--hold-s", type=float, default=3)
     parser.add_argument("--server-arg", action="append", default=[], help="extra `rtdb serve` argument")
+    parser.add_argument("--server-wrap", default="", help="a command prefix for the server, e.g. a profiler")
     parser.add_argument("--json", help="also write every run's figures to this file")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()

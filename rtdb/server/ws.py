@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import itertools
 import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -172,14 +173,24 @@ async def _asgi_writer(connection: Connection, send: Send) -> None:
 
 
 class _Pending:
-    """A request in a connection's lane: ``task`` once started; ``blocks`` while it keeps
-    later writes from starting (any request but a started write)."""
+    """A request in a connection's lane. ``started`` once its coroutine runs, ``done`` once
+    it returned (``result``) or raised (``error``); ``blocks`` while it keeps later writes
+    from starting (any request but a started write).
 
-    __slots__ = ("blocks", "request", "task")
+    A write's coroutine is stepped here, eagerly, rather than by a Task: its first step
+    (validation up to handing the write to the store) runs as the request arrives, and it
+    resumes straight from the store future's callback, which saves most of what a Task
+    costs per write. Listens and gets run as Tasks."""
+
+    __slots__ = ("blocks", "coro", "done", "error", "request", "result", "started")
 
     def __init__(self, request: m.ClientRequest) -> None:
         self.request = request
-        self.task: asyncio.Task[Any] | None = None
+        self.coro: Coroutine[Any, Any, Any] | None = None
+        self.started = False
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
         self.blocks = True
 
 
@@ -204,6 +215,7 @@ class Connection:
         self._blocked = 0  # entries of the lane that block
         self._paused = False
         self._closed = False
+        self._drained: asyncio.Future[None] | None = None  # finish() waits for the lane to empty
 
     # -- lifecycle ------------------------------------------------------------------
     def abort(self, code: int = 1000) -> None:
@@ -224,14 +236,16 @@ class Connection:
         self.outbox.close()
         lane = self._lane
         if lane:
-            self._lane = deque(p for p in lane if p.task is not None)
+            self._lane = deque(p for p in lane if p.started)
 
     async def finish(self) -> None:
         """After :meth:`close`: let started requests end, drop the listens, run onDisconnect."""
         self.close()
         self.endpoint.connections.pop(self.session.session_id, None)
         if self._lane:
-            await asyncio.gather(*[p.task for p in self._lane if p.task is not None], return_exceptions=True)
+            self._drained = asyncio.get_running_loop().create_future()
+            self._advance()
+            await self._drained
         for entry in self.session.clear_listens():
             if isinstance(entry.handle, Listener):
                 self.hub.unlisten(entry.handle)
@@ -277,21 +291,48 @@ class Connection:
 
     def _start(self, pending: _Pending) -> None:
         request = pending.request
-        write = isinstance(request, _WRITES)
-        coro = self._write(request) if write else self._handle(request)
-        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
-        task.add_done_callback(self._advance)
-        pending.task = task
-        if write:
+        pending.started = True
+        if isinstance(request, _WRITES):
             pending.blocks = False
+            pending.coro = self._write(request)
+            self._step(pending, eager=True)
+        else:
+            task = asyncio.get_running_loop().create_task(self._handle(request))
+            task.add_done_callback(lambda _: self._finished(pending, None, None))
 
-    def _advance(self, _: object = None) -> None:
+    def _step(self, pending: _Pending, _: object = None, *, eager: bool = False) -> None:
+        coro = pending.coro
+        assert coro is not None
+        try:
+            awaited = coro.send(None)
+        except StopIteration as stop:
+            self._finished(pending, stop.value, None, eager=eager)
+            return
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the lane answers it
+            self._finished(pending, None, exc, eager=eager)
+            return
+        if getattr(awaited, "_asyncio_future_blocking", None):  # awaiting an asyncio future, as in a Task
+            awaited._asyncio_future_blocking = False
+            awaited.add_done_callback(functools.partial(self._step, pending))
+        else:  # a bare yield
+            asyncio.get_running_loop().call_soon(self._step, pending)
+
+    def _finished(self, pending: _Pending, result: Any, error: BaseException | None, *, eager: bool = False) -> None:
+        pending.coro = None
+        pending.done = True
+        pending.result = result
+        pending.error = error
+        if eager:  # still inside _submit or _advance: answer from a fresh call
+            asyncio.get_running_loop().call_soon(self._advance)
+        else:
+            self._advance()
+
+    def _advance(self) -> None:
         """Answer finished requests at the head of the lane, in order; start what may start."""
         lane = self._lane
         while lane:
             head = lane[0]
-            task = head.task
-            if task is None:
+            if not head.started:
                 request = head.request
                 if not isinstance(request, _ASYNC):
                     lane.popleft()
@@ -299,37 +340,38 @@ class Connection:
                     self._handle_now(request)
                     continue
                 if isinstance(request, _WRITES):
-                    for pending in lane:  # this write and the writes right behind it
-                        if pending.task is not None or not isinstance(pending.request, _WRITES):
+                    for pending in list(lane):  # this write and the writes right behind it
+                        if pending.started or not isinstance(pending.request, _WRITES):
                             break
                         self._blocked -= 1
                         self._start(pending)
                 else:
                     self._start(head)
                 break
-            if not task.done():
+            if not head.done:
                 break
             lane.popleft()
             if head.blocks:
                 self._blocked -= 1
             if isinstance(head.request, _WRITES):
-                self._ack(head.request, task)
+                self._ack(head)
         if not lane:
             self._lane = None
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
         if self._paused and (not lane or len(lane) <= MAX_IN_FLIGHT // 2):
             self._paused = False
             if self.on_pause is not None:
                 self.on_pause(False)
 
-    def _ack(self, request: m.ClientRequest, task: asyncio.Task[Frames]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
+    def _ack(self, pending: _Pending) -> None:
+        exc = pending.error
+        request = pending.request
         if exc is None:
-            self.outbox.send(task.result())
+            self.outbox.send(pending.result)
         elif isinstance(exc, RtdbError):
             self._respond(request.r, exc.code, exc.message)
-        else:
+        elif not isinstance(exc, asyncio.CancelledError):
             log.error("request %s failed", type(request).__name__, exc_info=exc)
             self._respond(request.r, "internal_error", "Internal server error")
 
