@@ -89,7 +89,11 @@ class WsServer:
         marked, self._marked = self._marked, []
         cache: _Cache = {}
         for protocol in marked:
-            protocol.flush(cache)
+            try:
+                protocol.flush(cache)
+            except Exception:  # one broken socket must not keep the others waiting
+                log.exception("websocket write failed")
+                protocol.transport.abort()
 
     def add(self, protocol: WsProtocol) -> None:
         self.live.add(protocol)
