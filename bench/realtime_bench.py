@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -119,8 +120,8 @@ class Server:
         self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="rtdb-rt-bench-")
         self.log = open(Path(self.tmp.name) / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        cmd = [*shlex.split(wrap), RTDB, "serve", "--emulator", "--port", str(self.port), "--data-dir", f"{self.tmp.name}/data",
-               "--log-level", "warning", *extra]
+        cmd = [*shlex.split(wrap), RTDB, "serve", "--emulator", "--port", str(self.port),
+               "--data-dir", f"{self.tmp.name}/data", "--log-level", "warning", *extra]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
                                      cwd=ROOT, env=env)
@@ -287,8 +288,10 @@ async def _worker(pipe: Pipe, port: int) -> None:
                 lat.append(t - v["ts"])
         return push
 
+    ids = itertools.count()
+
     async def open_one(path: str) -> None:
-        cid = len(clients) + 1_000_000 * os.getpid()
+        cid = next(ids)
         c = await WireClient.open(port, on_push(cid))
         clients.append(c)
         await c.request("q", {"p": "/" + path, "h": ""})
