@@ -115,6 +115,28 @@ def proc_stats(pid: int) -> dict[str, float]:
     return {"rss_mb": rss_kb / 1024, "cpu_s": cpu}
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` (and descendants), keyed ``name/tid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for p in _pids(pid):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/stat") as f:
+                    head, _, rest = f.read().rpartition(")")
+                fields = rest.split()
+                name = head.partition("(")[2]
+                key = f"{name}/{tid}"
+                out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+            except OSError:
+                pass
+    return out
+
+
 class Server:
     def __init__(self, extra: list[str], wrap: str = "") -> None:
         self.port = free_port()
@@ -583,9 +605,13 @@ def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return uvloop.run(PHASES[name](server, args))
     finally:
         stats = server.stats()
+        threads = thread_cpu(server.proc.pid)
         server.stop()
         if args.verbose:
             print(f"   [{name}] server end rss {stats['rss_mb']:.0f} MB, cpu {stats['cpu_s']:.1f} s", file=sys.stderr)
+            busiest = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
+            shown = ", ".join(f"{t} {s:.2f}" for t, s in busiest)
+            print(f"   [{name}] CPU s by thread: {shown}", file=sys.stderr)
 
 
 def median(values: list[float]) -> float:

@@ -65,7 +65,8 @@ class Server:
 
 
 def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1000:.2f} ms, p99 {sorted(values)[int(len(values) * 0.99) - 1] * 1000:.2f} ms"
+    p99 = sorted(values)[int(len(values) * 0.99) - 1]
+    return f"median {statistics.median(values) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
 
 
 class RawClient:

@@ -17,8 +17,11 @@ from rtdb.server.wsprotocol import WsServer
 log = logging.getLogger("rtdb")
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def serve(settings: Settings) -> int:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     if settings.emulator:
         log.warning("EMULATOR MODE: `Bearer owner` is admin and, without a rules file, everyone may read and "
                     "write everything. Never expose this server.")
@@ -27,12 +30,22 @@ def serve(settings: Settings) -> int:
     elif not settings.emulator:
         log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
                     "--admin-token or --secret.")
+    _raise_open_files_limit()
+    if settings.workers > 1:
+        from .workers import supervise
+
+        return supervise(settings)
     try:
         app = create_app(settings)
     except (RulesError, OSError) as exc:
         log.error("cannot start: rules file %s: %s", settings.rules, exc)
         return 2
-    config = uvicorn.Config(
+    RtdbServer(uvicorn_config(settings, app), app).run()
+    return 0
+
+
+def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -44,9 +57,6 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    _raise_open_files_limit()
-    RtdbServer(config, app).run()
-    return 0
 
 
 def _raise_open_files_limit() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 from rtdb.core.path import Path
 from rtdb.core.value import Node
 
@@ -33,3 +35,16 @@ class ChangeSet:
     kind: Literal["set", "update"]
     base: Path
     changes: tuple[Change, ...]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ChangeSet)
+
+
+def encode_changeset(changeset: ChangeSet) -> bytes:
+    """The bytes a broker carries between processes (and the change log stores)."""
+    return _encoder.encode(changeset)
+
+
+def decode_changeset(data: bytes) -> ChangeSet:
+    return _decoder.decode(data)

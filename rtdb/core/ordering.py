@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any
 
@@ -51,6 +52,7 @@ def priority_order(node: Node) -> tuple[int, Any]:
     return priority_rank(node.get(PRIORITY) if isinstance(node, dict) else None)
 
 
+@functools.lru_cache(maxsize=8192)  # field names repeat in every record written
 def key_sort_bytes(key: str) -> bytes:
     """Bytes whose memcmp order is :func:`key_order` (for SQL indexes)."""
     n = int_key(key)

@@ -12,14 +12,14 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
-from rtdb.core.changes import Change, ChangeSet
+from rtdb.core.changes import Change, ChangeSet, decode_changeset, encode_changeset
 from rtdb.core.errors import (
     IndexNotDefined,
     InvalidData,
@@ -79,7 +79,10 @@ class Engine:
         synchronous: str = "FULL",
         indexes: Mapping[Path, tuple[Path, ...]] | None = None,
         require_indexes: bool = False,
+        shared: bool = False,
     ) -> None:
+        """``shared``: other processes write the same files (`rtdb serve --workers`); every
+        commit is then also kept in the namespace's change log for them."""
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
@@ -87,9 +90,12 @@ class Engine:
         self.synchronous = synchronous
         self.indexes = dict(indexes or {})
         self.require_indexes = require_indexes
+        self.shared = shared
         self.push_ids = PushIdGenerator()
         self._stores: dict[str, SqliteStore] = {}
         self._opening: dict[str, asyncio.Future[SqliteStore]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.feed.on_announce(self._announced)
 
     # -- namespaces -----------------------------------------------------------
     async def store(self, ns: str) -> SqliteStore:
@@ -105,8 +111,11 @@ class Engine:
         self._opening[ns] = future
         try:
             store = SqliteStore(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous)
+            self.feed.open_namespace(ns)
             await store.open()
             store.on_commit = self._publish
+            seq = await store.read(lambda txn: txn.committed_seq())
+            self.feed.start_namespace(ns, seq, self._log_reader(store))
             source = await store.read(lambda txn: txn.meta("rules"))
             if source is not None:
                 self.access.set_namespace(ns, Ruleset.compile(source))
@@ -141,6 +150,31 @@ class Engine:
         await store.write(lambda txn: txn.set_meta("rules", source))
         self.access.set_namespace(ns, ruleset)
         await self._declare_indexes(ns, store)
+        self.feed.announce("rules", ns)
+
+    def _announced(self, kind: str, ns: str) -> None:
+        """Another process deployed rules for ``ns``: load them from the file."""
+        if kind != "rules" or ns not in self._stores:
+            return
+        task = asyncio.get_running_loop().create_task(self._reload_rules(ns))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_rules(self, ns: str) -> None:
+        store = self._stores[ns]
+        try:
+            source = await store.read(lambda txn: txn.meta("rules"))
+            if source is not None:
+                self.access.set_namespace(ns, Ruleset.compile(source))
+        except Exception:
+            log.exception("reloading the rules of %s failed", ns)
+
+    @staticmethod
+    def _log_reader(store: SqliteStore) -> Callable[[int], Awaitable[list[ChangeSet]]]:
+        async def read(after: int) -> list[ChangeSet]:
+            return [decode_changeset(b) for b in await store.read(lambda txn: txn.changes_after(after))]
+
+        return read
 
     async def reload_default_rules(self, ruleset: Ruleset) -> None:
         """Swap the server-wide rules (already compiled) and build the indexes they declare."""
@@ -280,7 +314,7 @@ class Engine:
             self._check(self.access.can_write(ns, caller, path, new, txn, now))
             return self._apply(txn, ns, "set", path, [(path, old, new)])
 
-        return await store.write(op)
+        return await self._write(store, op)
 
     async def _set_priority(self, ns: str, path: Path, value: Any, *, caller: Caller) -> WriteResult:
         wrapped = normalize({".value": 0, ".priority": value}, path)
@@ -295,7 +329,7 @@ class Engine:
             self._check(self.access.can_write(ns, caller, path, new, txn, now))
             return self._apply(txn, ns, "set", path, [(path, old, new)])
 
-        return await store.write(op)
+        return await self._write(store, op)
 
     async def update(
         self, ns: str, path: Path, updates: Mapping[str, Any], *, caller: Caller, if_hash: str | None = None
@@ -325,7 +359,7 @@ class Engine:
             echo = {"/".join(rel): new for rel, new in relative.items()}
             return WriteResult(echo or None, result.changeset)
 
-        return await store.write(op)
+        return await self._write(store, op)
 
     async def push(self, ns: str, path: Path, value: Any, *, caller: Caller) -> tuple[str, WriteResult]:
         key = self.push_ids.next(self.clock())
@@ -341,7 +375,19 @@ class Engine:
         last = writes[-1][2] if writes else None
         if not changes:
             return WriteResult(last, None)
-        return WriteResult(last, ChangeSet(ns, txn.next_seq(), kind, base, tuple(changes)))
+        changeset = ChangeSet(ns, txn.next_seq(), kind, base, tuple(changes))
+        if self.shared:
+            txn.log_change(changeset.seq, encode_changeset(changeset))
+        return WriteResult(last, changeset)
+
+    async def _write(self, store: SqliteStore, op: Callable[[Txn], WriteResult]) -> WriteResult:
+        """Commit ``op``; return once the local listeners have its ChangeSet (before the ack)."""
+        result = await store.write(op)
+        if result.changeset is not None:
+            pending = self.feed.delivered(result.changeset)
+            if pending is not None:
+                await pending
+        return result
 
     @staticmethod
     def _check_precondition(old: Node, if_match: str | None, if_hash: str | None) -> None:

@@ -1,16 +1,20 @@
 """Brokers carry committed ChangeSets to subscribers, per namespace, in commit order.
 
-:class:`InProcessBroker` is the single-process default. A distributed broker
-(Redis Pub/Sub) implements the same two methods: ``publish`` sends the
-ChangeSet to every node, and each node calls its local subscribers with
+:class:`InProcessBroker` is the single-process default. A broker between
+processes (:class:`rtdb.realtime.relay.RelayBroker` for `rtdb serve --workers`,
+Redis Pub/Sub later) implements the same methods: ``publish`` sends the
+ChangeSet to every process, and each process calls its local subscribers with
 ChangeSets in ``seq`` order (holding back a ChangeSet until the ones before it
-arrived; :class:`SeqOrderer` does that bookkeeping).
+arrived; :class:`SeqOrderer` does that bookkeeping). The engine tells the broker
+when it opens a namespace (and the commit it starts from), awaits
+:meth:`~Broker.delivered` before acknowledging a write (so the writer's own
+listeners hear of it first), and announces rules deployments (:meth:`~Broker.announce`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from rtdb.core.changes import ChangeSet
@@ -20,10 +24,29 @@ log = logging.getLogger("rtdb.realtime")
 Subscriber = Callable[[ChangeSet], None]
 
 
+Fetch = Callable[[int], Awaitable[list[ChangeSet]]]
+"""Reads the committed ChangeSets after a ``seq`` from the namespace's change log."""
+
+
 class Broker(Protocol):
     def publish(self, changeset: ChangeSet) -> None: ...
 
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]: ...
+
+    def open_namespace(self, ns: str) -> None:
+        """The engine starts opening ``ns``: keep what arrives for it until :meth:`start_namespace`."""
+
+    def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
+        """``ns`` is open at commit ``seq``; ``fetch`` reads commits a broker missed."""
+
+    def delivered(self, changeset: ChangeSet) -> Awaitable[None] | None:
+        """``None`` if local subscribers already have ``changeset``, else something to await."""
+
+    def announce(self, kind: str, ns: str) -> None:
+        """Tell the other processes (e.g. ``"rules"`` changed for ``ns``)."""
+
+    def on_announce(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(kind, ns)`` for other processes' announcements."""
 
 
 class InProcessBroker:
@@ -43,11 +66,31 @@ class InProcessBroker:
         return cancel
 
     def publish(self, changeset: ChangeSet) -> None:
-        for callback in list(self._subscribers.get(changeset.namespace, ())):
-            try:
-                callback(changeset)
-            except Exception:
-                log.exception("change subscriber failed")
+        call_subscribers(self._subscribers.get(changeset.namespace, ()), changeset)
+
+    # One process: nothing to wait for and no one to tell.
+    def open_namespace(self, ns: str) -> None:
+        pass
+
+    def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
+        pass
+
+    def delivered(self, changeset: ChangeSet) -> Awaitable[None] | None:
+        return None
+
+    def announce(self, kind: str, ns: str) -> None:
+        pass
+
+    def on_announce(self, callback: Callable[[str, str], None]) -> None:
+        pass
+
+
+def call_subscribers(subscribers: list[Subscriber] | tuple[()], changeset: ChangeSet) -> None:
+    for callback in list(subscribers):
+        try:
+            callback(changeset)
+        except Exception:
+            log.exception("change subscriber failed")
 
 
 class SeqOrderer:
@@ -61,6 +104,27 @@ class SeqOrderer:
         if changeset.seq <= self.last_seq:
             return []  # a duplicate
         self._held[changeset.seq] = changeset
+        ready: list[ChangeSet] = []
+        while self.last_seq + 1 in self._held:
+            self.last_seq += 1
+            ready.append(self._held.pop(self.last_seq))
+        return ready
+
+    def holding(self) -> bool:
+        """Whether ChangeSets wait for an earlier one that has not arrived."""
+        return bool(self._held)
+
+    def is_held(self, seq: int) -> bool:
+        return seq in self._held
+
+    def first_held(self) -> int:
+        return min(self._held)
+
+    def skip_to(self, seq: int) -> list[ChangeSet]:
+        """Give up on the commits up to ``seq``; release what then follows in order."""
+        self.last_seq = max(self.last_seq, seq)
+        for stale in [s for s in self._held if s <= self.last_seq]:
+            del self._held[stale]
         ready: list[ChangeSet] = []
         while self.last_seq + 1 in self._held:
             self.last_seq += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from litestar import Litestar, asgi, get
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
+from rtdb.realtime.broker import Broker
 from rtdb.server.auth import Authenticator
 from rtdb.server.rest import RestApi
 from rtdb.server.rulesfile import load_rules, watch_rules
@@ -23,10 +25,14 @@ from rtdb.server.ws import WsEndpoint
 log = logging.getLogger("rtdb.server")
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None, clock: Callable[[], int] | None = None) -> Litestar:
-    """Build the ASGI app. ``engine`` and ``clock`` are injectable for tests."""
+def create_app(settings: Settings, *, engine: Engine | None = None, clock: Callable[[], int] | None = None,
+               feed: Broker | None = None) -> Litestar:
+    """Build the ASGI app. ``engine`` and ``clock`` are injectable for tests; ``feed`` is the
+    broker to the other worker processes (`--workers`), which makes the engine shared."""
     if engine is None:
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+        if feed is not None:
+            kwargs.update(feed=feed, shared=True)
         rules = load_rules(settings.rules) if settings.rules else default_rules(emulator=settings.emulator)
         engine = Engine(
             settings.data_dir,
@@ -73,8 +79,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             await engine.close()
 
     @get("/healthz", sync_to_thread=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "pid": os.getpid()}
 
     @asgi("/", is_mount=True)
     async def rest_api(scope: Any, receive: Any, send: Any) -> None:

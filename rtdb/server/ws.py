@@ -112,7 +112,8 @@ class WsEndpoint:
         """The ASGI endpoint: one reader loop and one writer task per connection."""
         if scope["type"] != "websocket":
             body = b'{"error": "WebSocket endpoint: connect with ws://"}\n'
-            await send({"type": "http.response.start", "status": 426, "headers": [(b"content-type", b"application/json")]})
+            json_type = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 426, "headers": json_type})
             await send({"type": "http.response.body", "body": body})
             return
         message = await receive()
@@ -528,7 +529,9 @@ class Connection:
         warnings = {} if self.engine.is_indexed(self.ns, path, spec) else {"w": ["no_index"]}
         self._respond(request.r, "ok", warnings)
 
-    def _refresher(self, path: paths.Path, spec: QuerySpec | None, caller: Caller) -> Callable[[], Awaitable[tuple[Node, int]]]:
+    def _refresher(
+        self, path: paths.Path, spec: QuerySpec | None, caller: Caller
+    ) -> Callable[[], Awaitable[tuple[Node, int]]]:
         async def refresh() -> tuple[Node, int]:
             # the connection's current caller: auth may have changed since the listen
             result = await self.engine.read(self.ns, path, caller=self.session.caller, query=spec)

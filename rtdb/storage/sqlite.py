@@ -219,6 +219,8 @@ class SqliteStore:
         alone = len(batch) == 1
         conn.execute("BEGIN IMMEDIATE")
         try:
+            txn.refresh_if_shared_changed()
+            seq_before = txn.seq
             for op in batch:
                 if not alone:
                     conn.execute("SAVEPOINT op")

@@ -53,7 +53,11 @@ CREATE TABLE IF NOT EXISTS index_entries (
     PRIMARY KEY (ix, parent, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS index_entries_order ON index_entries (ix, parent, vsort, ksort);
+CREATE TABLE IF NOT EXISTS changelog (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
+
+CHANGELOG_KEEP = 10_000
+"""Recent commits kept in ``changelog`` (when a shared engine writes it) for processes that missed them."""
 
 UNKNOWN: Any = object()
 
@@ -67,12 +71,27 @@ class Txn:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        row = conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
-        self.seq: int = row[0] if row else 0
-        self.indexes: list[IndexDef] = [
+        self.seq = 0
+        self.indexes: list[IndexDef] = []
+        self.data_version = -1
+        self.load_shared_state()
+
+    def load_shared_state(self) -> None:
+        """(Re-)read what this connection caches of the file: the commit sequence and the
+        declared indexes. Another process sharing the file may have changed both."""
+        self.data_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        row = self.conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
+        self.seq = row[0] if row else 0
+        self.indexes = [
             IndexDef(ix, tuple(p for p in pattern.split("/") if p), tuple(c for c in child.split("/") if c))
-            for ix, pattern, child in conn.execute("SELECT id, pattern, child FROM index_defs")
+            for ix, pattern, child in self.conn.execute("SELECT id, pattern, child FROM index_defs")
         ]
+
+    def refresh_if_shared_changed(self) -> None:
+        """At the start of a write transaction: reload the cached state if another
+        connection committed since (``PRAGMA data_version`` moves only for others' commits)."""
+        if self.conn.execute("PRAGMA data_version").fetchone()[0] != self.data_version:
+            self.load_shared_state()
 
     # -- sequence -------------------------------------------------------------
     def next_seq(self) -> int:
@@ -85,6 +104,19 @@ class Txn:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (self.seq,),
         )
+
+    def log_change(self, seq: int, data: bytes) -> None:
+        """Keep the encoded ChangeSet of commit ``seq`` (for processes whose broker missed it)."""
+        self.conn.execute("INSERT OR REPLACE INTO changelog (seq, data) VALUES (?, ?)", (seq, data))
+        if seq % 1000 == 0:
+            self.conn.execute("DELETE FROM changelog WHERE seq <= ?", (seq - CHANGELOG_KEEP,))
+
+    def changes_after(self, seq: int, limit: int = 1000) -> list[bytes]:
+        """Encoded ChangeSets logged after ``seq``, oldest first."""
+        rows = self.conn.execute(
+            "SELECT data FROM changelog WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def meta(self, name: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -1,0 +1,245 @@
+"""`rtdb serve --workers N`: a supervisor and N worker processes on one port.
+
+The supervisor binds one ``SO_REUSEPORT`` listening socket per worker (the kernel
+spreads new connections over them) and keeps them open, so a worker that dies
+and is restarted finds its queued connections still waiting. Each worker is a
+fresh interpreter running the whole server on its socket, with a
+:class:`~rtdb.realtime.relay.RelayBroker` linked to the supervisor over a
+socket pair; the supervisor copies every frame one worker sends to all the
+others. Workers share the SQLite files (SQLite orders their commits) and exit
+when their link to the supervisor closes, so none outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from rtdb.realtime.relay import FrameReader, RelayBroker, frame
+from rtdb.rules import RulesError
+from rtdb.server.app import create_app
+from rtdb.server.settings import Settings
+
+from .serve import LOG_FORMAT, RtdbServer, uvicorn_config
+
+log = logging.getLogger("rtdb")
+
+WORKER_ENV = "RTDB_WORKER"
+RESTART_DELAY_S = 1.0
+STOP_WAIT_S = 15.0
+
+
+# ----------------------------------------------------------------------------- supervisor
+def supervise(settings: Settings) -> int:
+    try:
+        listeners = _bind(settings.host, settings.port, settings.workers)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        return 2
+    log.info("rtdb: %d workers on http://%s:%d", settings.workers, settings.host, listeners[0].getsockname()[1])
+    return uvloop.run(Supervisor(settings, listeners).run())
+
+
+def _bind(host: str, port: int, n: int) -> list[socket.socket]:
+    out: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            out.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind((host, port))
+            port = s.getsockname()[1]  # port 0: the others take the one the first got
+            s.listen(4096)
+            s.set_inheritable(True)
+    except OSError:
+        for s in out:
+            s.close()
+        raise
+    return out
+
+
+@dataclass
+class _Worker:
+    index: int
+    proc: subprocess.Popen[bytes]
+    link: asyncio.Transport | None
+    started: float
+
+
+class _Link(asyncio.Protocol):
+    """The supervisor's end of one worker's relay."""
+
+    def __init__(self, supervisor: Supervisor, index: int) -> None:
+        self.supervisor = supervisor
+        self.index = index
+        self.reader = FrameReader()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for payload in self.reader.feed(data):
+                self.supervisor.forward(self.index, frame(payload))
+        except ValueError:
+            log.exception("worker %d sent a bad relay frame", self.index)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, listeners: list[socket.socket]) -> None:
+        self.settings = settings
+        self.listeners = listeners
+        self.workers: list[_Worker | None] = [None] * len(listeners)
+        self.stopping = False
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        for i in range(len(self.listeners)):
+            await self._start(i)
+        watcher = loop.create_task(self._watch())
+        await stop.wait()
+        self.stopping = True
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await self._stop_all()
+        for s in self.listeners:
+            s.close()
+        return 0
+
+    async def _start(self, index: int) -> None:
+        parent_end, child_end = socket.socketpair()
+        listen_fd, relay_fd = self.listeners[index].fileno(), child_end.fileno()
+        spec = {"index": index, "listen_fd": listen_fd, "relay_fd": relay_fd, "settings": settings_flags(self.settings)}
+        env = {**os.environ, WORKER_ENV: json.dumps(spec)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from rtdb_cli.workers import worker_main; raise SystemExit(worker_main())"],
+            pass_fds=(listen_fd, relay_fd), env=env, process_group=0,  # Ctrl-C reaches the supervisor only
+        )
+        child_end.close()
+        link, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: _Link(self, index), parent_end)
+        self.workers[index] = _Worker(index, proc, link, time.monotonic())
+        log.info("worker %d started (pid %d)", index, proc.pid)
+
+    def forward(self, sender: int, data: bytes) -> None:
+        for worker in self.workers:
+            if worker is not None and worker.index != sender and worker.link is not None:
+                worker.link.write(data)
+
+    async def _watch(self) -> None:
+        """Restart a worker that exits while the server runs."""
+        while True:
+            await asyncio.sleep(0.2)
+            for i, worker in enumerate(self.workers):
+                if worker is None or worker.proc.poll() is None:
+                    continue
+                log.error("worker %d (pid %d) exited with %s; restarting it", i, worker.proc.pid,
+                          worker.proc.returncode)
+                if worker.link is not None:
+                    worker.link.close()
+                self.workers[i] = None
+                if time.monotonic() - worker.started < RESTART_DELAY_S:
+                    await asyncio.sleep(RESTART_DELAY_S)  # a worker that cannot start must not spin
+                if not self.stopping:
+                    await self._start(i)
+
+    async def _stop_all(self) -> None:
+        running = [w for w in self.workers if w is not None and w.proc.poll() is None]
+        for worker in running:
+            worker.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT_S
+        while any(w.proc.poll() is None for w in running) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for worker in running:
+            if worker.proc.poll() is None:
+                log.error("worker %d did not stop; killing it", worker.index)
+                worker.proc.kill()
+                worker.proc.wait()
+        for slot in self.workers:
+            if slot is not None and slot.link is not None:
+                slot.link.close()
+
+
+def settings_flags(settings: Settings) -> dict[str, Any]:
+    """``settings`` as JSON-able flags that :meth:`Settings.from_sources` reads back (one worker each)."""
+    out: dict[str, Any] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    out["workers"] = 1
+    return out
+
+
+# ----------------------------------------------------------------------------- worker
+class _WorkerLink(asyncio.Protocol):
+    """The worker's end of the relay: frames in go to the broker; losing it stops the worker."""
+
+    def __init__(self, broker: RelayBroker, server: RtdbServer) -> None:
+        self.broker = broker
+        self.server = server
+        self.reader = FrameReader()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.broker.attach(transport.write)  # type: ignore[attr-defined]  # a stream transport (uvloop's)
+
+    def data_received(self, data: bytes) -> None:
+        for payload in self.reader.feed(data):
+            self.broker.received(payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broker.attach(None)
+        if not self.server.should_exit:
+            log.error("the supervisor is gone; stopping")
+            self.server.should_exit = True
+
+
+class WorkerServer(RtdbServer):
+    def __init__(self, config: Any, app: Any, broker: RelayBroker, relay: socket.socket) -> None:
+        super().__init__(config, app)
+        self.broker = broker
+        self.relay = relay
+
+    async def startup(self, sockets: Any = None) -> None:
+        await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: _WorkerLink(self.broker, self), self.relay
+        )
+        await super().startup(sockets=sockets)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        await super().shutdown(sockets=sockets)
+        self.broker.close()
+
+
+def worker_main() -> int:
+    spec = json.loads(os.environ.pop(WORKER_ENV))
+    settings = Settings.from_sources(spec["settings"], env={})
+    log_format = LOG_FORMAT.replace("%(name)s", f"w{spec['index']} %(name)s")
+    logging.basicConfig(level=settings.log_level.upper(), format=log_format)
+    listen = socket.socket(fileno=spec["listen_fd"])
+    relay = socket.socket(fileno=spec["relay_fd"])
+    broker = RelayBroker()
+    try:
+        app = create_app(settings, feed=broker)
+    except (RulesError, OSError) as exc:
+        log.error("cannot start: rules file %s: %s", settings.rules, exc)
+        return 2
+    WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])
+    return 0

@@ -1,0 +1,206 @@
+"""`rtdb serve --workers 2`: two worker processes on one port share the data files and
+relay their commits, so every client sees every write in one order, whichever worker
+it reached. Real processes, real sockets, real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from conftest import RunningServer
+from websockets.sync.client import ClientConnection, connect
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = {"Authorization": "Bearer owner"}
+
+
+def _pid(server: RunningServer) -> int:
+    # a new connection each time, so the kernel picks a worker each time
+    with httpx.Client(timeout=5) as client:
+        return int(client.get(server.url + "/healthz").json()["pid"])
+
+
+class Wire:
+    """A minimal protocol-v5 client on one WebSocket, recording every data push."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.r = 0
+        self.pushes: list[dict[str, Any]] = []
+        self.acks: dict[int, dict[str, Any]] = {}
+        self.cond = threading.Condition()
+        self.order: list[tuple[str, Any]] = []  # pushes and acks, as they arrived
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for text in self.ws:
+                msg = json.loads(text)
+                if msg.get("t") != "d":
+                    continue
+                d = msg["d"]
+                with self.cond:
+                    if "r" in d:
+                        self.acks[d["r"]] = d["b"]
+                        self.order.append(("ack", d["r"]))
+                    elif d.get("a") in ("d", "m", "c"):
+                        self.pushes.append(d)
+                        self.order.append(("push", d))
+                    self.cond.notify_all()
+        except Exception:  # noqa: BLE001 - the socket closed
+            pass
+
+    def send(self, action: str, body: dict[str, Any]) -> int:
+        self.r += 1
+        self.ws.send(json.dumps({"t": "d", "d": {"r": self.r, "a": action, "b": body}}))
+        return self.r
+
+    def wait(self, predicate: Any, timeout: float = 10) -> None:
+        with self.cond:
+            assert self.cond.wait_for(predicate, timeout), f"timed out; pushes so far: {self.pushes[-3:]}"
+
+    def request(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.send(action, body)
+        self.wait(lambda: r in self.acks)
+        return self.acks[r]
+
+
+@contextmanager
+def _wires(server: RunningServer, n: int, ns: str = "shared") -> Iterator[list[Wire]]:
+    with ExitStack() as stack:
+        wires = []
+        for _ in range(n):
+            ws = stack.enter_context(connect(f"ws://{server.host}/.ws?v=5&ns={ns}", open_timeout=10))
+            hello = json.loads(ws.recv(timeout=10))
+            assert hello["d"]["t"] == "h"
+            wires.append(Wire(ws))
+        yield wires
+
+
+@pytest.fixture
+def workers(server_factory: Any) -> RunningServer:
+    server: RunningServer = server_factory("--emulator", "--workers", "2")
+    # both workers answer (a new connection lands on either; 2 ** -40 that one never does)
+    pids = {_pid(server) for _ in range(40)}
+    assert len(pids) == 2, pids
+    return server
+
+
+def _values(pushes: list[dict[str, Any]]) -> list[Any]:
+    """The sequence of (path, data) the client was told, in order."""
+    return [(p["b"]["p"], p["b"]["d"]) for p in pushes if p["a"] in ("d", "m")]
+
+
+def test_every_client_sees_every_write_in_one_order_whichever_worker_it_reached(workers: RunningServer) -> None:
+    with _wires(workers, 8) as wires:
+        for w in wires:
+            assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"
+        writers = wires[:4]
+        threads = [
+            threading.Thread(target=lambda w=w, k=k: [w.send("p", {"p": "/counter", "d": {"by": k, "n": i}})
+                                                      for i in range(50)])
+            for k, w in enumerate(writers)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for w in writers:
+            w.wait(lambda w=w: len(w.acks) >= 51)
+            assert all(b["s"] == "ok" for b in w.acks.values())
+        final = httpx.get(workers.url + "/counter.json?ns=shared").json()
+        for w in wires:
+            w.wait(lambda w=w: _values(w.pushes) and _values(w.pushes)[-1][1] == final)
+        seen = [_values(w.pushes)[-200:] for w in wires]
+    # the 200 writes, each seen once, in the same order by all eight clients
+    assert len(seen[0]) == 200
+    assert all(s == seen[0] for s in seen)
+    assert sorted((d["by"], d["n"]) for _, d in seen[0]) == [(k, i) for k in range(4) for i in range(50)]
+
+
+def test_a_writer_hears_its_own_write_before_the_ack_while_the_other_worker_writes_too(
+    workers: RunningServer,
+) -> None:
+    with _wires(workers, 6) as wires:
+        for w in wires:
+            w.request("q", {"p": "/race", "h": ""})
+        for w in wires:
+            for i in range(30):
+                w.send("p", {"p": f"/race/{id(w)}-{i}", "d": i})
+        for w in wires:
+            w.wait(lambda w=w: len(w.acks) >= 31)
+            for i in range(30):
+                r = 2 + i
+                ack_at = w.order.index(("ack", r))
+                key = f"{id(w)}-{i}"
+                before = [e for kind, e in w.order[:ack_at] if kind == "push"]
+                assert any(_mentions(p, key) for p in before), key
+
+
+def _mentions(push: dict[str, Any], key: str) -> bool:
+    data = push["b"]["d"]
+    return push["b"]["p"].endswith("/" + key) or (isinstance(data, dict) and key in data)
+
+
+def test_rules_deployed_through_one_worker_apply_on_every_worker(workers: RunningServer) -> None:
+    httpx.put(workers.url + "/open.json?ns=ruled", json={"x": 1}).raise_for_status()
+    with _wires(workers, 6, ns="ruled") as wires:
+        for w in wires:
+            assert w.request("q", {"p": "/open", "h": ""})["s"] == "ok"
+        rules = {"rules": {".read": False, ".write": False}}
+        httpx.put(workers.url + "/.settings/rules.json?ns=ruled", json=rules, headers=ADMIN).raise_for_status()
+        # every listen, on both workers, is revoked
+        for w in wires:
+            w.wait(lambda w=w: any(p["a"] == "c" for p in w.pushes))
+    for _ in range(12):
+        with httpx.Client(timeout=5) as client:
+            assert client.get(workers.url + "/open.json?ns=ruled").status_code == 401
+
+
+def test_a_killed_worker_is_restarted_and_no_data_is_lost(workers: RunningServer) -> None:
+    httpx.put(workers.url + "/kept.json", json={"n": 1}).raise_for_status()
+    victim = _pid(workers)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    pids: set[int] = set()
+    while time.monotonic() < deadline:
+        try:
+            pids.add(_pid(workers))
+        except httpx.HTTPError:
+            pass
+        if len(pids - {victim}) == 2:
+            break
+        time.sleep(0.05)
+    assert len(pids - {victim}) == 2, pids
+    assert httpx.get(workers.url + "/kept.json").json() == {"n": 1}
+    assert "restarting it" in workers.log()
+
+
+def test_the_supervisor_stops_its_workers(workers: RunningServer) -> None:
+    pids = {_pid(workers) for _ in range(20)}
+    assert workers.proc is not None
+    workers.proc.send_signal(signal.SIGTERM)
+    assert workers.proc.wait(timeout=20) == 0
+    for pid in pids:
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0] != "Z"
