@@ -682,10 +682,16 @@ def main() -> None:
     args = parser.parse_args()
     hard = raise_fd_limit()
     levels = [int(x) for x in args.conns.split(",") if x]
-    cap = hard - 100
+    # the limit is per process: `rtdb serve --workers N` spreads connections over N processes
+    # (and the bench's --workers client processes share them out too)
+    server_workers = 1
+    for flag, value in zip(args.server_arg, args.server_arg[1:]):
+        if flag == "--workers":
+            server_workers = int(value)
+    cap = (hard - 100) * min(server_workers, args.workers)
     if any(level > cap for level in levels):
-        print(f"note: the file descriptor limit is {hard} (hard) and cannot be raised here: idle connection"
-              f" levels are capped at {cap}", file=sys.stderr)
+        print(f"note: the file descriptor limit is {hard} (hard, per process) and cannot be raised here: idle"
+              f" connection levels are capped at {cap}", file=sys.stderr)
     args.conns = [min(level, cap) for level in levels]
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")

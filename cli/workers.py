@@ -28,7 +28,7 @@ from typing import Any
 
 import uvloop
 
-from rtdb.realtime.relay import FrameReader, RelayBroker, frame
+from rtdb.realtime.relay import FrameReader, RelayBroker
 from rtdb.rules import RulesError
 from rtdb.server.app import create_app
 from rtdb.server.settings import Settings
@@ -87,13 +87,21 @@ class _Link(asyncio.Protocol):
         self.supervisor = supervisor
         self.index = index
         self.reader = FrameReader()
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         try:
-            for payload in self.reader.feed(data):
-                self.supervisor.forward(self.index, frame(payload))
+            frames = self.reader.complete(data)
         except ValueError:
-            log.exception("worker %d sent a bad relay frame", self.index)
+            log.exception("worker %d sent a bad relay frame; cutting it off (it restarts)", self.index)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if frames:
+            self.supervisor.forward(self.index, frames)
 
 
 class Supervisor:

@@ -57,6 +57,22 @@ class FrameReader:
             start += 4 + size
         del buffer[:start]
 
+    def complete(self, data: bytes) -> bytes:
+        """The whole frames (still framed) that ``data`` completes: for relaying unread."""
+        buffer = self._buffer
+        buffer += data
+        end = 0
+        while len(buffer) - end >= 4:
+            (size,) = _LENGTH.unpack_from(buffer, end)
+            if size > MAX_FRAME:
+                raise ValueError(f"relay frame of {size} bytes")
+            if len(buffer) - end - 4 < size:
+                break
+            end += 4 + size
+        out = bytes(buffer[:end])
+        del buffer[:end]
+        return out
+
 
 @dataclass
 class RelayStats:
@@ -84,6 +100,7 @@ class RelayBroker:
         self._namespaces: dict[str, _Namespace] = {}
         self._announced: list[Callable[[str, str], None]] = []
         self._send: Callable[[bytes], None] | None = None
+        self._outgoing: list[bytes] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the link to the supervisor ---------------------------------------------------
@@ -108,9 +125,19 @@ class RelayBroker:
             log.warning("unknown relay frame %r", kind)
 
     def _write(self, payload: bytes) -> None:
-        if self._send is not None:
-            self.stats.sent += 1
-            self._send(frame(payload))
+        """Queue a frame; what one turn of the event loop queues goes out in one write."""
+        if self._send is None:
+            return
+        self.stats.sent += 1
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append(frame(payload))
+
+    def _flush(self) -> None:
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        if self._send is not None and data:
+            self._send(data)
 
     # -- Broker ------------------------------------------------------------------------
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]:

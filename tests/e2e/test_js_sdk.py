@@ -34,6 +34,17 @@ TEST_FILES = sorted(p.name for p in NODE_DIR.glob("*.test.mjs"))
 
 @pytest.mark.parametrize("test_file", TEST_FILES)
 def test_official_js_sdk(test_file: str, server: Any, tmp_path: Path) -> None:
+    _run_node(test_file, server, tmp_path)
+
+
+# The same files against two worker processes: the apps of one test (two in the transaction
+# and increment tests) land on either worker. reconnect.test.mjs starts servers of its own.
+@pytest.mark.parametrize("test_file", [f for f in TEST_FILES if f != "reconnect.test.mjs"])
+def test_official_js_sdk_against_two_workers(test_file: str, server_factory: Any, tmp_path: Path) -> None:
+    _run_node(test_file, server_factory("--emulator", "--workers", "2"), tmp_path)
+
+
+def _run_node(test_file: str, server: Any, tmp_path: Path) -> None:
     assert NODE is not None
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(RTDB_PORT=str(server.port), RTDB_BIN=RTDB, RTDB_TMP=str(tmp_path))

@@ -204,3 +204,20 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rpartition(")")[2].split()[0] != "Z"
+
+
+def test_event_streams_on_either_worker_get_writes_made_through_either(workers: RunningServer) -> None:
+    from test_sse import EventReader  # the SSE tests' reader
+
+    readers = [EventReader(workers.url + "/feed.json") for _ in range(6)]
+    try:
+        for reader in readers:
+            assert reader.next() == ("put", {"path": "/", "data": None})
+        for i in range(10):
+            with httpx.Client(timeout=5) as client:  # a new connection: either worker
+                client.put(workers.url + f"/feed/k{i}.json", json=i).raise_for_status()
+        for reader in readers:
+            assert [reader.next() for _ in range(10)] == [("put", {"path": f"/k{i}", "data": i}) for i in range(10)]
+    finally:
+        for reader in readers:
+            reader.close()

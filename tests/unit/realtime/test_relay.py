@@ -49,6 +49,26 @@ def test_frames_split_anywhere_are_reassembled() -> None:
     assert out == [b"one", b"", b"three" * 1000]
 
 
+def test_complete_frames_are_passed_on_still_framed_and_the_rest_kept() -> None:
+    data = frame(b"one") + frame(b"two")
+    reader = FrameReader()
+    assert reader.complete(data[:5]) == b""
+    assert reader.complete(data[5:-1]) == frame(b"one")
+    assert reader.complete(data[-1:]) == frame(b"two")
+
+
+async def test_what_one_turn_of_the_loop_publishes_goes_out_in_one_write() -> None:
+    broker, seen = started()
+    sent: list[bytes] = []
+    broker.attach(sent.append)
+    for seq in (1, 2, 3):
+        broker.publish(cs(seq))
+    await asyncio.sleep(0)
+    assert len(sent) == 1
+    assert list(FrameReader().feed(sent[0])) == [relayed(cs(s)) for s in (1, 2, 3)]
+    assert seen == [1, 2, 3]
+
+
 def test_an_absurd_frame_length_is_refused() -> None:
     with pytest.raises(ValueError, match="relay frame"):
         list(FrameReader().feed(b"\xff\xff\xff\xff"))
@@ -62,6 +82,7 @@ async def test_own_and_relayed_changesets_reach_subscribers_in_seq_order() -> No
     assert seen == []
     broker.publish(cs(1))
     assert seen == [1, 2]
+    await asyncio.sleep(0)  # frames go out once per turn of the loop
     assert list(FrameReader().feed(b"".join(sent))) == [relayed(cs(1))]
 
 
@@ -130,6 +151,7 @@ async def test_announcements_go_out_and_come_in() -> None:
     heard: list[tuple[str, str]] = []
     broker.on_announce(lambda kind, ns: heard.append((kind, ns)))
     broker.announce("rules", "ns")
+    await asyncio.sleep(0)
     (payload,) = FrameReader().feed(b"".join(sent))
     assert payload == ANNOUNCE + msgspec.msgpack.encode(("rules", "ns"))
     broker.received(payload)
