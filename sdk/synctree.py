@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from rtdb_sdk.events import Event, Registration
 from rtdb_sdk.nodetree import NodeTree, get_node
-from rtdb_sdk.pathindex import PathIndex
+from rtdb.core.pathmap import PathMap
 from rtdb_sdk.view import Change, View
 from rtdb_sdk.writetree import Write, WriteTree
 
@@ -66,10 +66,10 @@ class SyncTree:
     def __init__(self) -> None:
         self.server = NodeTree()
         self.writes = WriteTree()
-        self._complete: PathIndex[bool] = PathIndex()  # default listens answered (True) or cached from disk (False)
+        self._complete: PathMap[bool] = PathMap()  # default listens answered (True) or cached from disk (False)
         self._complete.set(INFO, True)
         self._cached_memo: dict[Path, bool] = {}
-        self._views: PathIndex[dict[str, View]] = PathIndex()
+        self._views: PathMap[dict[str, View]] = PathMap()
         self._listens: dict[ListenKey, ListenRequest] = {}
         self._tags: dict[int, _TagCache] = {}
         self._next_tag = 1
@@ -197,7 +197,7 @@ class SyncTree:
                 else:
                     filtered.append(view)
         defaults.sort(key=len)
-        covered: PathIndex[bool] = PathIndex()
+        covered: PathMap[bool] = PathMap()
         wanted: dict[ListenKey, ListenRequest | None] = {}
         for path in defaults:
             if not covered.has_ancestor_or_self(path):

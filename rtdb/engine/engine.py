@@ -205,18 +205,32 @@ class Engine:
 
     async def explain(self, ns: str, op: str, path: Path, value: Any = None, *, caller: Caller) -> Decision:
         """The decision and trace the rules give for a read, set or update, without doing it."""
+        return await self._decide(ns, op, path, value, caller, explain=True)
+
+    async def check_write(self, ns: str, op: str, path: Path, value: Any, *, caller: Caller) -> None:
+        """Raise :class:`PermissionDenied` unless the rules would allow this set or update now
+        (onDisconnect ops are checked when registered, as Firebase does, and again when run)."""
+        self._check(await self._decide(ns, op, path, value, caller, explain=False))
+
+    async def _decide(self, ns: str, op: str, path: Path, value: Any, caller: Caller, *, explain: bool) -> Decision:
         store = await self.store(ns)
         now = self.clock()
 
         def run(txn: Txn) -> Decision:
             if op == "read":
-                return self.access.can_read(ns, caller, path, txn, now, None, explain=True)
+                return self.access.can_read(ns, caller, path, txn, now, None, explain=explain)
             if op == "update":
                 items = parse_updates(path, value)
                 rel = {paths.relative(path, t): resolve(n, t, now, txn.node) for t, n in items}
-                return self.access.can_update(ns, caller, path, rel, txn, now, explain=True)
+                return self.access.can_update(ns, caller, path, rel, txn, now, explain=explain)
+            if path and path[-1] == PRIORITY_KEY:  # a priority alone: the rules see the node with it
+                old = txn.node(path[:-1])
+                wrapped = normalize({".value": 0, ".priority": value}, path[:-1])
+                priority = wrapped.get(".priority") if isinstance(wrapped, dict) else None
+                node = with_priority(old, priority)
+                return self.access.can_write(ns, caller, path[:-1], node, txn, now, explain=explain)
             node = resolve(normalize(value, path), path, now, txn.node)
-            return self.access.can_write(ns, caller, path, node, txn, now, explain=True)
+            return self.access.can_write(ns, caller, path, node, txn, now, explain=explain)
 
         return await store.read(run)
 

@@ -37,8 +37,8 @@ from rtdb.core.auth import ANONYMOUS, Caller
 from rtdb.core.errors import InvalidData, PreconditionFailed, RtdbError, Unauthenticated
 from rtdb.core.hash import node_hash
 from rtdb.core.query import QuerySpec
-from rtdb.core.value import Node, normalize
-from rtdb.engine.engine import Engine, parse_updates
+from rtdb.core.value import Node
+from rtdb.engine.engine import Engine
 from rtdb.protocol import messages as m
 from rtdb.protocol.codec import Frames, data_push_frames, push_frames, response_frames
 from rtdb.protocol.errors import ProtocolError
@@ -68,7 +68,7 @@ MAX_IN_FLIGHT = 1024
 """Requests of one connection queued or running before it stops reading (resumes at half)."""
 
 _WRITES = (m.Put, m.Merge)
-_ASYNC = (m.Listen, m.Get, m.Put, m.Merge)
+_ASYNC = (m.Listen, m.Get, m.Put, m.Merge, m.OnDisconnectPut, m.OnDisconnectMerge)
 
 
 class WsEndpoint:
@@ -381,10 +381,14 @@ class Connection:
         self.outbox.send(response_frames(r, status, data))
 
     async def _handle(self, request: m.ClientRequest) -> None:
-        """A listen or a get (they respond themselves)."""
+        """A listen, a get or an onDisconnect registration (they respond themselves)."""
         try:
             if isinstance(request, m.Listen):
                 await self._listen(request)
+            elif isinstance(request, m.OnDisconnectPut):
+                await self._queue_put(request)
+            elif isinstance(request, m.OnDisconnectMerge):
+                await self._queue_merge(request)
             else:
                 assert isinstance(request, m.Get)
                 await self._get(request)
@@ -423,10 +427,6 @@ class Connection:
             self._respond(request.r, "ok", "unauthenticated")
             if changed:
                 self._recheck_soon()
-        elif isinstance(request, m.OnDisconnectPut):
-            self._queue_put(request)
-        elif isinstance(request, m.OnDisconnectMerge):
-            self._queue_merge(request)
         elif isinstance(request, m.OnDisconnectCancel):
             self.session.cancel_on_disconnect(paths.parse(request.b.p))
             self._respond(request.r)
@@ -578,20 +578,23 @@ class Connection:
         self._respond(request.r, "ok", result.node)
 
     # -- onDisconnect ---------------------------------------------------------------
-    def _queue_put(self, request: m.OnDisconnectPut) -> None:
+    # Bad data and denied writes are refused when registered (and the rules are checked
+    # again when the op runs: data and rules may have changed by then).
+    async def _queue_put(self, request: m.OnDisconnectPut) -> None:
         path = paths.parse(request.b.p, allow_priority=True)
-        if not (path and path[-1] == paths.PRIORITY_KEY):
-            normalize(request.b.d, path)  # reject bad data now, not at disconnect time
-        self.session.queue_on_disconnect(DisconnectOp("set", path, request.b.d, self.session.caller))
+        caller = self.session.caller
+        await self.engine.check_write(self.ns, "set", path, request.b.d, caller=caller)
+        self.session.queue_on_disconnect(DisconnectOp("set", path, request.b.d, caller))
         self._respond(request.r)
 
-    def _queue_merge(self, request: m.OnDisconnectMerge) -> None:
+    async def _queue_merge(self, request: m.OnDisconnectMerge) -> None:
         path = paths.parse(request.b.p)
         if not isinstance(request.b.d, dict):
             raise InvalidData("onDisconnect().update() needs an object")
-        parse_updates(path, request.b.d)
+        caller = self.session.caller
         if request.b.d:
-            self.session.queue_on_disconnect(DisconnectOp("update", path, request.b.d, self.session.caller))
+            await self.engine.check_write(self.ns, "update", path, request.b.d, caller=caller)
+            self.session.queue_on_disconnect(DisconnectOp("update", path, request.b.d, caller))
         self._respond(request.r)
 
     async def _run_on_disconnect(self) -> None:

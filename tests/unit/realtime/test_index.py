@@ -33,7 +33,7 @@ def test_remove_prunes_empty_branches() -> None:
     assert index.remove(("a", "b", "c"), "/a/b/c")
     assert not index.remove(("a", "b", "c"), "/a/b/c")
     assert len(index) == 1
-    assert index._root.children["a"].children == {}
+    assert index._map._root.kids["a"].kids == {}
 
 
 def test_walks_do_not_visit_unrelated_listeners() -> None:

@@ -312,3 +312,33 @@ async def test_an_unindexed_query_listen_is_answered_with_the_no_index_warning(t
         await client.close()
     finally:
         await engine.close()
+
+
+async def test_on_disconnect_ops_the_rules_deny_are_refused_when_registered(tmp_path: Path) -> None:
+    from rtdb.rules import Ruleset
+
+    settings = Settings(data_dir=tmp_path, emulator=True)
+    rules = ('{"rules": {"presence": {"$uid": {".write": "newData.isBoolean()"}}, '
+             '"room": {".write": "newData.hasChildren([\'state\'])"}}}')
+    engine = Engine(tmp_path, access=RulesAccess(Ruleset.compile(rules)))
+    endpoint = WsEndpoint(engine, settings, Authenticator(settings))
+    try:
+        leaver = await connect(endpoint, admin=False)
+        for action, body, status in [
+            ("o", {"p": "/presence/ann", "d": "away"}, "permission_denied"),  # not a boolean
+            ("o", {"p": "/presence/ann", "d": False}, "ok"),
+            ("o", {"p": "/elsewhere", "d": 1}, "permission_denied"),
+            ("om", {"p": "/room", "d": {"state": "idle"}}, "ok"),
+            ("om", {"p": "/room", "d": {"other": 1}}, "permission_denied"),
+            ("o", {"p": "/presence/ann", "d": {"bad key.": 1}}, "invalid_data"),
+        ]:
+            _, reply = await leaver.call(action, body)
+            assert reply["s"] == status, (action, body, reply)
+        await leaver.close()
+        # only the accepted ops ran
+        from rtdb.core.auth import ADMIN
+
+        got = (await engine.read("demo", (), caller=ADMIN)).node
+        assert got == {"presence": {"ann": False}, "room": {"state": "idle"}}
+    finally:
+        await engine.close()

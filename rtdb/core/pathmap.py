@@ -1,4 +1,7 @@
-"""A map from paths to values that finds the entries above and below a path fast (a trie)."""
+"""A map from paths to values that finds the entries above and below a path fast: a trie
+with one node per path segment in use, so the cost of a lookup follows the entries it
+finds, never the size of the map. The server's listener index and the SDK's views and
+caches are built on it."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ class _Node:
         self.kids: dict[str, _Node] = {}
 
 
-class PathIndex(Generic[T]):
+class PathMap(Generic[T]):
     __slots__ = ("_root", "_size")
 
     def __init__(self) -> None:
@@ -92,16 +95,26 @@ class PathIndex(Generic[T]):
         return next(self.ancestors(path), None) is not None
 
     def descendants(self, path: Path) -> Iterator[tuple[Path, T]]:
-        """Entries strictly below ``path``."""
+        """Entries strictly below ``path``, depth first, children in insertion order."""
         top = self._find(path)
         if top is None:
             return
-        stack = [(path + (k,), n) for k, n in top.kids.items()]
+        stack = [(path + (k,), n) for k, n in reversed(top.kids.items())]
         while stack:
             at, node = stack.pop()
             if node.value is not _MISSING:
                 yield at, node.value  # type: ignore[misc]
-            stack.extend((at + (k,), n) for k, n in node.kids.items())
+            stack.extend((at + (k,), n) for k, n in reversed(node.kids.items()))
+
+    def between(self, top: Path, path: Path) -> Iterator[tuple[Path, T]]:
+        """Entries strictly below ``top`` down to and including ``path`` (``top`` must contain it)."""
+        node = self._find(top)
+        for depth in range(len(top), len(path)):
+            if node is None:
+                return
+            node = node.kids.get(path[depth])
+            if node is not None and node.value is not _MISSING:
+                yield path[: depth + 1], node.value  # type: ignore[misc]
 
     def items(self) -> Iterator[tuple[Path, T]]:
         if self._root.value is not _MISSING:
