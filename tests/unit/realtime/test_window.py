@@ -9,8 +9,7 @@ import pytest
 
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
-from rtdb.core.value import Node, child_at, children, normalize, same
-from rtdb.core.value import replace_at
+from rtdb.core.value import Node, child_at, children, normalize, replace_at, same
 from rtdb.realtime.window import REFRESH, Merge, QueryWindow, Replace, relative_changes
 
 SPECS = {
