@@ -45,6 +45,7 @@ class StoreStats:
     ops: int = 0
     largest_batch: int = 0
     errors: int = 0
+    savepoint_retries: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -211,39 +212,62 @@ class SqliteStore:
                 op.future.set_result(op.result)
 
     def _apply_batch(self, batch: list[_Op]) -> bool:
+        """Apply ``batch`` as one transaction and commit it; ``False`` if nothing committed
+        (its only op failed). A failing op must leave no trace. Ops run without savepoints
+        first (most failures — rules, preconditions — happen before any row changes); only if
+        one fails after changing rows is the group rolled back and run again with a savepoint
+        around each op."""
         txn = self._write_txn
         assert txn is not None
         conn = txn.conn
         seq_before = txn.seq
-        # One op alone needs no savepoint: its failure rolls back the whole transaction.
-        alone = len(batch) == 1
         conn.execute("BEGIN IMMEDIATE")
+        txn.forget()  # what it knew of the file may be stale (another process may have written)
         try:
             txn.refresh_if_shared_changed()
             seq_before = txn.seq
-            for op in batch:
-                if not alone:
-                    conn.execute("SAVEPOINT op")
-                try:
-                    op.result = op.fn(txn)
-                except Exception as exc:
-                    if not isinstance(exc, RtdbError):
-                        log.exception("write failed")
-                    op.error = exc
-                    self.stats.errors += 1
-                    if alone:
-                        conn.execute("ROLLBACK")
-                        txn.seq = seq_before
-                        return False
-                    conn.execute("ROLLBACK TO op")
-                if not alone:
-                    conn.execute("RELEASE op")
+            if not self._apply_ops(txn, batch, savepoints=False):
+                conn.execute("ROLLBACK")
+                txn.forget()
+                txn.seq = seq_before
+                if len(batch) == 1:
+                    return False  # one op alone: the rollback undid it, nothing else to keep
+                self.stats.savepoint_retries += 1
+                conn.execute("BEGIN IMMEDIATE")
+                self._apply_ops(txn, batch, savepoints=True)
             if txn.seq != seq_before:
                 txn.save_seq()
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            txn.forget()
             txn.seq = seq_before
             raise
+        return True
+
+    def _apply_ops(self, txn: Txn, batch: list[_Op], *, savepoints: bool) -> bool:
+        """Run each op; ``False`` (stop) when one failed after changing rows and there is no savepoint."""
+        conn = txn.conn
+        for op in batch:
+            op.result, op.error = None, None
+            if savepoints:
+                conn.execute("SAVEPOINT op")
+            changes = conn.total_changes
+            seq = txn.seq
+            try:
+                op.result = op.fn(txn)
+            except Exception as exc:
+                if not isinstance(exc, RtdbError):
+                    log.exception("write failed")
+                op.error = exc
+                txn.seq = seq
+                if savepoints:
+                    conn.execute("ROLLBACK TO op")
+                    txn.forget()
+                elif conn.total_changes != changes:
+                    return False  # counted when the group runs again
+                self.stats.errors += 1
+            if savepoints:
+                conn.execute("RELEASE op")
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
     OBJECT,
     SEP,
+    Row,
     descendant_range,
     from_rows,
     leaf_value,
@@ -66,15 +68,28 @@ _INSERT = (
 )
 
 
+_ROWS_PER_INSERT = 100  # 800 parameters: under SQLite's limit of 32,766
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_sql(n: int) -> str:
+    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (n - 1)
+
+
 class Txn:
     """Reads and writes nodes. Not thread-safe: one per connection."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._objects: set[str] = set()  # path keys known to hold objects in this transaction
         self.seq = 0
         self.indexes: list[IndexDef] = []
         self.data_version = -1
         self.load_shared_state()
+
+    def forget(self) -> None:
+        """The transaction was rolled back (wholly or to a savepoint): drop what it cached."""
+        self._objects.clear()
 
     def load_shared_state(self) -> None:
         """(Re-)read what this connection caches of the file: the commit sequence and the
@@ -294,6 +309,7 @@ class Txn:
         has read it, spares the deletes that cannot match anything."""
         p = path_key(path)
         if old is not None:
+            self._objects.clear()  # what was at and below ``path`` goes
             self.conn.execute("DELETE FROM nodes WHERE path = ?", (p,))
         if old is UNKNOWN or not is_leaf(old):
             lo, hi = descendant_range(p)
@@ -301,28 +317,41 @@ class Txn:
         if node is None:
             self._prune(path)
         else:
-            self.conn.executemany(_INSERT, to_rows(path, node))
+            self._insert(list(to_rows(path, node)))
             self._ensure_ancestors(path)
         if self.indexes:
             self._reindex(path, node)
+
+    def _insert(self, rows: list[Row]) -> None:
+        """Insert rows with as few statements as possible: each SQLite call hands the GIL
+        to the event loop's thread and must win it back."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            self.conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
 
     def set_priority(self, path: Path, priority: Any) -> None:
         self.conn.execute("UPDATE nodes SET priority = ? WHERE path = ?", (priority, path_key(path)))
 
     def _ensure_ancestors(self, path: Path) -> None:
+        objects = self._objects
         for i in range(len(path) - 1, -1, -1):
             a = path[:i]
             p = path_key(a)
+            if p in objects:
+                return
             row = self.conn.execute("SELECT kind FROM nodes WHERE path = ?", (p,)).fetchone()
             if row is not None and row[0] == OBJECT:
+                objects.add(p)
                 return
             if row is None:
                 key = a[-1] if a else ""
                 self.conn.execute(_INSERT, (p, parent_key(a), key, len(a), OBJECT, None, None, key_sort_bytes(key)))
             else:
                 self.conn.execute("UPDATE nodes SET kind = ?, value = NULL WHERE path = ?", (OBJECT, p))
+            objects.add(p)
 
     def _prune(self, path: Path) -> None:
+        self._objects.clear()
         for i in range(len(path) - 1, -1, -1):
             p = path_key(path[:i])
             if self.conn.execute("SELECT 1 FROM nodes WHERE parent = ? LIMIT 1", (p,)).fetchone():

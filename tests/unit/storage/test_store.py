@@ -224,3 +224,67 @@ async def test_the_change_log_keeps_recent_commits_in_order(tmp_path: Path, stor
         await store.write(lambda t, seq=seq: t.log_change(seq, f"c{seq}".encode()))
     assert await store.read(lambda t: t.changes_after(2)) == [b"c3", b"c4", b"c5"]
     assert await store.read(lambda t: t.changes_after(4, limit=5)) == [b"c5"]
+
+
+async def grouped(store: SqliteStore, fns: list) -> list:  # type: ignore[type-arg]
+    """Run ``fns`` as one group: the writer is held on a first op until all are queued."""
+    import threading
+
+    gate = threading.Event()
+    blocker = asyncio.ensure_future(store.write(lambda t: gate.wait(5)))
+    await asyncio.sleep(0.02)
+    batches = store.stats.batches
+    futures = [asyncio.ensure_future(store.write(fn)) for fn in fns]
+    await asyncio.sleep(0.02)
+    gate.set()
+    await blocker
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert store.stats.batches == batches + 2, "the blocker's group, then one group of all"
+    return results
+
+
+async def test_a_group_runs_without_savepoints_unless_an_op_fails_after_writing(store: SqliteStore) -> None:
+    from rtdb.core.errors import InvalidData, PermissionDenied
+
+    def refused(t: Txn) -> None:
+        raise PermissionDenied("Permission denied")  # before any row changes: nothing to undo
+
+    def half_done(t: Txn) -> None:
+        t.set(("half",), 1)
+        raise InvalidData("no")
+
+    results = await grouped(store, [
+        *[lambda t, i=i: t.set(("a", str(i)), i) for i in range(20)],
+        refused,
+        *[lambda t, i=i: t.set(("b", str(i)), i) for i in range(20)],
+    ])
+    assert [type(r) for r in results].count(PermissionDenied) == 1
+    assert store.stats.savepoint_retries == 0
+    results = await grouped(store, [
+        *[lambda t, i=i: t.set(("c", str(i)), i) for i in range(20)],
+        half_done,
+        lambda t: t.set(("d",), "after"),
+    ])
+    assert [type(r) for r in results].count(InvalidData) == 1
+    assert store.stats.savepoint_retries == 1
+    assert await store.read(lambda t: t.node(("half",))) is None
+    assert len(children(await store.read(lambda t: t.node(("c",))))) == 20
+    assert await store.read(lambda t: t.node(("d",))) == "after"
+
+
+async def test_ancestors_known_to_a_group_are_rechecked_after_a_replace_or_a_rollback(store: SqliteStore) -> None:
+    from rtdb.core.errors import InvalidData
+
+    def fails_after_creating_parent(t: Txn) -> None:
+        t.set(("p", "q", "r"), 1)  # creates the objects p and p/q
+        raise InvalidData("no")
+
+    await grouped(store, [
+        lambda t: t.set(("x", "y"), 1, old=None),  # x is known to be an object
+        lambda t: t.set(("x",), "leaf", old=t.node(("x",))),  # ...until it is replaced
+        lambda t: t.set(("x", "z"), 2, old=None),  # x must become an object again
+        fails_after_creating_parent,  # rolled back: p and p/q do not exist
+        lambda t: t.set(("p", "q", "s"), 3, old=None),  # so they must be created again
+    ])
+    assert await store.read(lambda t: t.node(())) == {"x": {"z": 2}, "p": {"q": {"s": 3}}}
+    assert await store.read(lambda t: t.node(("p", "q"))) == {"s": 3}
