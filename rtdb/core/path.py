@@ -66,6 +66,19 @@ def check_limits(path: Path) -> None:
 
 def check_key(key: str) -> None:
     """Raise :class:`InvalidData` for a key that may not appear in data."""
+    if key in _known_keys:
+        return
+    _check_key(key)
+    if len(_known_keys) >= _KNOWN_KEYS_MAX:
+        _known_keys.clear()
+    _known_keys.add(key)
+
+
+_known_keys: set[str] = set()  # field names repeat in every record: check each once
+_KNOWN_KEYS_MAX = 16384
+
+
+def _check_key(key: str) -> None:
     if not key or _INVALID_KEY.search(key):
         raise InvalidData(
             "Invalid data; couldn't parse key beginning at 1:2. "
@@ -76,7 +89,8 @@ def check_key(key: str) -> None:
 
 
 def byte_length(path: Path) -> int:
-    return sum(len(k.encode()) for k in path) + max(len(path) - 1, 0)
+    """UTF-8 bytes of the keys joined with ``/``."""
+    return len("/".join(path).encode())
 
 
 def to_str(path: Path) -> str:

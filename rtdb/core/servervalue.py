@@ -12,9 +12,15 @@ from rtdb.core.value import PRIORITY, SV, VALUE, Node, normalize, strip_priority
 def contains_server_value(node: Node) -> bool:
     if not isinstance(node, dict):
         return False
-    if SV in node:
-        return True
-    return any(contains_server_value(v) for v in node.values())
+    stack = [node]  # a loop, not a generator per object: every write asks this
+    while stack:
+        obj = stack.pop()
+        if SV in obj:
+            return True
+        for child in obj.values():
+            if isinstance(child, dict):
+                stack.append(child)
+    return False
 
 
 def resolve(node: Node, at: Path, now_ms: int, current: Callable[[Path], Node]) -> Node:
