@@ -146,7 +146,7 @@ class Engine:
         if not caller.admin:
             raise PermissionDenied("Permission denied")
         ruleset = Ruleset.compile(source)
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
         await store.write(lambda txn: txn.set_meta("rules", source))
         self.access.set_namespace(ns, ruleset)
         await self._declare_indexes(ns, store)
@@ -199,7 +199,7 @@ class Engine:
 
     async def check_read(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> bool:
         """Whether ``caller`` may (still) read ``path``: for revoking listens after rules change."""
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
         return await store.read(lambda txn: self.access.can_read(ns, caller, path, txn, now, query).allowed)
 
@@ -213,7 +213,7 @@ class Engine:
         self._check(await self._decide(ns, op, path, value, caller, explain=False))
 
     async def _decide(self, ns: str, op: str, path: Path, value: Any, caller: Caller, *, explain: bool) -> Decision:
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def run(txn: Txn) -> Decision:
@@ -252,7 +252,7 @@ class Engine:
         """The node at ``path`` (or the children a query selects) and the commit sequence
         number it reflects. With ``plain`` a plain read comes as a REST GET shows it
         (:func:`rtdb.core.value.to_plain`), built in the same pass."""
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def op(txn: Txn) -> ReadResult:
@@ -273,7 +273,7 @@ class Engine:
 
     async def shallow(self, ns: str, path: Path, *, caller: Caller) -> tuple[Node, list[str]]:
         """A leaf's value, or the keys of an object's children (grandchildren unread)."""
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def op(txn: Txn) -> tuple[Node, list[str]]:
@@ -286,7 +286,7 @@ class Engine:
         self, ns: str, path: Path, write: Callable[[str], None], *, keep_priorities: bool, caller: Caller
     ) -> None:
         """Stream the node at ``path`` as JSON text to ``write`` (called from a reader thread)."""
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def op(txn: Txn) -> None:
@@ -318,7 +318,7 @@ class Engine:
         if path and path[-1] == PRIORITY_KEY:
             return await self._set_priority(ns, path[:-1], value, caller=caller)
         node = normalize(value, path)
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
 
         def op(txn: Txn) -> WriteResult:
             now = self.clock()
@@ -333,7 +333,7 @@ class Engine:
     async def _set_priority(self, ns: str, path: Path, value: Any, *, caller: Caller) -> WriteResult:
         wrapped = normalize({".value": 0, ".priority": value}, path)
         priority = wrapped.get(".priority") if isinstance(wrapped, dict) else None
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
 
         def op(txn: Txn) -> WriteResult:
             now = self.clock()
@@ -350,7 +350,7 @@ class Engine:
     ) -> WriteResult:
         """Apply a multi-path update atomically: each key is a path relative to ``path``."""
         items = parse_updates(path, updates)
-        store = await self.store(ns)
+        store = self._stores.get(ns) or await self.store(ns)
 
         def op(txn: Txn) -> WriteResult:
             now = self.clock()

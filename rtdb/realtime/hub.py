@@ -110,6 +110,10 @@ class Hub:
         index = self._indexes.get(ns)
         return len(index) if index is not None else 0
 
+    def refreshing(self, ns: str) -> bool:
+        """Whether window refreshes are running in ``ns`` (:meth:`settle` would wait)."""
+        return bool(self._refreshes.get(ns))
+
     async def settle(self, ns: str) -> None:
         """Wait until the window refreshes running in ``ns`` have pushed their results
         (including refreshes they chain into, up to a few rounds: never a livelock)."""

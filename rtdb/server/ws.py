@@ -561,14 +561,16 @@ class Connection:
             await self.engine.set(self.ns, path, body.d, caller=self.session.caller, if_hash=if_hash)
         except PreconditionFailed:
             return response_frames(request.r, "datastale", STALE_TEXT)
-        await self.hub.settle(self.ns)
+        if self.hub.refreshing(self.ns):
+            await self.hub.settle(self.ns)
         return response_frames(request.r)
 
     async def _merge(self, request: m.Merge) -> Frames:
         path = paths.parse(request.b.p)
         if request.b.d:
             await self.engine.update(self.ns, path, request.b.d, caller=self.session.caller)
-            await self.hub.settle(self.ns)
+            if self.hub.refreshing(self.ns):
+                await self.hub.settle(self.ns)
         return response_frames(request.r)
 
     async def _get(self, request: m.Get) -> None:
