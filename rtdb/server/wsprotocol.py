@@ -3,7 +3,8 @@
 ``rtdb serve`` gives uvicorn :meth:`WsServer.protocol_class` as its ``ws``
 implementation. uvicorn parses the HTTP request; on an upgrade it creates this
 protocol and passes the request on. For ``/.ws`` the protocol answers the RFC 6455
-handshake itself and feeds complete messages straight into a
+handshake and reads frames with websockets' sans-I/O protocol
+(:mod:`rtdb.server.wsframes`) and feeds complete messages straight into a
 :class:`~rtdb.server.ws.Connection`: no ASGI message dicts, no queue hop and no
 task per connection. Any other path goes to uvicorn's standard implementation
 (and so to the ASGI app).
@@ -22,36 +23,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from rtdb.protocol.codec import Frames
 from rtdb.protocol.framing import DEFAULT_MAX_MESSAGE_CHARS
 from rtdb.server.ws import Connection, WsEndpoint
 from rtdb.server.wsframes import (
     CLOSE_GOING_AWAY,
-    CLOSE_INVALID_DATA,
-    CLOSE_PROTOCOL_ERROR,
     CLOSE_SERVICE_RESTART,
     MAX_REQUEST_BYTES,
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    FrameParser,
-    WebSocketError,
-    check_upgrade,
-    close_frame,
-    error_response,
-    frame,
-    handshake_response,
-    parse_close,
-    parse_upgrade,
+    WsPeer,
+    handshake,
+    request_path,
     text_frame,
 )
 
 log = logging.getLogger("rtdb.ws")
-
-CLOSE_ABNORMAL = 1006
 
 ENDPOINT_PATH = "/.ws"
 MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_CHARS
@@ -126,7 +113,6 @@ def _wire(frames: Frames, cache: _Cache) -> bytes:
 
 class WsProtocol(asyncio.Protocol):
     __slots__ = (
-        "_close_sent",
         "_delegate",
         "_head",
         "_heard",
@@ -135,7 +121,7 @@ class WsProtocol(asyncio.Protocol):
         "_uvicorn",
         "_write_paused",
         "connection",
-        "parser",
+        "peer",
         "server",
         "transport",
     )
@@ -144,13 +130,12 @@ class WsProtocol(asyncio.Protocol):
         self.server = server
         self.transport: Any = None
         self.connection: Connection | None = None
-        self.parser: FrameParser | None = None
+        self.peer: WsPeer | None = None
         self._uvicorn = (config, server_state, app_state)
         self._head = b""
         self._delegate: Any = None
         self._marked = False
         self._write_paused = False
-        self._close_sent = False
         self._heard = True  # traffic since the last keep-alive sweep
         self._pinged = False
 
@@ -165,29 +150,22 @@ class WsProtocol(asyncio.Protocol):
             self._handshake(data)
             return
         self._heard = True
-        assert self.parser is not None
-        try:
-            events = self.parser.feed(data)
-        except WebSocketError as exc:
-            self._fail(exc.code, exc.reason)
-            return
-        for opcode, payload in events:
-            if opcode == OP_TEXT:
-                try:
-                    text = payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    self._fail(CLOSE_INVALID_DATA, "invalid UTF-8")
-                    return
-                connection.feed(text)
-            elif opcode == OP_BINARY:
-                connection.feed(payload.decode("utf-8", errors="replace"))
-            elif opcode == OP_PING:
-                if not self._close_sent:
-                    self.transport.write(frame(OP_PONG, payload))
-            elif opcode == OP_CLOSE:
-                self._closed_by_peer(payload)
-                return
-            # pongs only prove the peer is alive (_heard)
+        peer = self.peer
+        assert peer is not None
+        for text in peer.receive(data):
+            connection.feed(text)
+        if not peer.open:  # the peer closed, or broke the protocol: websockets answered
+            connection.close()
+        self._write_protocol()
+
+    def _write_protocol(self) -> None:
+        """Write what websockets queued (pongs, closing frames); close the socket after a close."""
+        assert self.peer is not None
+        data, eof = self.peer.output()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+        if eof:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         server_state = self._uvicorn[1]
@@ -247,26 +225,23 @@ class WsProtocol(asyncio.Protocol):
                 self._head = head
             return
         self._head = b""
-        try:
-            request = parse_upgrade(head[: end + 4])
-        except WebSocketError as exc:
-            self._reject(400, "Bad Request", str(exc))
-            return
-        if request.path != ENDPOINT_PATH:
+        if request_path(head) != ENDPOINT_PATH:
             self._delegate_to_uvicorn(head)
             return
-        try:
-            accept = check_upgrade(request)
-        except WebSocketError as exc:
-            self._reject(400, "Bad Request", f"Failed to open a WebSocket connection: {exc}.")
+        answer = handshake(head[: end + 4])
+        self.transport.write(answer.response)
+        request = answer.request
+        if request is None:
+            self.transport.close()
             return
         self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        self.transport.write(handshake_response(accept))
-        connection = self.server.endpoint.open(request.params, request.headers.get("host", ""))
+        _, _, query = request.path.partition("?")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        connection = self.server.endpoint.open(params, request.headers.get("Host", ""))
         connection.outbox.on_ready = self._ready
         connection.on_pause = self._pause_reading
         self.connection = connection
-        self.parser = FrameParser(MAX_MESSAGE_BYTES)
+        self.peer = WsPeer(MAX_MESSAGE_BYTES)
         self.server.add(self)
         self._ready()  # the handshake message is queued
         rest = head[end + 4 :]
@@ -274,7 +249,11 @@ class WsProtocol(asyncio.Protocol):
             self.data_received(rest)
 
     def _reject(self, status: int, reason: str, body: str) -> None:
-        self.transport.write(error_response(status, reason, body + "\n"))
+        data = (body + "\n").encode()
+        self.transport.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode("ascii") + data
+        )
         self.transport.close()
 
     def _delegate_to_uvicorn(self, head: bytes) -> None:
@@ -301,7 +280,8 @@ class WsProtocol(asyncio.Protocol):
         self._marked = False
         connection = self.connection
         transport = self.transport
-        if connection is None or self._close_sent:
+        peer = self.peer
+        if connection is None or peer is None or not peer.open:
             return
         outbox = connection.outbox
         if transport.is_closing():
@@ -320,27 +300,10 @@ class WsProtocol(asyncio.Protocol):
             self._send_close(connection.close_code)
 
     def _send_close(self, code: int, reason: str = "") -> None:
-        if not self._close_sent:
-            self._close_sent = True
-            self.transport.write(close_frame(code, reason))
+        assert self.peer is not None
+        self.peer.close(code, reason)
+        self._write_protocol()
         self.transport.close()
-
-    def _fail(self, code: int, reason: str) -> None:
-        log.info("closing a WebSocket: %s", reason)
-        if self.connection is not None:
-            self.connection.close()
-        self._send_close(code, reason)
-
-    def _closed_by_peer(self, payload: bytes) -> None:
-        try:
-            code = parse_close(payload)
-        except WebSocketError:
-            code = CLOSE_PROTOCOL_ERROR
-        if code < 1000 or code in (1004, CLOSE_ABNORMAL, 1015) or 1016 <= code < 3000 or code >= 5000:
-            code = CLOSE_PROTOCOL_ERROR  # not a code a peer may send: answer with a protocol error
-        if self.connection is not None:
-            self.connection.close()
-        self._send_close(code)
 
     def _pause_reading(self, paused: bool) -> None:
         if self.transport.is_closing():
@@ -357,8 +320,9 @@ class WsProtocol(asyncio.Protocol):
             self._pinged = False
         elif not self._pinged:
             self._pinged = True
-            if not self._close_sent and not self.transport.is_closing():
-                self.transport.write(frame(OP_PING, b""))
+            if self.peer is not None and self.peer.open and not self.transport.is_closing():
+                self.peer.ping()
+                self._write_protocol()
         else:
             log.info("closing a WebSocket that answered no ping")
             if self.connection is not None:
