@@ -49,24 +49,38 @@ class Broker(Protocol):
         """Call ``callback(kind, ns)`` for other processes' announcements."""
 
 
-class InProcessBroker:
-    """Calls subscribers synchronously, in publish order (= commit order)."""
+class Subscribers:
+    """A broker's local subscribers, per namespace."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Subscriber]] = {}
+        self._by_ns: dict[str, list[Subscriber]] = {}
 
-    def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]:
-        self._subscribers.setdefault(ns, []).append(callback)
+    def add(self, ns: str, callback: Subscriber) -> Callable[[], None]:
+        """Returns the function that cancels this subscription."""
+        self._by_ns.setdefault(ns, []).append(callback)
 
         def cancel() -> None:
-            subscribers = self._subscribers.get(ns, [])
+            subscribers = self._by_ns.get(ns, [])
             if callback in subscribers:
                 subscribers.remove(callback)
 
         return cancel
 
+    def of(self, ns: str) -> list[Subscriber]:
+        return self._by_ns.get(ns, [])
+
+
+class InProcessBroker:
+    """Calls subscribers synchronously, in publish order (= commit order)."""
+
+    def __init__(self) -> None:
+        self._subscribers = Subscribers()
+
+    def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]:
+        return self._subscribers.add(ns, callback)
+
     def publish(self, changeset: ChangeSet) -> None:
-        call_subscribers(self._subscribers.get(changeset.namespace, ()), changeset)
+        call_subscribers(self._subscribers.of(changeset.namespace), changeset)
 
     # One process: nothing to wait for and no one to tell.
     def open_namespace(self, ns: str) -> None:
@@ -85,7 +99,7 @@ class InProcessBroker:
         pass
 
 
-def call_subscribers(subscribers: list[Subscriber] | tuple[()], changeset: ChangeSet) -> None:
+def call_subscribers(subscribers: list[Subscriber], changeset: ChangeSet) -> None:
     for callback in list(subscribers):
         try:
             callback(changeset)

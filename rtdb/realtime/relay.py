@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from rtdb.core.changes import ChangeSet, decode_changeset, encode_changeset
-from rtdb.realtime.broker import Fetch, SeqOrderer, Subscriber, call_subscribers
+from rtdb.realtime.broker import Fetch, SeqOrderer, Subscriber, Subscribers, call_subscribers
 
 log = logging.getLogger("rtdb.realtime")
 
@@ -44,18 +44,13 @@ class FrameReader:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        buffer = self._buffer
-        buffer += data
+        """The payloads of the frames that ``data`` completes."""
+        whole = self.complete(data)
         start = 0
-        while len(buffer) - start >= 4:
-            (size,) = _LENGTH.unpack_from(buffer, start)
-            if size > MAX_FRAME:
-                raise ValueError(f"relay frame of {size} bytes")
-            if len(buffer) - start - 4 < size:
-                break
-            yield bytes(buffer[start + 4 : start + 4 + size])
+        while start < len(whole):
+            (size,) = _LENGTH.unpack_from(whole, start)
+            yield whole[start + 4 : start + 4 + size]
             start += 4 + size
-        del buffer[:start]
 
     def complete(self, data: bytes) -> bytes:
         """The whole frames (still framed) that ``data`` completes: for relaying unread."""
@@ -96,7 +91,7 @@ class RelayBroker:
     def __init__(self, *, gap_wait_s: float = 0.2) -> None:
         self.gap_wait_s = gap_wait_s
         self.stats = RelayStats()
-        self._subscribers: dict[str, list[Subscriber]] = {}
+        self._subscribers = Subscribers()
         self._namespaces: dict[str, _Namespace] = {}
         self._announced: list[Callable[[str, str], None]] = []
         self._send: Callable[[bytes], None] | None = None
@@ -141,14 +136,7 @@ class RelayBroker:
 
     # -- Broker ------------------------------------------------------------------------
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]:
-        self._subscribers.setdefault(ns, []).append(callback)
-
-        def cancel() -> None:
-            subscribers = self._subscribers.get(ns, [])
-            if callback in subscribers:
-                subscribers.remove(callback)
-
-        return cancel
+        return self._subscribers.add(ns, callback)
 
     def publish(self, changeset: ChangeSet) -> None:
         self._write(CHANGESET + encode_changeset(changeset))
@@ -201,7 +189,7 @@ class RelayBroker:
 
     def _release(self, ns: str, state: _Namespace, ready: list[ChangeSet]) -> None:
         assert state.orderer is not None
-        subscribers = self._subscribers.get(ns, ())
+        subscribers = self._subscribers.of(ns)
         for changeset in ready:
             call_subscribers(subscribers, changeset)
         if ready and state.waiters:
