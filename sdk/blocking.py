@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from rtdb_sdk.connection import TokenProvider
 from rtdb_sdk.database import Database
 from rtdb_sdk.reference import CancelCallback, Listener, Query, Reference, TransactionResult
 from rtdb_sdk.snapshot import DataSnapshot
@@ -68,13 +69,17 @@ def connect_sync(
     timeout: float | None = 60.0,
     transport: Transport | None = None,
     min_reconnect_delay: float = 1.0,
+    token_provider: TokenProvider | None = None,
 ) -> SyncDatabase:
-    """A blocking :class:`Database`; ``timeout`` bounds every call (``None``: wait forever)."""
+    """A blocking :class:`Database`; ``timeout`` bounds every call (``None``: wait forever).
+    ``token_provider`` is as for :func:`~rtdb_sdk.connect` (an async function: it runs on
+    the client's own event loop thread)."""
     runner = _Runner()
 
     async def start() -> Database:
         db = Database(
-            url, token=token, cache_path=cache_path, transport=transport, min_reconnect_delay=min_reconnect_delay
+            url, token=token, cache_path=cache_path, transport=transport, min_reconnect_delay=min_reconnect_delay,
+            token_provider=token_provider,
         )
         return await db.start()
 

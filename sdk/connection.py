@@ -12,10 +12,13 @@ requests are re-sent.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import random
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -59,19 +62,37 @@ def parse_push_path(raw: str) -> Path:
     return tuple(s for s in raw.split("/") if s)
 
 
-def is_user_token(token: str) -> bool:
-    """JWTs with an ``iat`` claim go with ``auth``; anything else (``owner``) with ``gauth``."""
-    import base64
-    import json
-
+def _claims(token: str) -> dict[str, Any] | None:
+    """The (unverified) claims of a JWT; ``None`` for anything else."""
     parts = token.split(".")
     if len(parts) != 3:
-        return False
+        return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except ValueError:
-        return False
-    return isinstance(claims, dict) and "iat" in claims
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def is_user_token(token: str) -> bool:
+    """JWTs with an ``iat`` claim go with ``auth``; anything else (``owner``) with ``gauth``."""
+    claims = _claims(token)
+    return claims is not None and "iat" in claims
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (seconds since the epoch), if it has one."""
+    claims = _claims(token)
+    exp = claims.get("exp") if claims is not None else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+
+
+TokenProvider = Callable[[bool], Awaitable[str | None]]
+"""``await provider(force_refresh)``: the credential to use now (``None``: none). Asked
+before every connection (forcing a fresh one after the server refused or expired the
+last), and again ahead of each token's ``exp`` so that the connection stays authenticated."""
+
+REFRESH_AHEAD_S = 60.0
 
 
 class Connection:
@@ -81,6 +102,7 @@ class Connection:
         delegate: ConnectionDelegate,
         *,
         token: str | None = None,
+        token_provider: TokenProvider | None = None,
         transport: Transport | None = None,
         min_delay: float = 1.0,
         max_delay: float = 30.0,
@@ -88,6 +110,10 @@ class Connection:
         self.url = url
         self.delegate = delegate
         self.token = token
+        self.token_provider = token_provider
+        self._force_refresh = False
+        self._refresh_timer: asyncio.TimerHandle | None = None
+        self._refreshing: asyncio.Task[None] | None = None
         self._transport = transport or websocket_transport
         self._min_delay = min_delay
         self._max_delay = max_delay
@@ -126,6 +152,11 @@ class Connection:
 
     async def close(self) -> None:
         self._closed = True
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
+        if self._refreshing is not None:
+            self._refreshing.cancel()
         self._online.set()
         self._kick.set()
         await self._close_socket()
@@ -161,10 +192,13 @@ class Connection:
                 break
             started = loop.time()
             try:
+                if self.token_provider is not None:
+                    self.token = await self.token_provider(self._force_refresh)
+                    self._force_refresh = False
                 socket = await self._transport(self.url.ws_url(self._session, self._host), self._headers())
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # refused, reset, bad handshake: all mean "try again later"
+            except Exception as exc:  # no token, refused, reset, bad handshake: all mean "try again later"
                 log.debug("connecting to %s failed: %r", self.url.host, exc)
             else:
                 await self._serve(socket, loop)
@@ -261,6 +295,7 @@ class Connection:
             self.delegate.on_listen_revoked(path, qid)
         elif isinstance(message, m.AuthRevokedPush):
             log.warning("auth revoked by the server (%s): reconnecting", message.b.s)
+            self._force_refresh = True
             return False
         elif isinstance(message, m.SecurityDebugPush):
             log.info("FIREBASE: %s", message.b.msg)
@@ -301,10 +336,47 @@ class Connection:
     def _on_auth(self, status: str, data: Any) -> None:
         if status != "ok":
             self._auth_failures += 1
+            self._force_refresh = True
             log.warning("authentication failed (%s): %s", status, data)
             asyncio.get_running_loop().create_task(self._close_socket())
         else:
             self._auth_failures = 0
+            self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        """With a provider, get a new token ahead of this one's expiry and send it on the
+        open connection (the server swaps the credential; nothing is re-listened)."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
+        expiry = token_expiry(self.token) if self.token and self.token_provider is not None else None
+        if expiry is None:
+            return
+        lifetime = expiry - time.time()
+        delay = max(lifetime - REFRESH_AHEAD_S, lifetime * 0.8, 1.0)
+        self._refresh_timer = asyncio.get_running_loop().call_later(delay, self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._refresh_timer = None
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        assert self.token_provider is not None
+        try:
+            token = await self.token_provider(True)
+        except Exception:
+            log.exception("the token provider failed; the connection re-authenticates when it reconnects")
+            self._force_refresh = True
+            return
+        self.token = token
+        if not self.connected:
+            return  # the next connection uses it
+        if token:
+            action = "auth" if is_user_token(token) else "gauth"
+            self._send(_Request(0, "misc", action, {"cred": token}, self._on_auth))
+        else:
+            self._send(_Request(0, "misc", "unauth", {}, None))
 
     def _send(self, request: _Request) -> None:
         r = self._proto.next_request_id()

@@ -6,6 +6,7 @@ from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
+from rtdb_sdk.connection import TokenProvider
 from rtdb_sdk.reference import Reference, parse_path
 from rtdb_sdk.repo import Repo
 from rtdb_sdk.snapshot import DataSnapshot
@@ -32,6 +33,7 @@ class Database:
         transport: Transport | None = None,
         clock: Callable[[], float] | None = None,
         min_reconnect_delay: float = 1.0,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         self.url = parse_database_url(url)
         kwargs: dict[str, Any] = {}
@@ -40,6 +42,7 @@ class Database:
         self._repo = Repo(
             self.url,
             token=token,
+            token_provider=token_provider,
             transport=transport,
             cache_path=cache_path,
             min_reconnect_delay=min_reconnect_delay,
@@ -104,15 +107,19 @@ def connect(
     token: str | None = None,
     cache_path: str | None = None,
     *,
+    token_provider: TokenProvider | None = None,
     transport: Transport | None = None,
     min_reconnect_delay: float = 1.0,
 ) -> Database:
     """A database handle for ``url`` (``http://host:port?ns=name``); use ``async with`` or ``await``.
 
     ``token``: an ID token / custom token JWT, or an admin credential (``owner`` in
-    emulator mode). ``cache_path``: a SQLite file that keeps the mirror and unsent
-    writes across restarts.
+    emulator mode). ``token_provider``: instead of a fixed token, an async function
+    ``(force_refresh: bool) -> token | None`` that the connection asks before each
+    (re)connection and again ahead of each token's expiry (ID tokens last an hour).
+    ``cache_path``: a SQLite file that keeps the mirror and unsent writes across restarts.
     """
     return Database(
-        url, token=token, cache_path=cache_path, transport=transport, min_reconnect_delay=min_reconnect_delay
+        url, token=token, cache_path=cache_path, transport=transport, min_reconnect_delay=min_reconnect_delay,
+        token_provider=token_provider,
     )

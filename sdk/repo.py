@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rtdb_sdk.connection import Connection
+from rtdb_sdk.connection import Connection, TokenProvider
 from rtdb_sdk.errors import DatabaseError, InvalidArgument, Offline, error_for_status, listen_error
 from rtdb_sdk.eventqueue import EventQueue
 from rtdb_sdk.events import Event, Registration
@@ -54,6 +54,7 @@ class Repo:
         url: DatabaseUrl,
         *,
         token: str | None = None,
+        token_provider: TokenProvider | None = None,
         transport: Transport | None = None,
         cache_path: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -62,7 +63,9 @@ class Repo:
         self.url = url
         self.tree = SyncTree()
         self.queue = EventQueue(self._deliver)
-        self.conn = Connection(url, self, token=token, transport=transport, min_delay=min_reconnect_delay)
+        self.conn = Connection(
+            url, self, token=token, token_provider=token_provider, transport=transport, min_delay=min_reconnect_delay
+        )
         self.snapshot: SnapshotFactory = lambda path, node, spec: node
         self.clock = clock
         self.server_time_offset = 0

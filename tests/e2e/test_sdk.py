@@ -410,7 +410,8 @@ async def test_a_denied_write_is_reverted_locally_and_raises(server_factory: Any
     rules = tmp_path / "rules.json"
     rules.write_text(RULES)
     server = server_factory("--rules", str(rules))
-    async with rtdb_sdk.connect(url(server, fresh_ns())) as db:
+    ns = fresh_ns()
+    async with rtdb_sdk.connect(url(server, ns)) as db:
         locked = db.reference("locked")
         events = Events()
         locked.on_value(events)
@@ -437,8 +438,13 @@ async def test_a_denied_write_is_reverted_locally_and_raises(server_factory: Any
         assert secret.items == []
         with pytest.raises(rtdb_sdk.PermissionDenied):
             await db.reference("locked/n").transaction(lambda cur: 1)
-        # (the server checks onDisconnect writes when they run, not when registered)
-        assert (await locked.get()).val() is None
+        # onDisconnect writes are checked when registered (and again when they run)
+        with pytest.raises(rtdb_sdk.PermissionDenied):
+            await locked.child("gone").on_disconnect().set(True)
+        await db.reference("open/bye").on_disconnect().set(True)
+    async with rtdb_sdk.connect(url(server, ns)) as db:
+        assert (await db.reference("locked").get()).val() is None
+        assert (await db.reference("open/bye").get()).val() is True
 
 
 # -- connection loss -----------------------------------------------------------------------------------
@@ -668,3 +674,65 @@ async def test_listens_are_resent_with_hashes_so_unchanged_data_is_not_resent(se
         assert listens == [{"p": "/watched", "h": node_hash(data)}]
         assert not any('"a":"d"' in f and "watched" in f for f in received)  # hash matched: no data resent
         assert events.items == [data]
+
+
+# -- tokens that expire --------------------------------------------------------------------------
+
+TOKEN_SECRET = "sdk-token-secret-" + "z" * 32
+TOKEN_RULES = """{
+  "rules": {
+    "private": {"$uid": {".read": "auth != null && auth.uid === $uid", ".write": "auth != null && auth.uid === $uid"}},
+    "_barrier": {".write": true}
+  }
+}"""
+
+
+class Tokens:
+    """A token provider that issues short-lived ID tokens and records how it was asked."""
+
+    def __init__(self, uid: str, lifetime: int, *, first_expired: bool = False) -> None:
+        self.uid = uid
+        self.lifetime = lifetime
+        self.first_expired = first_expired
+        self.calls: list[bool] = []
+
+    async def __call__(self, force_refresh: bool) -> str:
+        import time
+
+        import jwt
+
+        self.calls.append(force_refresh)
+        now = int(time.time())
+        exp = now - 10 if self.first_expired and len(self.calls) == 1 else now + self.lifetime
+        claims = {"sub": self.uid, "user_id": self.uid, "iat": now - 20, "exp": exp}
+        return jwt.encode(claims, TOKEN_SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+def token_server(server_factory: Any, tmp_path: Path) -> Any:
+    rules = tmp_path / "token-rules.json"
+    rules.write_text(TOKEN_RULES)
+    return server_factory("--rules", str(rules), "--secret", TOKEN_SECRET)
+
+
+async def test_a_token_provider_keeps_the_connection_authenticated_past_each_tokens_expiry(token_server: Any) -> None:
+    tokens = Tokens("ann", lifetime=3)
+    async with rtdb_sdk.connect(url(token_server, fresh_ns()), token_provider=tokens) as db:
+        mine = db.reference("private/ann")
+        events = Events()
+        cancelled: list[Exception] = []
+        mine.on_value(events, on_cancel=cancelled.append)
+        await mine.set(1)
+        await asyncio.sleep(5)  # the first token expired 2 s ago; the provider was asked ahead of it
+        await mine.set(2)  # still authenticated: no permission error
+        await events.wait_until(lambda items: items[-1] == 2)
+        assert cancelled == [] and db._repo.conn.connect_count == 1  # no revoked listen, no reconnect
+        assert tokens.calls[0] is False and True in tokens.calls[1:]
+
+
+async def test_a_refused_token_is_replaced_by_a_fresh_one_on_reconnect(token_server: Any) -> None:
+    tokens = Tokens("bob", lifetime=600, first_expired=True)
+    async with rtdb_sdk.connect(url(token_server, fresh_ns()), token_provider=tokens, min_reconnect_delay=0.1) as db:
+        await db.reference("private/bob").set("ok")
+        assert (await db.reference("private/bob").get()).val() == "ok"
+        assert tokens.calls[:2] == [False, True]
