@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -317,7 +318,7 @@ class Txn:
         if node is None:
             self._prune(path)
         else:
-            self._insert(list(to_rows(path, node)))
+            self._insert(to_rows(path, node))
             self._ensure_ancestors(path)
         if self.indexes:
             self._reindex(path, node)
@@ -327,7 +328,7 @@ class Txn:
         to the event loop's thread and must win it back."""
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
-            self.conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+            self.conn.execute(_insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
 
     def set_priority(self, path: Path, priority: Any) -> None:
         self.conn.execute("UPDATE nodes SET priority = ? WHERE path = ?", (priority, path_key(path)))
