@@ -40,6 +40,8 @@ log = logging.getLogger("rtdb")
 WORKER_ENV = "RTDB_WORKER"
 RESTART_DELAY_S = 1.0
 STOP_WAIT_S = 15.0
+RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
+"""Bytes the supervisor holds for one worker before it gives up on that worker."""
 
 
 # ----------------------------------------------------------------------------- supervisor
@@ -145,8 +147,17 @@ class Supervisor:
 
     def forward(self, sender: int, data: bytes) -> None:
         for worker in self.workers:
-            if worker is not None and worker.index != sender and worker.link is not None:
-                worker.link.write(data)
+            if worker is None or worker.index == sender or worker.link is None:
+                continue
+            if worker.link.get_write_buffer_size() > RELAY_BUFFER_LIMIT:
+                # a worker that stopped reading (stuck, or stopped) would make the supervisor hold
+                # every later commit: end it instead; it restarts and its clients resync
+                log.error("worker %d (pid %d) is not reading its relay; restarting it", worker.index, worker.proc.pid)
+                worker.link.abort()
+                worker.link = None
+                worker.proc.kill()
+                continue
+            worker.link.write(data)
 
     async def _watch(self) -> None:
         """Restart a worker that exits while the server runs."""
