@@ -94,6 +94,8 @@ class RelayBroker:
         self._subscribers = Subscribers()
         self._namespaces: dict[str, _Namespace] = {}
         self._announced: list[Callable[[str, str], None]] = []
+        self.on_lost: Callable[[str], None] | None = None
+        """Called with a namespace whose commits were skipped: its listeners must start over."""
         self._send: Callable[[bytes], None] | None = None
         self._outgoing: list[bytes] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -239,4 +241,6 @@ class RelayBroker:
             log.error("%s: commits %d..%d are in no change log; skipping them", ns, orderer.last_seq + 1, first - 1)
             self.stats.skipped += first - 1 - orderer.last_seq
             ready = orderer.skip_to(first - 1)
+            if self.on_lost is not None:
+                self.on_lost(ns)
         self._release(ns, state, ready)

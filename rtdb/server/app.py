@@ -15,6 +15,7 @@ from litestar import Litestar, asgi, get
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.realtime.broker import Broker
+from rtdb.realtime.relay import RelayBroker
 from rtdb.server.auth import Authenticator
 from rtdb.server.rest import RestApi
 from rtdb.server.rulesfile import load_rules, watch_rules
@@ -60,6 +61,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         task.add_done_callback(rechecks.discard)
 
     engine.access.on_change(on_rules_change)
+
+    def on_lost(ns: str) -> None:
+        """This process missed commits of ``ns`` for good: its clients start over."""
+        log.error("namespace %s: restarting its realtime clients after missed commits", ns)
+        ws_endpoint.restart(ns)
+        sse.end_streams(ns)
+
+    if isinstance(engine.feed, RelayBroker):
+        engine.feed.on_lost = on_lost
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

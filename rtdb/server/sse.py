@@ -111,10 +111,12 @@ class SseEndpoint:
                 stream.outbox.send((CANCEL,))
                 stream.outbox.close()
 
-    def end_streams(self) -> None:
-        """Finish every open stream (server shutdown); clients reconnect elsewhere or later."""
+    def end_streams(self, ns: str | None = None) -> None:
+        """Finish every open stream (of ``ns``, or all: server shutdown); clients reconnect
+        and get a fresh ``put``."""
         for stream in list(self.callers):
-            stream.outbox.close()
+            if ns is None or stream.ns == ns:
+                stream.outbox.close()
 
     def close(self) -> None:
         self.end_streams()

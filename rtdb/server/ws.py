@@ -63,6 +63,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 STALE_TEXT = "Transaction hash does not match"
 CLOSE_OVERFLOW = 4008  # the client reconnects and resyncs
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_PROTOCOL_ERROR = 1002
 MAX_IN_FLIGHT = 1024
 """Requests of one connection queued or running before it stops reading (resumes at half)."""
@@ -151,6 +152,13 @@ class WsEndpoint:
                 writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             await connection.finish()
+
+    def restart(self, ns: str) -> None:
+        """Close every connection to ``ns`` with 1012 (service restart): clients reconnect and
+        listen again, getting current data (after this process missed commits of ``ns``)."""
+        for connection in list(self.connections.values()):
+            if connection.ns == ns:
+                connection.abort(CLOSE_SERVICE_RESTART)
 
     async def recheck(self, ns: str | None) -> None:
         """Rules changed (in ``ns``, or everywhere): revoke listens whose callers lost read access."""

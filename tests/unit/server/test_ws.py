@@ -342,3 +342,15 @@ async def test_on_disconnect_ops_the_rules_deny_are_refused_when_registered(tmp_
         assert got == {"presence": {"ann": False}, "room": {"state": "idle"}}
     finally:
         await engine.close()
+
+
+async def test_restarting_a_namespace_closes_its_connections_with_1012(endpoint: WsEndpoint) -> None:
+    """After a worker missed commits of a namespace for good, its clients start over."""
+    a = await connect(endpoint)
+    b = await connect(endpoint, query="v=5&ns=other")
+    endpoint.restart("demo")
+    with pytest.raises(ConnectionError, match="1012"):
+        await a.frame()
+    _, body = await b.call("p", {"p": "/still", "d": 1})
+    assert body["s"] == "ok"
+    await b.close()
