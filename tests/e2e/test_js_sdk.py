@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 NODE = shutil.which("node")
 RTDB = str(Path(sys.executable).with_name("rtdb"))

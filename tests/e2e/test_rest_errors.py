@@ -624,7 +624,7 @@ def test_concurrent_increments_from_many_clients_sum_exactly(server: Any) -> Non
     def hammer(worker: int) -> int:
         ok = 0
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            for i in range(each):
+            for _ in range(each):
                 if worker % 2:
                     response = client.put("/counter/n.json", content=inc)
                 else:

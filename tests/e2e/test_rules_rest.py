@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-
 from conftest import RTDB, RunningServer
 
 SECRET = "test-secret-" + "x" * 32
@@ -37,7 +36,8 @@ CHAT_RULES = """{
           ".read": "query.orderByChild == 'ts' && query.limitToLast <= 50",
           "$msg": {
             ".write": "auth != null && !data.exists() && newData.child('uid').val() === auth.uid",
-            ".validate": "newData.hasChildren(['uid', 'text', 'ts']) && newData.child('text').isString() && newData.child('text').val().length < 200"
+            ".validate": "newData.hasChildren(['uid', 'text', 'ts']) && newData.child('text').isString()
+                          && newData.child('text').val().length < 200"
           }
         }
       }

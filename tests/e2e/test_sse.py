@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import firebase_admin
 import httpx
 import pytest
-from firebase_admin import db
-
 from conftest import RunningServer
+from firebase_admin import db
 
 
 class EventReader:

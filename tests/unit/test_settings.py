@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from rtdb.server.settings import Settings, markdown_table
 from rtdb_cli.main import build_parser
+
+from rtdb.server.settings import Settings, markdown_table
 
 ROOT = Path(__file__).parents[2]
 

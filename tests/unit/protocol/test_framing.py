@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rtdb.protocol.errors import MessageTooBig
+from rtdb.protocol.errors import FramingError, MessageTooBig
 from rtdb.protocol.framing import MAX_FRAME_CHARS, FrameAssembler, is_count_frame, split_message
 
 from .cases import load_cases
@@ -58,9 +58,9 @@ def test_split_frames_reassemble_through_the_client_rules() -> None:
 
 
 def test_server_never_emits_a_bare_numeric_frame() -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(FramingError, match="count frame"):
         split_message("0")
-    with pytest.raises(Exception):
+    with pytest.raises(FramingError, match="count frame"):
         split_message("")
 
 
@@ -76,6 +76,9 @@ def test_oversized_messages_are_refused_before_they_are_buffered() -> None:
     assert assembler.feed('{"ok":1}') == '{"ok":1}'
 
 
-@pytest.mark.parametrize(("frame", "expected"), [("0", True), ("3", True), ("12345", True), ("", False), ("1a", False), ("٣", False), ("{}", False)])
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [("0", True), ("3", True), ("12345", True), ("", False), ("1a", False), ("٣", False), ("{}", False)],
+)
 def test_count_frames_are_ascii_digits_only(frame: str, expected: bool) -> None:
     assert is_count_frame(frame) is expected

@@ -38,7 +38,9 @@ async def test_set_then_read_round_trips_nested_values(store: SqliteStore) -> No
 
 async def test_every_node_is_one_row_not_one_blob(store: SqliteStore) -> None:
     await store.write(lambda t: t.set(("a",), normalize({"b": {"c": 1, "d": 2}, "e": "x"})))
-    assert [(p.replace("\x01", "/"), k) for p, k in rows(store)] == [("", 0), ("a", 0), ("a/b", 0), ("a/b/c", 2), ("a/b/d", 2), ("a/e", 1)]
+    assert [(p.replace("\x01", "/"), k) for p, k in rows(store)] == [
+        ("", 0), ("a", 0), ("a/b", 0), ("a/b/c", 2), ("a/b/d", 2), ("a/e", 1)
+    ]
 
 
 async def test_deleting_the_last_child_prunes_empty_ancestors(store: SqliteStore) -> None:
