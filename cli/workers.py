@@ -47,6 +47,11 @@ RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
 # ----------------------------------------------------------------------------- supervisor
 def supervise(settings: Settings) -> int:
     try:
+        create_app(settings)  # what would stop every worker at start stops the supervisor now
+    except (RulesError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    try:
         listeners = _bind(settings.host, settings.port, settings.workers)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)

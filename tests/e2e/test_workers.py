@@ -221,3 +221,19 @@ def test_event_streams_on_either_worker_get_writes_made_through_either(workers: 
     finally:
         for reader in readers:
             reader.close()
+
+
+def test_a_bad_rules_file_stops_the_supervisor_at_once(tmp_path: Any) -> None:
+    import subprocess
+
+    from conftest import RTDB, free_port
+
+    rules = tmp_path / "bad.rules.json"
+    rules.write_text('{"rules": {".read": "auth.uid ==="}}')
+    proc = subprocess.run(
+        [RTDB, "serve", "--workers", "2", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"),
+         "--rules", str(rules)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "cannot start" in proc.stderr and "worker 0 started" not in proc.stderr
