@@ -37,8 +37,8 @@ def serve(settings: Settings) -> int:
         return supervise(settings)
     try:
         app = create_app(settings)
-    except (RulesError, OSError) as exc:
-        log.error("cannot start: rules file %s: %s", settings.rules, exc)
+    except (RulesError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
         return 2
     RtdbServer(uvicorn_config(settings, app), app).run()
     return 0

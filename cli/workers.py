@@ -262,8 +262,8 @@ def worker_main() -> int:
     broker = RelayBroker()
     try:
         app = create_app(settings, feed=broker)
-    except (RulesError, OSError) as exc:
-        log.error("cannot start: rules file %s: %s", settings.rules, exc)
+    except (RulesError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
         return 2
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])
     return 0
