@@ -114,6 +114,9 @@ class SyncDatabase:
     def wait_connected(self, timeout: float | None = None) -> None:
         self._runner.run(self._db.wait_connected(), timeout if timeout is not None else self._timeout)
 
+    def refresh_auth(self) -> None:
+        self._runner.run(self._db.refresh_auth(), self._timeout)
+
     def go_offline(self) -> None:
         self._runner.run(self._db.go_offline(), self._timeout)
 

@@ -361,6 +361,11 @@ class Connection:
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
 
+    async def refresh_auth(self) -> None:
+        """Ask the provider now (e.g. after a sign-in or sign-out) and send what it gives."""
+        if self.token_provider is not None:
+            await self._refresh()
+
     async def _refresh(self) -> None:
         assert self.token_provider is not None
         try:

@@ -93,6 +93,11 @@ class Database:
     async def wait_connected(self) -> None:
         await self._repo.conn.wait_connected()
 
+    async def refresh_auth(self) -> None:
+        """With a ``token_provider``: ask it for a fresh credential now (after a sign-in or a
+        sign-out) and authenticate the open connection with it (``None`` signs out)."""
+        await self._repo.conn.refresh_auth()
+
     async def go_offline(self) -> None:
         """Close the connection and stay offline; writes queue locally."""
         await self._repo.conn.go_offline()

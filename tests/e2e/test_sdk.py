@@ -736,3 +736,22 @@ async def test_a_refused_token_is_replaced_by_a_fresh_one_on_reconnect(token_ser
         await db.reference("private/bob").set("ok")
         assert (await db.reference("private/bob").get()).val() == "ok"
         assert tokens.calls[:2] == [False, True]
+
+
+async def test_refresh_auth_applies_a_sign_out_and_a_sign_in_at_once(token_server: Any) -> None:
+    user: list[str | None] = ["cy"]
+    issue = Tokens("cy", lifetime=600)
+
+    async def provider(force_refresh: bool) -> str | None:
+        return await issue(force_refresh) if user[0] else None
+
+    async with rtdb_sdk.connect(url(token_server, fresh_ns()), token_provider=provider) as db:
+        await db.reference("private/cy").set(1)
+        user[0] = None
+        await db.refresh_auth()  # signed out: the same connection is now unauthenticated
+        with pytest.raises(rtdb_sdk.PermissionDenied):
+            await db.reference("private/cy").set(2)
+        user[0] = "cy"
+        await db.refresh_auth()
+        await db.reference("private/cy").set(3)
+        assert db._repo.conn.connect_count == 1
