@@ -86,9 +86,10 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
+        # first: other processes (`--workers`) may be creating the same file right now
+        conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA cache_size=-16000")
         return conn
 

@@ -290,3 +290,35 @@ async def test_ancestors_known_to_a_group_are_rechecked_after_a_replace_or_a_rol
     ])
     assert await store.read(lambda t: t.node(())) == {"x": {"z": 2}, "p": {"q": {"s": 3}}}
     assert await store.read(lambda t: t.node(("p", "q"))) == {"s": 3}
+
+
+def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> None:
+    """`--workers`: each worker opens a namespace's file the first time it is used; for a new
+    namespace they race to create it (switching it to WAL takes an exclusive lock)."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import asyncio, sys, time\n"
+        "from pathlib import Path\n"
+        "from rtdb.storage.sqlite import SqliteStore\n"
+        "async def main():\n"
+        "    while not Path(sys.argv[3]).exists():\n"  # all start together
+        "        time.sleep(0.001)\n"
+        "    s = SqliteStore(Path(sys.argv[1]))\n"
+        "    await s.open()\n"
+        "    await s.write(lambda t: t.set(('k', sys.argv[2]), 1))\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    for round_ in range(4):
+        file, go = tmp_path / f"new-{round_}.sqlite", tmp_path / f"go-{round_}"
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(file), str(i), str(go)], stderr=subprocess.PIPE)
+                 for i in range(8)]
+        time.sleep(1.0)  # let them all import and wait
+        go.touch()
+        errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0] * 8, errors
+        with sqlite3.connect(file) as conn:
+            assert conn.execute("SELECT count(*) FROM nodes WHERE parent = 'k'").fetchone()[0] == 8
