@@ -15,6 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,24 @@ log = logging.getLogger("rtdb.storage")
 T = TypeVar("T")
 
 MAX_BATCH = 512
+
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Other processes (`--workers`) may be creating the same new file at this
+    moment; the switch needs the file to itself and SQLite answers "locked" at once rather than
+    waiting its busy timeout, so wait here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 @dataclass
@@ -86,9 +105,8 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
-        # first: other processes (`--workers`) may be creating the same file right now
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _set_wal(conn)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA cache_size=-16000")
         return conn
