@@ -2,10 +2,15 @@
 commit, reads on their own connections.
 
 Operations run as plain functions over a :class:`Txn` inside a thread:
-``await store.write(fn)`` runs ``fn(txn)`` in the writer thread inside a
-savepoint of the current group transaction and returns its result once the
-group has committed; ``await store.read(fn)`` runs ``fn(txn)`` in a read
-transaction (a consistent snapshot) on a reader connection.
+``await store.write(fn)`` runs ``fn(txn)`` in the writer thread as part of the
+current group transaction (an op that fails leaves no trace: see
+:meth:`SqliteStore._apply_batch`) and returns its result once the group has
+committed; ``await store.read(fn)`` runs ``fn(txn)`` in a read transaction (a
+consistent snapshot) on a reader connection.
+
+Every SQLite call releases the GIL and must win it back from the event loop's
+thread, so the write path keeps the number of calls per write low (one INSERT
+per node, cached ancestors, no savepoint per op).
 """
 
 from __future__ import annotations
