@@ -4,7 +4,9 @@ native WebSocket protocol (:mod:`rtdb.server.wsprotocol`)."""
 from __future__ import annotations
 
 import logging
+import os
 import resource
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
@@ -31,6 +33,11 @@ def serve(settings: Settings) -> int:
         log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
                     "--admin-token or --secret.")
     _raise_open_files_limit()
+    if settings.workers == 0:
+        settings = replace(settings, workers=os.cpu_count() or 1)
+    if settings.workers < 0:
+        log.error("cannot start: --workers must be 0 (one per core) or more")
+        return 2
     if settings.workers > 1:
         from .workers import supervise
 

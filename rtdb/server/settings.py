@@ -47,8 +47,8 @@ class Settings:
     sse_max_lifetime_s: int = _setting(3600, "Seconds after which an SSE stream is closed (clients reconnect "
                                              "and get a fresh `put`).", kind="int", metavar="SECONDS")
     workers: int = _setting(1, "Worker processes sharing the port and the data files; more than 1 spreads "
-                               "connections and fan-out over the cores (commits stay in one order).",
-                            kind="int", metavar="N")
+                               "connections and fan-out over the cores (commits stay in one order); 0: one "
+                               "per core.", kind="int", metavar="N")
     max_body_bytes: int = _setting(256 * 1024 * 1024, "Largest accepted REST request body, in bytes.",
                                    kind="int", metavar="BYTES")
 

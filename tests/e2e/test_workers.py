@@ -237,3 +237,11 @@ def test_a_bad_rules_file_stops_the_supervisor_at_once(tmp_path: Any) -> None:
     )
     assert proc.returncode == 2
     assert "cannot start" in proc.stderr and "worker 0 started" not in proc.stderr
+
+
+def test_workers_0_starts_one_per_core(server_factory: Any) -> None:
+    server = server_factory("--emulator", "--workers", "0")
+    cores = os.cpu_count() or 1
+    if cores > 1:
+        assert f"rtdb: {cores} workers on" in server.log()
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
