@@ -259,6 +259,7 @@ class SqliteStore:
                 self.stats.savepoint_retries += 1
                 conn.execute("BEGIN IMMEDIATE")
                 self._apply_ops(txn, batch, savepoints=True)
+            txn.flush_log()
             if txn.seq != seq_before:
                 txn.save_seq()
             conn.execute("COMMIT")
@@ -293,5 +294,6 @@ class SqliteStore:
                     return False  # counted when the group runs again
                 self.stats.errors += 1
             if savepoints:
+                txn.flush_log()  # inside this op's savepoint: a later op's rollback keeps it
                 conn.execute("RELEASE op")
         return True

@@ -83,14 +83,17 @@ class Txn:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._objects: set[str] = set()  # path keys known to hold objects in this transaction
+        self._log: list[tuple[int, bytes]] = []  # change-log entries of the group, written at commit
         self.seq = 0
         self.indexes: list[IndexDef] = []
         self.data_version = -1
         self.load_shared_state()
 
     def forget(self) -> None:
-        """The transaction was rolled back (wholly or to a savepoint): drop what it cached."""
+        """The transaction was rolled back (wholly or to a savepoint): drop what it cached
+        and the change-log entries it has not written."""
         self._objects.clear()
+        self._log.clear()
 
     def load_shared_state(self) -> None:
         """(Re-)read what this connection caches of the file: the commit sequence and the
@@ -122,17 +125,33 @@ class Txn:
         )
 
     def log_change(self, seq: int, data: bytes) -> None:
-        """Keep the encoded ChangeSet of commit ``seq`` (for processes whose broker missed it)."""
-        self.conn.execute("INSERT OR REPLACE INTO changelog (seq, data) VALUES (?, ?)", (seq, data))
-        if seq % 1000 == 0:
-            self.conn.execute("DELETE FROM changelog WHERE seq <= ?", (seq - CHANGELOG_KEEP,))
+        """Keep the encoded ChangeSet of commit ``seq`` (for processes whose broker missed it).
+        A group's entries are written as one row, keyed by its last seq, by :meth:`flush_log`."""
+        self._log.append((seq, data))
+
+    def flush_log(self) -> None:
+        """Write the entries logged since the last flush (before the group commits)."""
+        log = self._log
+        if not log:
+            return
+        first, last = log[0][0], log[-1][0]
+        self.conn.execute(
+            "INSERT OR REPLACE INTO changelog (seq, data) VALUES (?, ?)", (last, msgspec.msgpack.encode(log))
+        )
+        log.clear()
+        if (first - 1) // 1000 != last // 1000:  # crossed a thousand: drop what is too old to keep
+            self.conn.execute("DELETE FROM changelog WHERE seq <= ?", (last - CHANGELOG_KEEP,))
 
     def changes_after(self, seq: int, limit: int = 1000) -> list[bytes]:
-        """Encoded ChangeSets logged after ``seq``, oldest first."""
-        rows = self.conn.execute(
+        """Encoded ChangeSets logged after ``seq``, oldest first (up to about ``limit``)."""
+        out: list[bytes] = []
+        for (data,) in self.conn.execute(
             "SELECT data FROM changelog WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
-        ).fetchall()
-        return [r[0] for r in rows]
+        ):
+            out += [entry for s, entry in msgspec.msgpack.decode(data, type=list[tuple[int, bytes]]) if s > seq]
+            if len(out) >= limit:
+                break
+        return out
 
     def meta(self, name: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

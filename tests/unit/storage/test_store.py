@@ -6,6 +6,7 @@ import asyncio
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +323,27 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         assert [p.returncode for p in procs] == [0] * 8, errors
         with sqlite3.connect(file) as conn:
             assert conn.execute("SELECT count(*) FROM nodes WHERE parent = 'k'").fetchone()[0] == 8
+
+
+async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(store: SqliteStore) -> None:
+    from rtdb.core.errors import InvalidData
+
+    def logged(seq: int) -> Any:
+        def op(t: Txn) -> None:
+            t.set(("k", str(seq)), seq)
+            t.log_change(seq, f"c{seq}".encode())
+        return op
+
+    def fails_after_logging(t: Txn) -> None:
+        t.set(("bad",), 1)
+        t.log_change(99, b"never")
+        raise InvalidData("no")
+
+    await grouped(store, [logged(1), logged(2), fails_after_logging, logged(3)])
+    assert store.stats.savepoint_retries == 1
+    assert await store.read(lambda t: t.changes_after(0)) == [b"c1", b"c2", b"c3"]
+    await grouped(store, [logged(4), logged(5)])
+    rows = await store.read(lambda t: t.conn.execute("SELECT count(*) FROM changelog").fetchone()[0])
+    assert rows <= 4  # one per group (or per op in the group that ran with savepoints), not one per commit
+    assert await store.read(lambda t: t.changes_after(3)) == [b"c4", b"c5"]
+    assert await store.read(lambda t: t.changes_after(4)) == [b"c5"]
