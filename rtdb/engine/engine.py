@@ -58,6 +58,7 @@ class WriteResult:
 
     node: Node
     changeset: ChangeSet | None
+    encoded: bytes | None = None  # the changeset as brokers carry it, when already encoded
 
     @property
     def etag(self) -> str:
@@ -224,11 +225,9 @@ class Engine:
                 rel = {paths.relative(path, t): resolve(n, t, now, txn.node) for t, n in items}
                 return self.access.can_update(ns, caller, path, rel, txn, now, explain=explain)
             if path and path[-1] == PRIORITY_KEY:  # a priority alone: the rules see the node with it
-                old = txn.node(path[:-1])
-                wrapped = normalize({".value": 0, ".priority": value}, path[:-1])
-                priority = wrapped.get(".priority") if isinstance(wrapped, dict) else None
-                node = with_priority(old, priority)
-                return self.access.can_write(ns, caller, path[:-1], node, txn, now, explain=explain)
+                at = path[:-1]
+                node = prioritized(txn.node(at), written_priority(value, at), at, now, txn.node)
+                return self.access.can_write(ns, caller, at, node, txn, now, explain=explain)
             node = resolve(normalize(value, path), path, now, txn.node)
             return self.access.can_write(ns, caller, path, node, txn, now, explain=explain)
 
@@ -241,9 +240,8 @@ class Engine:
 
     def _publish(self, results: list[Any]) -> None:
         for result in results:
-            changeset = getattr(result, "changeset", None)
-            if changeset is not None:
-                self.feed.publish(changeset)
+            if isinstance(result, WriteResult) and result.changeset is not None:
+                self.feed.publish(result.changeset, result.encoded)
 
     # -- reads ----------------------------------------------------------------
     async def read(
@@ -331,15 +329,13 @@ class Engine:
         return await self._write(store, op)
 
     async def _set_priority(self, ns: str, path: Path, value: Any, *, caller: Caller) -> WriteResult:
-        wrapped = normalize({".value": 0, ".priority": value}, path)
-        priority = wrapped.get(".priority") if isinstance(wrapped, dict) else None
+        priority = written_priority(value, path)
         store = self._stores.get(ns) or await self.store(ns)
 
         def op(txn: Txn) -> WriteResult:
             now = self.clock()
             old = txn.node(path)
-            p = resolve({".value": 0, ".priority": priority}, path, now, txn.node) if priority is not None else None
-            new = with_priority(old, p.get(".priority") if isinstance(p, dict) else None)
+            new = prioritized(old, priority, path, now, txn.node)
             self._check(self.access.can_write(ns, caller, path, new, txn, now))
             return self._apply(txn, ns, "set", path, [(path, old, new)])
 
@@ -361,8 +357,7 @@ class Engine:
                 if target and target[-1] == PRIORITY_KEY:
                     target = target[:-1]
                     old = txn.node(target)
-                    p = resolve({".value": 0, ".priority": node}, target, now, txn.node) if node is not None else None
-                    new = with_priority(old, p.get(".priority") if isinstance(p, dict) else None)
+                    new = prioritized(old, node, target, now, txn.node)
                 else:
                     old = txn.node(target)
                     new = resolve(node, target, now, txn.node)
@@ -371,7 +366,7 @@ class Engine:
             self._check(self.access.can_update(ns, caller, path, relative, txn, now))
             result = self._apply(txn, ns, "update", path, writes)
             echo = {"/".join(rel): new for rel, new in relative.items()}
-            return WriteResult(echo or None, result.changeset)
+            return WriteResult(echo or None, result.changeset, result.encoded)
 
         return await self._write(store, op)
 
@@ -390,9 +385,11 @@ class Engine:
         if not changes:
             return WriteResult(last, None)
         changeset = ChangeSet(ns, txn.next_seq(), kind, base, tuple(changes))
-        if self.shared:
-            txn.log_change(changeset.seq, encode_changeset(changeset))
-        return WriteResult(last, changeset)
+        if not self.shared:
+            return WriteResult(last, changeset)
+        encoded = encode_changeset(changeset)  # for the change log and the relay alike
+        txn.log_change(changeset.seq, encoded)
+        return WriteResult(last, changeset, encoded)
 
     async def _write(self, store: SqliteStore, op: Callable[[Txn], WriteResult]) -> WriteResult:
         """Commit ``op``; return once the local listeners have its ChangeSet (before the ack)."""
@@ -416,6 +413,20 @@ class Engine:
             raise PermissionDenied("Permission denied")
 
 
+def written_priority(value: Any, at: Path) -> Node:
+    """A value written to ``<at>/.priority``, validated and normalized (``None`` removes it)."""
+    wrapped = normalize({".value": 0, ".priority": value}, at)
+    return wrapped.get(".priority") if isinstance(wrapped, dict) else None
+
+
+def prioritized(old: Node, priority: Node, at: Path, now: int, current: Callable[[Path], Node]) -> Node:
+    """``old`` with ``priority`` (from :func:`written_priority`; server values resolved now)."""
+    if priority is None:
+        return with_priority(old, None)
+    resolved = resolve({".value": 0, ".priority": priority}, at, now, current)
+    return with_priority(old, resolved.get(".priority") if isinstance(resolved, dict) else None)
+
+
 def parse_updates(base: Path, updates: Mapping[str, Any]) -> list[tuple[Path, Node]]:
     """Validate a multi-path update: paths parse, none is an ancestor of another, values normalize."""
     if not isinstance(updates, Mapping):
@@ -432,10 +443,10 @@ def parse_updates(base: Path, updates: Mapping[str, Any]) -> list[tuple[Path, No
             ) from None
         target = base + rel
         paths.check_limits(target)
-        node = value if target and target[-1] == PRIORITY_KEY else normalize(value, target)
         if target and target[-1] == PRIORITY_KEY:
-            wrapped = normalize({".value": 0, ".priority": value}, target[:-1])
-            node = wrapped.get(".priority") if isinstance(wrapped, dict) else None
+            node = written_priority(value, target[:-1])
+        else:
+            node = normalize(value, target)
         items.append((target, node))
     ordered = sorted(p for p, _ in items)
     for a, b in zip(ordered, ordered[1:]):

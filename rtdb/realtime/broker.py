@@ -29,7 +29,9 @@ Fetch = Callable[[int], Awaitable[list[ChangeSet]]]
 
 
 class Broker(Protocol):
-    def publish(self, changeset: ChangeSet) -> None: ...
+    def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
+        """``encoded``: the changeset's :func:`~rtdb.core.changes.encode_changeset`, if the
+        caller already has it."""
 
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]: ...
 
@@ -79,7 +81,7 @@ class InProcessBroker:
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]:
         return self._subscribers.add(ns, callback)
 
-    def publish(self, changeset: ChangeSet) -> None:
+    def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
         call_subscribers(self._subscribers.of(changeset.namespace), changeset)
 
     # One process: nothing to wait for and no one to tell.

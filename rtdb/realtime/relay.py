@@ -140,8 +140,8 @@ class RelayBroker:
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]:
         return self._subscribers.add(ns, callback)
 
-    def publish(self, changeset: ChangeSet) -> None:
-        self._write(CHANGESET + encode_changeset(changeset))
+    def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
+        self._write(CHANGESET + (encoded if encoded is not None else encode_changeset(changeset)))
         self._accept(changeset)
 
     def open_namespace(self, ns: str) -> None:
