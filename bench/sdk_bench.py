@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,20 +122,27 @@ async def bench_writes(url: str, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+def _counter(n: int) -> tuple[Callable[[Any, str | None], None], asyncio.Event]:
+    """A child_added callback and the event it sets at the ``n``-th call."""
+    done = asyncio.Event()
+    got = 0
+
+    def on_added(_snap: Any, _prev: str | None) -> None:
+        nonlocal got
+        got += 1
+        if got == n:
+            done.set()
+
+    return on_added, done
+
+
 async def bench_events(url: str, n: int) -> tuple[float, float]:
     frames: list[str] = []
 
     async def recording(u: str, headers: Mapping[str, str]) -> Socket:
         return RecordingSocket(await websocket_transport(u, headers), frames)
 
-    got = 0
-    all_in = asyncio.Event()
-
-    def on_added(_snap: Any, _prev: str | None) -> None:
-        nonlocal got
-        got += 1
-        if got == n:
-            all_in.set()
+    on_added, all_in = _counter(n)
 
     async with rtdb_sdk.connect(url, transport=recording) as reader, rtdb_sdk.connect(url) as writer:
         ref = reader.reference("bench/events")
@@ -148,14 +155,7 @@ async def bench_events(url: str, n: int) -> tuple[float, float]:
         end_to_end = n / (time.perf_counter() - start)
 
     replay = ReplaySocket(frames)
-    replayed = 0
-    finished = asyncio.Event()
-
-    def count(_snap: Any, _prev: str | None) -> None:
-        nonlocal replayed
-        replayed += 1
-        if replayed == n:
-            finished.set()
+    count, finished = _counter(n)
 
     async def replaying(u: str, headers: Mapping[str, str]) -> Socket:
         return replay

@@ -10,7 +10,9 @@ from dataclasses import replace
 from typing import Any
 
 import uvicorn
+from litestar import Litestar
 
+from rtdb.realtime.broker import Broker
 from rtdb.rules import RulesError
 from rtdb.server.app import create_app
 from rtdb.server.settings import Settings
@@ -42,13 +44,20 @@ def serve(settings: Settings) -> int:
         from .workers import supervise
 
         return supervise(settings)
-    try:
-        app = create_app(settings)
-    except (RulesError, OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
+    app = build_app(settings)
+    if app is None:
         return 2
     RtdbServer(uvicorn_config(settings, app), app).run()
     return 0
+
+
+def build_app(settings: Settings, feed: Broker | None = None) -> Litestar | None:
+    """The app, or ``None`` (logged) when the configuration cannot work: rules, key files, indexes."""
+    try:
+        return create_app(settings, feed=feed)
+    except (RulesError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return None
 
 
 def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:

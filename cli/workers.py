@@ -29,11 +29,9 @@ from typing import Any
 import uvloop
 
 from rtdb.realtime.relay import FrameReader, RelayBroker
-from rtdb.rules import RulesError
-from rtdb.server.app import create_app
 from rtdb.server.settings import Settings
 
-from .serve import LOG_FORMAT, RtdbServer, uvicorn_config
+from .serve import LOG_FORMAT, RtdbServer, build_app, uvicorn_config
 
 log = logging.getLogger("rtdb")
 
@@ -46,10 +44,7 @@ RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
 
 # ----------------------------------------------------------------------------- supervisor
 def supervise(settings: Settings) -> int:
-    try:
-        create_app(settings)  # what would stop every worker at start stops the supervisor now
-    except (RulesError, OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
+    if build_app(settings) is None:  # what would stop every worker at start stops the supervisor now
         return 2
     try:
         listeners = _bind(settings.host, settings.port, settings.workers)
@@ -260,10 +255,8 @@ def worker_main() -> int:
     listen = socket.socket(fileno=spec["listen_fd"])
     relay = socket.socket(fileno=spec["relay_fd"])
     broker = RelayBroker()
-    try:
-        app = create_app(settings, feed=broker)
-    except (RulesError, OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
+    app = build_app(settings, broker)
+    if app is None:
         return 2
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])
     return 0

@@ -25,7 +25,6 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_DATA = 1007
-CLOSE_SERVICE_RESTART = 1012
 
 _quiet = logging.getLogger("rtdb.ws.protocol")  # websockets logs every closed connection at INFO
 _quiet.setLevel(logging.WARNING)

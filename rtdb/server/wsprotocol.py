@@ -27,10 +27,9 @@ from urllib.parse import parse_qsl
 
 from rtdb.protocol.codec import Frames
 from rtdb.protocol.framing import DEFAULT_MAX_MESSAGE_CHARS
-from rtdb.server.ws import Connection, WsEndpoint
+from rtdb.server.ws import CLOSE_SERVICE_RESTART, Connection, WsEndpoint
 from rtdb.server.wsframes import (
     CLOSE_GOING_AWAY,
-    CLOSE_SERVICE_RESTART,
     MAX_REQUEST_BYTES,
     WsPeer,
     handshake,

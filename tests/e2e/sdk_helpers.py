@@ -32,19 +32,15 @@ class Events:
         self._changed.set()
 
     async def wait(self, n: int, timeout: float = 10.0) -> list[Any]:
-        async def reach() -> None:
-            while len(self.items) < n:
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            await asyncio.wait_for(reach(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"waited for {n} events, got {len(self.items)}: {self.items!r}") from None
+        await self._reach(lambda items: len(items) >= n, timeout, f"waited for {n} events")
         assert len(self.items) == n, f"expected exactly {n} events, got {len(self.items)}: {self.items!r}"
         return self.items
 
     async def wait_until(self, predicate: Callable[[list[Any]], bool], timeout: float = 10.0) -> list[Any]:
+        await self._reach(predicate, timeout, "condition not reached")
+        return self.items
+
+    async def _reach(self, predicate: Callable[[list[Any]], bool], timeout: float, what: str) -> None:
         async def reach() -> None:
             while not predicate(self.items):
                 self._changed.clear()
@@ -53,8 +49,7 @@ class Events:
         try:
             await asyncio.wait_for(reach(), timeout)
         except TimeoutError:
-            raise AssertionError(f"condition not reached; events: {self.items!r}") from None
-        return self.items
+            raise AssertionError(f"{what}; got {len(self.items)} events: {self.items!r}") from None
 
 
 def _default_render(*args: Any) -> Any:
