@@ -40,6 +40,9 @@ def serve(settings: Settings) -> int:
     if settings.workers < 0:
         log.error("cannot start: --workers must be 0 (one per core) or more")
         return 2
+    if settings.workers > 1 and settings.write_process:
+        log.error("cannot start: --write-process runs with one worker (--workers 1)")
+        return 2
     if settings.workers > 1:
         from .workers import supervise
 

@@ -55,6 +55,9 @@ class PreconditionFailed(RtdbError):
         self.current = current
         self.etag = etag
 
+    def __reduce__(self) -> tuple[object, ...]:  # it crosses to and from the writer process pickled
+        return (type(self), (self.message, self.current, self.etag))
+
 
 class NoNamespace(RtdbError):
     code = "no_namespace"

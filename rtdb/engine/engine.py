@@ -1,14 +1,17 @@
 """The engine: the only place where storage, rules and the change feed meet.
 
-Every transport calls these coroutines with the caller's identity. Writes run
-as functions in the store's writer thread (validation of state, server values,
-rules and the write itself happen in one savepoint); the ChangeSet of each
-committed write is published to the feed before the write is acknowledged.
+Every transport calls these coroutines with the caller's identity. Writes go to
+the writer as commands (:mod:`rtdb.engine.writes`), run in the store's writer
+thread or in the writer process (`--write-process`): the precondition, server
+values, rules and the write itself are decided in commit order; the ChangeSet
+of each committed write is published to the feed before the write is
+acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -19,22 +22,24 @@ from typing import Any
 
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
-from rtdb.core.changes import Change, ChangeSet, decode_changeset, encode_changeset
-from rtdb.core.errors import (
-    IndexNotDefined,
-    InvalidData,
-    InvalidPath,
-    NoNamespace,
-    PermissionDenied,
-    PreconditionFailed,
-)
-from rtdb.core.hash import etag, node_hash
+from rtdb.core.changes import ChangeSet, decode_changeset
+from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
-from rtdb.core.value import Node, normalize, same, to_plain, with_priority
+from rtdb.core.value import Node, normalize, to_plain
 from rtdb.engine.access import RulesAccess
+from rtdb.engine.writer import WriterProcess
+from rtdb.engine.writes import (
+    Command,
+    WriteResult,
+    Writes,
+    check,
+    parse_updates,
+    prioritized,
+    written_priority,
+)
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
 from rtdb.storage.sqlite import SqliteStore
@@ -49,20 +54,6 @@ _NAMESPACE_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 class ReadResult:
     node: Node
     seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """The value now stored at the written path and what the write changed
-    (``changeset`` is ``None`` when the write changed nothing)."""
-
-    node: Node
-    changeset: ChangeSet | None
-    encoded: bytes | None = None  # the changeset as brokers carry it, when already encoded
-
-    @property
-    def etag(self) -> str:
-        return etag(self.node)
 
 
 def _now_ms() -> int:
@@ -81,9 +72,11 @@ class Engine:
         indexes: Mapping[Path, tuple[Path, ...]] | None = None,
         require_indexes: bool = False,
         shared: bool = False,
+        write_process: bool = False,
     ) -> None:
         """``shared``: other processes write the same files (`rtdb serve --workers`); every
-        commit is then also kept in the namespace's change log for them."""
+        commit is then also kept in the namespace's change log for them. ``write_process``:
+        writes run in a child process of their own (:mod:`rtdb.engine.writer`)."""
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
@@ -97,6 +90,21 @@ class Engine:
         self._opening: dict[str, asyncio.Future[SqliteStore]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.feed.on_announce(self._announced)
+        self.writes = Writes(access, shared=shared)
+        self.on_lost: Callable[[str], None] = lambda ns: None
+        """Called when commits of ``ns`` may never reach this process's listeners."""
+        self._writer_process: WriterProcess | None = None
+        if write_process:
+            self._writer_process = WriterProcess(
+                data_dir, synchronous=synchronous, default_rules=lambda: self.access.default.source, shared=shared,
+                on_commit=self._publish, on_lost=lambda ns: self.on_lost(ns),
+            )
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid while one runs (`--write-process`)."""
+        writer = self._writer_process
+        return writer.pid if writer is not None else None
 
     # -- namespaces -----------------------------------------------------------
     async def store(self, ns: str) -> SqliteStore:
@@ -111,8 +119,11 @@ class Engine:
         future: asyncio.Future[SqliteStore] = asyncio.get_running_loop().create_future()
         self._opening[ns] = future
         try:
-            store = SqliteStore(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous)
+            file = self.data_dir / f"{ns}.sqlite"
+            store = SqliteStore(file, synchronous=self.synchronous, writer=self._writer_process is None)
             self.feed.open_namespace(ns)
+            if self._writer_process is not None:
+                await self._writer_process.write(ns, ("open",))  # it creates the file
             await store.open()
             store.on_commit = self._publish
             seq = await store.read(lambda txn: txn.committed_seq())
@@ -135,7 +146,7 @@ class Engine:
         wanted = [(pattern, child) for pattern, children in self.indexes.items() for child in children]
         wanted += self.access.declared_indexes(ns)
         if wanted:
-            await store.write(lambda txn: [txn.declare_index(p, c) for p, c in wanted])
+            await self._run(ns, ("indexes", wanted), store)
 
     # -- rules ----------------------------------------------------------------
     def rules_source(self, ns: str) -> str:
@@ -148,7 +159,7 @@ class Engine:
             raise PermissionDenied("Permission denied")
         ruleset = Ruleset.compile(source)
         store = self._stores.get(ns) or await self.store(ns)
-        await store.write(lambda txn: txn.set_meta("rules", source))
+        await self._run(ns, ("meta", "rules", source), store)
         self.access.set_namespace(ns, ruleset)
         await self._declare_indexes(ns, store)
         self.feed.announce("rules", ns)
@@ -180,6 +191,8 @@ class Engine:
     async def reload_default_rules(self, ruleset: Ruleset) -> None:
         """Swap the server-wide rules (already compiled) and build the indexes they declare."""
         self.access.set_default(ruleset)
+        if self._writer_process is not None:
+            await self._writer_process.set_default_rules(ruleset.source)
         for ns, store in list(self._stores.items()):
             await self._declare_indexes(ns, store)
 
@@ -211,7 +224,7 @@ class Engine:
     async def check_write(self, ns: str, op: str, path: Path, value: Any, *, caller: Caller) -> None:
         """Raise :class:`PermissionDenied` unless the rules would allow this set or update now
         (onDisconnect ops are checked when registered, as Firebase does, and again when run)."""
-        self._check(await self._decide(ns, op, path, value, caller, explain=False))
+        check(await self._decide(ns, op, path, value, caller, explain=False))
 
     async def _decide(self, ns: str, op: str, path: Path, value: Any, caller: Caller, *, explain: bool) -> Decision:
         store = self._stores.get(ns) or await self.store(ns)
@@ -234,6 +247,8 @@ class Engine:
         return await store.read(run)
 
     async def close(self) -> None:
+        if self._writer_process is not None:
+            await self._writer_process.close()
         for store in list(self._stores.values()):
             await store.close()
         self._stores.clear()
@@ -254,7 +269,7 @@ class Engine:
         now = self.clock()
 
         def op(txn: Txn) -> ReadResult:
-            self._check(self.access.can_read(ns, caller, path, txn, now, query))
+            check(self.access.can_read(ns, caller, path, txn, now, query))
             if query is None or query.is_default and query.order_by == "priority":
                 return ReadResult(txn.node(path, plain=plain), txn.committed_seq())
             index = txn.find_index(path, query)
@@ -275,7 +290,7 @@ class Engine:
         now = self.clock()
 
         def op(txn: Txn) -> tuple[Node, list[str]]:
-            self._check(self.access.can_read(ns, caller, path, txn, now, None))
+            check(self.access.can_read(ns, caller, path, txn, now, None))
             return txn.child_keys(path)
 
         return await store.read(op)
@@ -288,18 +303,12 @@ class Engine:
         now = self.clock()
 
         def op(txn: Txn) -> None:
-            self._check(self.access.can_read(ns, caller, path, txn, now, None))
+            check(self.access.can_read(ns, caller, path, txn, now, None))
             for chunk in txn.export_chunks(path, keep_priorities=keep_priorities):
                 write(chunk)
 
         await store.read(op)
 
-    @staticmethod
-    def _missing_index(path: Path, query: QuerySpec) -> None:
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
-        raise IndexNotDefined(
-            f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
-        )
 
     # -- writes ---------------------------------------------------------------
     async def set(
@@ -314,86 +323,33 @@ class Engine:
     ) -> WriteResult:
         """Replace the node at ``path`` with the decoded JSON ``value`` (``None`` deletes)."""
         if path and path[-1] == PRIORITY_KEY:
-            return await self._set_priority(ns, path[:-1], value, caller=caller)
+            priority = written_priority(value, path[:-1])
+            return await self._write(ns, ("priority", path[:-1], priority, caller, self.clock()))
         node = normalize(value, path)
-        store = self._stores.get(ns) or await self.store(ns)
-
-        def op(txn: Txn) -> WriteResult:
-            now = self.clock()
-            old = txn.node(path)
-            self._check_precondition(old, if_match, if_hash)
-            new = resolve(node, path, now, txn.node)
-            self._check(self.access.can_write(ns, caller, path, new, txn, now))
-            return self._apply(txn, ns, "set", path, [(path, old, new)])
-
-        return await self._write(store, op)
-
-    async def _set_priority(self, ns: str, path: Path, value: Any, *, caller: Caller) -> WriteResult:
-        priority = written_priority(value, path)
-        store = self._stores.get(ns) or await self.store(ns)
-
-        def op(txn: Txn) -> WriteResult:
-            now = self.clock()
-            old = txn.node(path)
-            new = prioritized(old, priority, path, now, txn.node)
-            self._check(self.access.can_write(ns, caller, path, new, txn, now))
-            return self._apply(txn, ns, "set", path, [(path, old, new)])
-
-        return await self._write(store, op)
+        return await self._write(ns, ("set", path, node, caller, self.clock(), if_match, if_hash))
 
     async def update(
         self, ns: str, path: Path, updates: Mapping[str, Any], *, caller: Caller, if_hash: str | None = None
     ) -> WriteResult:
         """Apply a multi-path update atomically: each key is a path relative to ``path``."""
         items = parse_updates(path, updates)
-        store = self._stores.get(ns) or await self.store(ns)
-
-        def op(txn: Txn) -> WriteResult:
-            now = self.clock()
-            if if_hash is not None:
-                self._check_precondition(txn.node(path), None, if_hash)
-            writes: list[tuple[Path, Node, Node]] = []
-            for target, node in items:
-                if target and target[-1] == PRIORITY_KEY:
-                    target = target[:-1]
-                    old = txn.node(target)
-                    new = prioritized(old, node, target, now, txn.node)
-                else:
-                    old = txn.node(target)
-                    new = resolve(node, target, now, txn.node)
-                writes.append((target, old, new))
-            relative = {paths.relative(path, t): new for t, _, new in writes}
-            self._check(self.access.can_update(ns, caller, path, relative, txn, now))
-            result = self._apply(txn, ns, "update", path, writes)
-            echo = {"/".join(rel): new for rel, new in relative.items()}
-            return WriteResult(echo or None, result.changeset, result.encoded)
-
-        return await self._write(store, op)
+        return await self._write(ns, ("update", path, items, caller, self.clock(), if_hash))
 
     async def push(self, ns: str, path: Path, value: Any, *, caller: Caller) -> tuple[str, WriteResult]:
         key = self.push_ids.next(self.clock())
         return key, await self.set(ns, path + (key,), value, caller=caller)
 
-    def _apply(self, txn: Txn, ns: str, kind: Any, base: Path, writes: list[tuple[Path, Node, Node]]) -> WriteResult:
-        changes = []
-        for target, old, new in writes:
-            if same(old, new):
-                continue
-            txn.set(target, new, old=old)
-            changes.append(Change(target, old, new))
-        last = writes[-1][2] if writes else None
-        if not changes:
-            return WriteResult(last, None)
-        changeset = ChangeSet(ns, txn.next_seq(), kind, base, tuple(changes))
-        if not self.shared:
-            return WriteResult(last, changeset)
-        encoded = encode_changeset(changeset)  # for the change log and the relay alike
-        txn.log_change(changeset.seq, encoded)
-        return WriteResult(last, changeset, encoded)
+    async def _run(self, ns: str, command: Command, store: SqliteStore | None = None) -> Any:
+        """Run a write command in the writer (thread or process); its result once committed."""
+        if store is None:
+            store = self._stores.get(ns) or await self.store(ns)
+        if self._writer_process is not None:
+            return await self._writer_process.write(ns, command)
+        return await store.write(functools.partial(self.writes.run, ns, command))
 
-    async def _write(self, store: SqliteStore, op: Callable[[Txn], WriteResult]) -> WriteResult:
-        """Commit ``op``; return once the local listeners have its ChangeSet (before the ack)."""
-        result = await store.write(op)
+    async def _write(self, ns: str, command: Command) -> WriteResult:
+        """Commit a write; return once the local listeners have its ChangeSet (before the ack)."""
+        result: WriteResult = await self._run(ns, command)
         if result.changeset is not None:
             pending = self.feed.delivered(result.changeset)
             if pending is not None:
@@ -401,57 +357,8 @@ class Engine:
         return result
 
     @staticmethod
-    def _check_precondition(old: Node, if_match: str | None, if_hash: str | None) -> None:
-        if if_match is not None and etag(old) != if_match:
-            raise PreconditionFailed("ETag mismatch", old, etag(old))
-        if if_hash is not None and node_hash(old) != if_hash:
-            raise PreconditionFailed("datastale", old, etag(old))
-
-    @staticmethod
-    def _check(decision: Decision) -> None:
-        if not decision.allowed:
-            raise PermissionDenied("Permission denied")
-
-
-def written_priority(value: Any, at: Path) -> Node:
-    """A value written to ``<at>/.priority``, validated and normalized (``None`` removes it)."""
-    wrapped = normalize({".value": 0, ".priority": value}, at)
-    return wrapped.get(".priority") if isinstance(wrapped, dict) else None
-
-
-def prioritized(old: Node, priority: Node, at: Path, now: int, current: Callable[[Path], Node]) -> Node:
-    """``old`` with ``priority`` (from :func:`written_priority`; server values resolved now)."""
-    if priority is None:
-        return with_priority(old, None)
-    resolved = resolve({".value": 0, ".priority": priority}, at, now, current)
-    return with_priority(old, resolved.get(".priority") if isinstance(resolved, dict) else None)
-
-
-def parse_updates(base: Path, updates: Mapping[str, Any]) -> list[tuple[Path, Node]]:
-    """Validate a multi-path update: paths parse, none is an ancestor of another, values normalize."""
-    if not isinstance(updates, Mapping):
-        raise InvalidData(
-            "Invalid data; couldn't parse JSON object. Are you sending a JSON object with valid key names?"
+    def _missing_index(path: Path, query: QuerySpec) -> None:
+        child = ".value" if query.order_by == "value" else "/".join(query.child)
+        raise IndexNotDefined(
+            f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
         )
-    items: list[tuple[Path, Node]] = []
-    for raw, value in updates.items():
-        try:
-            rel = paths.parse(raw, allow_priority=True)
-        except InvalidPath:
-            raise InvalidData(
-                f"Invalid data; couldn't parse key {raw!r}. Key value can't be empty or contain $ # [ ] / or ."
-            ) from None
-        target = base + rel
-        paths.check_limits(target)
-        if target and target[-1] == PRIORITY_KEY:
-            node = written_priority(value, target[:-1])
-        else:
-            node = normalize(value, target)
-        items.append((target, node))
-    ordered = sorted(p for p, _ in items)
-    for a, b in zip(ordered, ordered[1:]):
-        if b[: len(a)] == a:
-            raise InvalidData(
-                f"Invalid data; path {paths.to_str(a)} is an ancestor of {paths.to_str(b)} in the same update"
-            )
-    return items

@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             synchronous=settings.synchronous.upper(),
             indexes=settings.index_map(),
             require_indexes=settings.require_indexes,
+            write_process=settings.write_process,
             **kwargs,
         )
     authenticator = Authenticator(settings)
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         ws_endpoint.restart(ns)
         sse.end_streams(ns)
 
+    engine.on_lost = on_lost
     if isinstance(engine.feed, RelayBroker):
         engine.feed.on_lost = on_lost
 
@@ -90,7 +92,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
 
     @get("/healthz", sync_to_thread=False)
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "pid": os.getpid()}
+        health: dict[str, Any] = {"status": "ok", "pid": os.getpid()}
+        if engine.writer_pid is not None:
+            health["writer_pid"] = engine.writer_pid
+        return health
 
     @asgi("/", is_mount=True)
     async def rest_api(scope: Any, receive: Any, send: Any) -> None:

@@ -49,6 +49,8 @@ class Settings:
     workers: int = _setting(1, "Worker processes sharing the port and the data files; more than 1 spreads "
                                "connections and fan-out over the cores (commits stay in one order); 0: one "
                                "per core.", kind="int", metavar="N")
+    write_process: bool = _setting(False, "Run writes (rules, SQLite) in a child process of their own, so one "
+                                          "busy connection uses two cores; one worker only.", kind="bool")
     max_body_bytes: int = _setting(256 * 1024 * 1024, "Largest accepted REST request body, in bytes.",
                                    kind="int", metavar="BYTES")
 

@@ -4,7 +4,7 @@ commit, reads on their own connections.
 Operations run as plain functions over a :class:`Txn` inside a thread:
 ``await store.write(fn)`` runs ``fn(txn)`` in the writer thread as part of the
 current group transaction (an op that fails leaves no trace: see
-:meth:`SqliteStore._apply_batch`) and returns its result once the group has
+:meth:`GroupWriter.apply`) and returns its result once the group has
 committed; ``await store.read(fn)`` runs ``fn(txn)`` in a read transaction (a
 consistent snapshot) on a reader connection.
 
@@ -56,9 +56,12 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 
 
 @dataclass
-class _Op:
+class Op:
+    """One write of a group: ``fn(txn)`` and what it gave. ``token`` is the caller's
+    (the awaiting future, or a request id in the writer process)."""
+
     fn: Callable[[Txn], Any]
-    future: asyncio.Future[Any]
+    token: Any = None
     result: Any = None
     error: BaseException | None = None
 
@@ -73,175 +76,48 @@ class StoreStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-class SqliteStore:
-    """One namespace's database file."""
+def connect(file: FsPath, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    _set_wal(conn)
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA cache_size=-16000")
+    return conn
 
-    def __init__(self, file: FsPath, *, synchronous: str = "FULL", readers: int = 2) -> None:
+
+class GroupWriter:
+    """The write connection of one file and group commit over it, synchronous: the
+    store's writer thread drives it, and so does the writer process (`--write-process`)."""
+
+    def __init__(self, file: FsPath, *, synchronous: str = "FULL", stats: StoreStats | None = None) -> None:
         self.file = file
         self.synchronous = synchronous
-        self.stats = StoreStats()
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"rtdb-reader-{file.stem}")
-        self._local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._inbox: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Future[None] | None = None
-        self._write_conn: sqlite3.Connection | None = None
-        self._write_txn: Txn | None = None
-        self.on_commit: Callable[[list[Any]], None] | None = None
+        self.stats = stats if stats is not None else StoreStats()
+        self.txn: Txn | None = None
 
-    # -- lifetime -------------------------------------------------------------
-    async def open(self) -> None:
-        loop = self._loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        self._stopped = loop.create_future()
-        self._thread = threading.Thread(target=self._run_writer, args=(ready,), name=f"rtdb-writer-{self.file.stem}",
-                                        daemon=True)
-        self._thread.start()
+    def open(self) -> None:
+        """Create the file (and its tables) if needed and take the write connection."""
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.file, self.synchronous)
         try:
-            await ready
+            conn.executescript(SCHEMA)
+            self.txn = Txn(conn)
         except BaseException:
-            self._thread.join()
-            self._thread = None
+            conn.close()
             raise
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        _set_wal(conn)
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA cache_size=-16000")
-        return conn
+    def close(self) -> None:
+        if self.txn is not None:
+            self.txn.conn.close()
+            self.txn = None
 
-    def _open_writer(self) -> None:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        conn.executescript(SCHEMA)
-        self._write_conn = conn
-        self._write_txn = Txn(conn)
-
-    async def close(self) -> None:
-        """Commit what was already submitted, then close. Later writes get :class:`Unavailable`."""
-        self._closing = True
-        if self._thread is not None and self._stopped is not None:
-            self._inbox.put(None)
-            await self._stopped
-            self._thread.join()
-            self._thread = None
-        self._readers.shutdown(wait=True)
-        with self._conns_lock:
-            for conn in self._reader_conns:
-                conn.close()
-            self._reader_conns.clear()
-
-    # -- reads ----------------------------------------------------------------
-    async def read(self, fn: Callable[[Txn], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read_in_thread, fn)
-
-    def _reader_txn(self) -> Txn:
-        txn: Txn | None = getattr(self._local, "txn", None)
-        if txn is None:
-            conn = self._connect()
-            with self._conns_lock:
-                self._reader_conns.append(conn)
-            txn = Txn(conn)
-            self._local.txn = txn
-        return txn
-
-    def _read_in_thread(self, fn: Callable[[Txn], T]) -> T:
-        txn = self._reader_txn()
-        txn.conn.execute("BEGIN")
-        try:
-            return fn(txn)
-        finally:
-            txn.conn.execute("COMMIT")
-
-    # -- writes ---------------------------------------------------------------
-    async def write(self, fn: Callable[[Txn], T]) -> T:
-        if self._thread is None or self._closing:
-            raise Unavailable("The database is not open")
-        assert self._loop is not None
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._inbox.put(_Op(fn, future))
-        return await future
-
-    def _run_writer(self, ready: asyncio.Future[None]) -> None:
-        """The writer thread: own the write connection; take what has arrived, apply it
-        as one transaction, hand the results to the event loop (one wake-up per batch)."""
-        loop = self._loop
-        assert loop is not None
-        try:
-            self._open_writer()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(ready.set_exception, exc)
-            return
-        loop.call_soon_threadsafe(ready.set_result, None)
-        try:
-            self._serve_writes(loop)
-        finally:
-            if self._write_conn is not None:
-                self._write_conn.close()
-                self._write_conn = None
-            loop.call_soon_threadsafe(self._finish_stopping)
-
-    def _serve_writes(self, loop: asyncio.AbstractEventLoop) -> None:
-        stopping = False
-        while not stopping:
-            first = self._inbox.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    op = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if op is None:
-                    stopping = True
-                    break
-                batch.append(op)
-            try:
-                committed: bool | None = self._apply_batch(batch)
-            except Exception:  # the commit itself failed: nothing of the batch happened (logged, not sent)
-                log.exception("group commit failed")
-                committed = None
-            loop.call_soon_threadsafe(self._finish, batch, committed)
-
-    def _finish_stopping(self) -> None:
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(None)
-
-    def _finish(self, batch: list[_Op], committed: bool | None) -> None:
-        """On the event loop: publish what committed, then resolve every op's future."""
-        if committed is None:
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(Unavailable("The write was not committed"))
-            return
-        self.stats.batches += 1
-        self.stats.ops += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        if committed and self.on_commit is not None:
-            self.on_commit([op.result for op in batch if op.error is None])
-        for op in batch:
-            if op.future.done():
-                continue
-            if op.error is not None:
-                op.future.set_exception(op.error)
-            else:
-                op.future.set_result(op.result)
-
-    def _apply_batch(self, batch: list[_Op]) -> bool:
+    def apply(self, batch: list[Op]) -> bool:
         """Apply ``batch`` as one transaction and commit it; ``False`` if nothing committed
         (its only op failed). A failing op must leave no trace. Ops run without savepoints
         first (most failures — rules, preconditions — happen before any row changes); only if
         one fails after changing rows is the group rolled back and run again with a savepoint
-        around each op."""
-        txn = self._write_txn
+        around each op. Raises if the commit itself fails (then nothing of the batch happened)."""
+        txn = self.txn
         assert txn is not None
         conn = txn.conn
         seq_before = txn.seq
@@ -269,9 +145,12 @@ class SqliteStore:
             txn.forget()
             txn.seq = seq_before
             raise
+        self.stats.batches += 1
+        self.stats.ops += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         return True
 
-    def _apply_ops(self, txn: Txn, batch: list[_Op], *, savepoints: bool) -> bool:
+    def _apply_ops(self, txn: Txn, batch: list[Op], *, savepoints: bool) -> bool:
         """Run each op; ``False`` (stop) when one failed after changing rows and there is no savepoint."""
         conn = txn.conn
         for op in batch:
@@ -297,3 +176,151 @@ class SqliteStore:
                 txn.flush_log()  # inside this op's savepoint: a later op's rollback keeps it
                 conn.execute("RELEASE op")
         return True
+
+
+class SqliteStore:
+    """One namespace's database file. With ``writer=False`` it only reads: another
+    process (the writer process) owns the writes and must have created the file."""
+
+    def __init__(self, file: FsPath, *, synchronous: str = "FULL", readers: int = 2, writer: bool = True) -> None:
+        self.file = file
+        self.synchronous = synchronous
+        self.stats = StoreStats()
+        self._writes = writer
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"rtdb-reader-{file.stem}")
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._inbox: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._writer = GroupWriter(file, synchronous=synchronous, stats=self.stats)
+        self.on_commit: Callable[[list[Any]], None] | None = None
+
+    # -- lifetime -------------------------------------------------------------
+    async def open(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        if not self._writes:
+            return
+        ready: asyncio.Future[None] = loop.create_future()
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(target=self._run_writer, args=(ready,), name=f"rtdb-writer-{self.file.stem}",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            raise
+
+    async def close(self) -> None:
+        """Commit what was already submitted, then close. Later writes get :class:`Unavailable`."""
+        self._closing = True
+        if self._thread is not None and self._stopped is not None:
+            self._inbox.put(None)
+            await self._stopped
+            self._thread.join()
+            self._thread = None
+        self._readers.shutdown(wait=True)
+        with self._conns_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    # -- reads ----------------------------------------------------------------
+    async def read(self, fn: Callable[[Txn], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_in_thread, fn)
+
+    def _reader_txn(self) -> Txn:
+        txn: Txn | None = getattr(self._local, "txn", None)
+        if txn is None:
+            conn = connect(self.file, self.synchronous)
+            with self._conns_lock:
+                self._reader_conns.append(conn)
+            txn = Txn(conn)
+            self._local.txn = txn
+        return txn
+
+    def _read_in_thread(self, fn: Callable[[Txn], T]) -> T:
+        txn = self._reader_txn()
+        txn.conn.execute("BEGIN")
+        try:
+            txn.refresh_if_shared_changed()  # indexes declared since this connection last looked
+            return fn(txn)
+        finally:
+            txn.conn.execute("COMMIT")
+
+    # -- writes ---------------------------------------------------------------
+    async def write(self, fn: Callable[[Txn], T]) -> T:
+        if self._thread is None or self._closing:
+            raise Unavailable("The database is not open")
+        assert self._loop is not None
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._inbox.put(Op(fn, future))
+        return await future
+
+    def _run_writer(self, ready: asyncio.Future[None]) -> None:
+        """The writer thread: own the write connection; take what has arrived, apply it
+        as one transaction, hand the results to the event loop (one wake-up per batch)."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            self._writer.open()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(ready.set_exception, exc)
+            return
+        loop.call_soon_threadsafe(ready.set_result, None)
+        try:
+            self._serve_writes(loop)
+        finally:
+            self._writer.close()
+            loop.call_soon_threadsafe(self._finish_stopping)
+
+    def _serve_writes(self, loop: asyncio.AbstractEventLoop) -> None:
+        stopping = False
+        while not stopping:
+            first = self._inbox.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    op = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if op is None:
+                    stopping = True
+                    break
+                batch.append(op)
+            try:
+                committed: bool | None = self._writer.apply(batch)
+            except Exception:  # the commit itself failed: nothing of the batch happened (logged, not sent)
+                log.exception("group commit failed")
+                committed = None
+            loop.call_soon_threadsafe(self._finish, batch, committed)
+
+    def _finish_stopping(self) -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    def _finish(self, batch: list[Op], committed: bool | None) -> None:
+        """On the event loop: publish what committed, then resolve every op's future."""
+        if committed is None:
+            for op in batch:
+                if not op.token.done():
+                    op.token.set_exception(Unavailable("The write was not committed"))
+            return
+        if committed and self.on_commit is not None:
+            self.on_commit([op.result for op in batch if op.error is None])
+        for op in batch:
+            future = op.token
+            if future.done():
+                continue
+            if op.error is not None:
+                future.set_exception(op.error)
+            else:
+                future.set_result(op.result)

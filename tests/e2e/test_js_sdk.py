@@ -43,6 +43,12 @@ def test_official_js_sdk_against_two_workers(test_file: str, server_factory: Any
     _run_node(test_file, server_factory("--emulator", "--workers", "2"), tmp_path)
 
 
+# The same files with writes in a writer process of their own (`--write-process`).
+@pytest.mark.parametrize("test_file", [f for f in TEST_FILES if f != "reconnect.test.mjs"])
+def test_official_js_sdk_with_a_writer_process(test_file: str, server_factory: Any, tmp_path: Path) -> None:
+    _run_node(test_file, server_factory("--emulator", "--write-process"), tmp_path)
+
+
 def _run_node(test_file: str, server: Any, tmp_path: Path) -> None:
     assert NODE is not None
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}

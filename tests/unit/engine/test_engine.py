@@ -25,9 +25,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def engine(tmp_path: Path):
-    e = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), clock=Clock(), synchronous="NORMAL")
+@pytest.fixture(params=["writer thread", "writer process"])
+async def engine(tmp_path: Path, request: pytest.FixtureRequest):
+    e = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), clock=Clock(), synchronous="NORMAL",
+               write_process=request.param == "writer process")
     yield e
     await e.close()
 

@@ -1,0 +1,337 @@
+"""The writer process (`rtdb serve --write-process`): writes on a core of their own.
+
+In one process the event loop (WebSocket frames, decoding, fan-out, acks) and
+the SQLite writer thread take turns at the GIL, so a busy connection is bound
+by one core. With ``--write-process`` the server starts one child process that
+owns every namespace's write connection and runs the write commands
+(:mod:`rtdb.engine.writes`: preconditions, server values, rules, rows) while
+the server process goes on with the network; reads stay in the server process
+on their own connections (WAL).
+
+The two talk over a socket pair in length-prefixed pickled frames, each frame a
+list: requests ``(id, namespace, command)`` go one way, one entry per group
+transaction ``(committed, [(id, error, is a write result, node, encoded ChangeSet), ...])`` comes
+back. Requests that arrive together are applied as one group per namespace
+(group commit, as the writer thread does). Results come back in commit order;
+the server publishes each group's ChangeSets before it resolves the writes.
+
+If the child dies, the writes it had not answered fail with ``unavailable`` (they
+may or may not have committed), the namespaces it served are reported lost (their
+realtime clients start over) and the next write starts a new child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path as FsPath
+from typing import Any
+
+from rtdb.core.changes import decode_changeset
+from rtdb.core.errors import RtdbError, Unavailable
+from rtdb.engine.access import RulesAccess
+from rtdb.engine.writes import Command, WriteResult, Writes
+from rtdb.realtime.relay import FrameReader, frame
+from rtdb.rules import Ruleset
+from rtdb.storage.sqlite import MAX_BATCH, GroupWriter, Op
+
+log = logging.getLogger("rtdb.engine.writer")
+
+CONTROL = None  # the namespace of requests about the writer itself: ("rules", source) for the default rules
+STOP_TIMEOUT_S = 30.0
+FLUSH_AT = 64
+"""Requests per frame at most: a busy connection's writes reach the child in small frames, so
+it commits one group while the server decodes the next (one big frame would make the two
+processes take turns)."""
+
+
+def _pack(obj: Any) -> bytes:
+    return frame(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class WriterProcess:
+    """The server's side: starts the child, sends it write commands, hands back results."""
+
+    def __init__(self, data_dir: FsPath, *, synchronous: str, default_rules: Callable[[], str], shared: bool,
+                 on_commit: Callable[[list[WriteResult]], None], on_lost: Callable[[str], None]) -> None:
+        self.data_dir = data_dir
+        self.synchronous = synchronous
+        self.default_rules = default_rules  # the server-wide rules source, read at each (re)start
+        self.shared = shared
+        self.on_commit = on_commit
+        self.on_lost = on_lost
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._link: _Link | None = None
+        self._starting: asyncio.Future[None] | None = None
+        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._outgoing: list[tuple[int, str | None, Command]] = []
+        self._next_id = 0
+        self._flush_scheduled = False
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        proc = self.proc
+        return proc.pid if proc is not None and self._link is not None and proc.poll() is None else None
+
+    # -- requests ---------------------------------------------------------------------
+    async def write(self, ns: str, command: Command) -> Any:
+        """Run ``command`` for namespace ``ns`` in the child; its result once committed."""
+        if self._link is None:
+            await self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._next_id += 1
+        rid = self._next_id
+        self._pending[rid] = (ns, future)
+        self._send(rid, ns, command)
+        return await future
+
+    async def set_default_rules(self, source: str) -> None:
+        """The server-wide rules changed: the child checks later writes with them."""
+        if self._link is not None:
+            self._send(0, CONTROL, ("rules", source))
+
+    def _send(self, rid: int, ns: str | None, command: Command) -> None:
+        outgoing = self._outgoing
+        outgoing.append((rid, ns, command))
+        if len(outgoing) >= FLUSH_AT:
+            self._flush()  # the child starts on these while the loop decodes the rest
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Everything asked for since goes to the child in one frame (once per loop turn,
+        or every ``FLUSH_AT`` requests)."""
+        self._flush_scheduled = False
+        batch, self._outgoing = self._outgoing, []
+        if batch and self._link is not None:
+            self._link.transport.write(_pack(batch))
+
+    def _received(self, groups: list[tuple[bool | None, list[tuple[int, Any, bool, Any, bytes | None]]]]) -> None:
+        for committed, answers in groups:
+            outcomes: list[tuple[asyncio.Future[Any] | None, BaseException | None, Any]] = []
+            published: list[WriteResult] = []
+            for rid, error, written, node, encoded in answers:
+                _, future = self._pending.pop(rid, (None, None))
+                if committed is None:
+                    error = Unavailable("The write was not committed")
+                result: Any = node
+                if error is None and written:
+                    changeset = decode_changeset(encoded) if encoded is not None else None
+                    result = WriteResult(node, changeset, encoded if self.shared else None)
+                    if changeset is not None:
+                        published.append(result)
+                outcomes.append((future, error, result))
+            if committed and published:
+                self.on_commit(published)
+            for future, error, result in outcomes:
+                if future is None or future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+
+    # -- lifetime ---------------------------------------------------------------------
+    async def _start(self) -> None:
+        if self._closing:
+            raise Unavailable("The database is not open")
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+            return
+        loop = asyncio.get_running_loop()
+        self._starting = loop.create_future()
+        try:
+            parent_end, child_end = socket.socketpair()
+            config = {"fd": child_end.fileno(), "data_dir": str(self.data_dir), "synchronous": self.synchronous,
+                      "rules": self.default_rules(), "shared": self.shared,
+                      "log_level": logging.getLogger("rtdb").getEffectiveLevel()}
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rtdb.engine.writer", json.dumps(config)],
+                pass_fds=(child_end.fileno(),), process_group=0,  # Ctrl-C reaches the server, which stops it
+            )
+            child_end.close()
+            self.starts += 1
+            _, link = await loop.connect_accepted_socket(lambda: _Link(self), parent_end)
+            self._link = link
+            log.info("writer process started (pid %d)", self.proc.pid)
+            self._starting.set_result(None)
+        except BaseException as exc:
+            self._starting.set_exception(exc)
+            self._starting.exception()
+            raise
+        finally:
+            self._starting = None
+
+    def _lost(self, link: _Link) -> None:
+        """The child's end closed: expected when stopping, else it died."""
+        if link is not self._link:
+            return
+        self._link = None
+        if self._closing:
+            return
+        code = self.proc.poll() if self.proc is not None else None
+        log.error("the writer process stopped (exit code %s); %d unanswered writes fail", code, len(self._pending))
+        pending, self._pending = self._pending, {}
+        for _, future in pending.values():
+            if not future.done():
+                future.set_exception(Unavailable("The writer process stopped: the write may not have been committed"))
+        for ns in sorted({ns for ns, _ in pending.values()}):  # a commit whose answer was lost is one of these
+            self.on_lost(ns)
+
+    async def close(self) -> None:
+        """Wait for the writes in flight, then stop the child (it commits what it has)."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self._pending and self._link is not None and time.monotonic() < deadline:
+            await asyncio.wait([f for _, f in self._pending.values()], timeout=deadline - time.monotonic())
+        self._closing = True
+        link, self._link = self._link, None
+        if link is not None:
+            link.transport.close()
+        proc = self.proc
+        if proc is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, proc.wait, STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.error("the writer process did not stop; killing it")
+                proc.kill()
+                proc.wait()
+
+
+class _Link(asyncio.Protocol):
+    def __init__(self, owner: WriterProcess) -> None:
+        self.owner = owner
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+
+    def data_received(self, data: bytes) -> None:
+        for payload in self.reader.feed(data):
+            self.owner._received(pickle.loads(payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._lost(self)
+
+
+# -- the child ----------------------------------------------------------------------------
+class _Child:
+    """Owns the write connections; applies what arrives together as one group per namespace."""
+
+    def __init__(self, data_dir: FsPath, synchronous: str, rules: str, shared: bool) -> None:
+        self.data_dir = data_dir
+        self.synchronous = synchronous
+        self.access = RulesAccess(Ruleset.compile(rules))
+        self.writes = Writes(self.access, shared=shared, encode=True)
+        self.writers: dict[str, GroupWriter] = {}
+
+    def writer(self, ns: str) -> GroupWriter:
+        writer = self.writers.get(ns)
+        if writer is None:
+            writer = GroupWriter(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous)
+            writer.open()
+            assert writer.txn is not None
+            source = writer.txn.meta("rules")
+            if source is not None:
+                self.access.set_namespace(ns, Ruleset.compile(source))
+            self.writers[ns] = writer
+        return writer
+
+    def handle(self, requests: list[tuple[int, str | None, Command]], answer: Callable[[Any], None]) -> None:
+        """Apply ``requests`` in order; ``answer`` gets each group transaction's outcome."""
+        groups: dict[str, list[Op]] = {}
+        for rid, ns, command in requests:
+            if ns is CONTROL:
+                self._commit(groups, answer)  # later writes see the new rules, earlier ones the old
+                self.access.set_default(Ruleset.compile(command[1]))
+                continue
+            groups.setdefault(ns, []).append(Op(self._fn(ns, command), rid))
+        self._commit(groups, answer)
+
+    def _fn(self, ns: str, command: Command) -> Callable[[Any], Any]:
+        run = self.writes.run
+        if command[0] == "open":  # the server is about to read the file: make sure it exists
+            return lambda txn: None
+        if command[0] == "meta" and command[1] == "rules":
+            ruleset = Ruleset.compile(command[2])
+
+            def deploy(txn: Any) -> None:
+                run(ns, command, txn)
+                self.access.set_namespace(ns, ruleset)
+
+            return deploy
+        return lambda txn: run(ns, command, txn)
+
+    def _commit(self, groups: dict[str, list[Op]], answer: Callable[[Any], None]) -> None:
+        for ns, ops in groups.items():
+            for start in range(0, len(ops), MAX_BATCH):
+                answer(self._commit_group(ns, ops[start : start + MAX_BATCH]))
+        groups.clear()
+
+    def _commit_group(self, ns: str, batch: list[Op]) -> Any:
+        committed: bool | None
+        try:
+            committed = self.writer(ns).apply(batch)
+        except Exception:  # opening the file or the commit itself failed: nothing of the batch happened
+            log.exception("group commit failed")
+            committed = None
+        answers = []
+        for op in batch:
+            error, node, encoded = op.error, None, None
+            if error is not None and not isinstance(error, RtdbError):
+                error = RtdbError("Internal server error")  # logged where it was raised
+            result = op.result
+            written = isinstance(result, WriteResult)
+            if written:
+                node, encoded = result.node, result.encoded
+            answers.append((op.token, error, written, node, encoded))
+        return committed, answers
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+def child_main(config: dict[str, Any]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops it by closing the socket
+    logging.basicConfig(level=config.get("log_level", logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s[writer %(process)d]: %(message)s")
+    sock = socket.socket(fileno=config["fd"])
+    child = _Child(FsPath(config["data_dir"]), config["synchronous"], config["rules"], config["shared"])
+    reader = FrameReader()
+    try:
+        while True:
+            sock.setblocking(True)
+            data = sock.recv(1 << 20)
+            if not data:
+                return 0
+            requests: list[Any] = []
+            for payload in reader.feed(data):
+                requests += pickle.loads(payload)
+            sock.setblocking(False)
+            try:  # whatever else has arrived joins this group
+                while more := sock.recv(1 << 20):
+                    for payload in reader.feed(more):
+                        requests += pickle.loads(payload)
+            except BlockingIOError:
+                pass
+            sock.setblocking(True)
+            child.handle(requests, lambda group: sock.sendall(_pack([group])))
+    finally:
+        child.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(child_main(json.loads(sys.argv[1])))

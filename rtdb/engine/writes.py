@@ -1,0 +1,185 @@
+"""What each write does inside the writer, as data in and data out.
+
+A write reaches the writer as a *command*, a tuple of plain values (it may
+cross to the writer process, `rtdb serve --write-process`, pickled):
+
+* ``("set", path, node, caller, now, if_match, if_hash)``: replace the node at
+  ``path`` with ``node`` (already normalized; ``None`` deletes);
+* ``("priority", path, priority, caller, now)``: only the node's priority;
+* ``("update", base, items, caller, now, if_hash)``: a multi-path update,
+  ``items`` from :func:`parse_updates`;
+* ``("meta", name, value)``: a row of the file's ``meta`` table (deployed rules);
+* ``("indexes", [(pattern, child), ...])``: declare (and build) indexes.
+
+:meth:`Writes.run` applies one command within the writer's group transaction:
+the precondition, server values and the rules are decided against the data as
+it is at that moment in commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rtdb.core import path as paths
+from rtdb.core.changes import Change, ChangeSet, encode_changeset
+from rtdb.core.errors import InvalidData, InvalidPath, PermissionDenied, PreconditionFailed
+from rtdb.core.hash import etag, node_hash
+from rtdb.core.path import PRIORITY_KEY, Path
+from rtdb.core.servervalue import resolve
+from rtdb.core.value import Node, normalize, same, with_priority
+from rtdb.engine.access import RulesAccess
+from rtdb.rules import Decision
+from rtdb.storage.txn import Txn
+
+Command = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The value now stored at the written path and what the write changed
+    (``changeset`` is ``None`` when the write changed nothing)."""
+
+    node: Node
+    changeset: ChangeSet | None
+    encoded: bytes | None = None  # the changeset as brokers carry it, when already encoded
+
+    @property
+    def etag(self) -> str:
+        return etag(self.node)
+
+
+class Writes:
+    """Runs write commands over a writer's :class:`Txn`. ``shared``: other processes read
+    the file's change log (`--workers`), so each ChangeSet is also logged, encoded."""
+
+    def __init__(self, access: RulesAccess, *, shared: bool = False, encode: bool = False) -> None:
+        self.access = access
+        self.shared = shared
+        self.encode = encode or shared  # the writer process always sends ChangeSets encoded
+
+    def run(self, ns: str, command: Command, txn: Txn) -> Any:
+        kind = command[0]
+        if kind == "set":
+            return self._set(txn, ns, *command[1:])
+        if kind == "priority":
+            return self._priority(txn, ns, *command[1:])
+        if kind == "update":
+            return self._update(txn, ns, *command[1:])
+        if kind == "meta":
+            txn.set_meta(command[1], command[2])
+            return None
+        if kind == "indexes":
+            for pattern, child in command[1]:
+                txn.declare_index(pattern, child)
+            return None
+        raise ValueError(f"unknown write command {kind!r}")
+
+    def _set(self, txn: Txn, ns: str, path: Path, node: Node, caller: Any, now: int,
+             if_match: str | None, if_hash: str | None) -> WriteResult:
+        old = txn.node(path)
+        check_precondition(old, if_match, if_hash)
+        new = resolve(node, path, now, txn.node)
+        check(self.access.can_write(ns, caller, path, new, txn, now))
+        return self._apply(txn, ns, "set", path, [(path, old, new)])
+
+    def _priority(self, txn: Txn, ns: str, path: Path, priority: Node, caller: Any, now: int) -> WriteResult:
+        old = txn.node(path)
+        new = prioritized(old, priority, path, now, txn.node)
+        check(self.access.can_write(ns, caller, path, new, txn, now))
+        return self._apply(txn, ns, "set", path, [(path, old, new)])
+
+    def _update(self, txn: Txn, ns: str, base: Path, items: list[tuple[Path, Node]], caller: Any, now: int,
+                if_hash: str | None) -> WriteResult:
+        if if_hash is not None:
+            check_precondition(txn.node(base), None, if_hash)
+        writes: list[tuple[Path, Node, Node]] = []
+        for target, node in items:
+            if target and target[-1] == PRIORITY_KEY:
+                target = target[:-1]
+                old = txn.node(target)
+                new = prioritized(old, node, target, now, txn.node)
+            else:
+                old = txn.node(target)
+                new = resolve(node, target, now, txn.node)
+            writes.append((target, old, new))
+        relative = {paths.relative(base, t): new for t, _, new in writes}
+        check(self.access.can_update(ns, caller, base, relative, txn, now))
+        result = self._apply(txn, ns, "update", base, writes)
+        echo = {"/".join(rel): new for rel, new in relative.items()}
+        return WriteResult(echo or None, result.changeset, result.encoded)
+
+    def _apply(self, txn: Txn, ns: str, kind: Any, base: Path, writes: list[tuple[Path, Node, Node]]) -> WriteResult:
+        changes = []
+        for target, old, new in writes:
+            if same(old, new):
+                continue
+            txn.set(target, new, old=old)
+            changes.append(Change(target, old, new))
+        last = writes[-1][2] if writes else None
+        if not changes:
+            return WriteResult(last, None)
+        changeset = ChangeSet(ns, txn.next_seq(), kind, base, tuple(changes))
+        if not self.encode:
+            return WriteResult(last, changeset)
+        encoded = encode_changeset(changeset)  # for the change log and the relay alike
+        if self.shared:
+            txn.log_change(changeset.seq, encoded)
+        return WriteResult(last, changeset, encoded)
+
+
+def check_precondition(old: Node, if_match: str | None, if_hash: str | None) -> None:
+    if if_match is not None and etag(old) != if_match:
+        raise PreconditionFailed("ETag mismatch", old, etag(old))
+    if if_hash is not None and node_hash(old) != if_hash:
+        raise PreconditionFailed("datastale", old, etag(old))
+
+
+def check(decision: Decision) -> None:
+    if not decision.allowed:
+        raise PermissionDenied("Permission denied")
+
+
+def written_priority(value: Any, at: Path) -> Node:
+    """A value written to ``<at>/.priority``, validated and normalized (``None`` removes it)."""
+    wrapped = normalize({".value": 0, ".priority": value}, at)
+    return wrapped.get(".priority") if isinstance(wrapped, dict) else None
+
+
+def prioritized(old: Node, priority: Node, at: Path, now: int, current: Callable[[Path], Node]) -> Node:
+    """``old`` with ``priority`` (from :func:`written_priority`; server values resolved now)."""
+    if priority is None:
+        return with_priority(old, None)
+    resolved = resolve({".value": 0, ".priority": priority}, at, now, current)
+    return with_priority(old, resolved.get(".priority") if isinstance(resolved, dict) else None)
+
+
+def parse_updates(base: Path, updates: Mapping[str, Any]) -> list[tuple[Path, Node]]:
+    """Validate a multi-path update: paths parse, none is an ancestor of another, values normalize."""
+    if not isinstance(updates, Mapping):
+        raise InvalidData(
+            "Invalid data; couldn't parse JSON object. Are you sending a JSON object with valid key names?"
+        )
+    items: list[tuple[Path, Node]] = []
+    for raw, value in updates.items():
+        try:
+            rel = paths.parse(raw, allow_priority=True)
+        except InvalidPath:
+            raise InvalidData(
+                f"Invalid data; couldn't parse key {raw!r}. Key value can't be empty or contain $ # [ ] / or ."
+            ) from None
+        target = base + rel
+        paths.check_limits(target)
+        if target and target[-1] == PRIORITY_KEY:
+            node = written_priority(value, target[:-1])
+        else:
+            node = normalize(value, target)
+        items.append((target, node))
+    ordered = sorted(p for p, _ in items)
+    for a, b in zip(ordered, ordered[1:]):
+        if b[: len(a)] == a:
+            raise InvalidData(
+                f"Invalid data; path {paths.to_str(a)} is an ancestor of {paths.to_str(b)} in the same update"
+            )
+    return items
