@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -258,5 +259,6 @@ def worker_main() -> int:
     app = build_app(settings, broker)
     if app is None:
         return 2
+    gc.freeze()  # start-up objects stay out of every collection (cli/serve.py)
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])
     return 0

@@ -23,6 +23,7 @@ realtime clients start over) and the next write starts a new child.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import pickle
@@ -310,6 +311,7 @@ def child_main(config: dict[str, Any]) -> int:
                         format="%(asctime)s %(levelname)s %(name)s[writer %(process)d]: %(message)s")
     sock = socket.socket(fileno=config["fd"])
     child = _Child(FsPath(config["data_dir"]), config["synchronous"], config["rules"], config["shared"])
+    gc.freeze()  # start-up objects stay out of every collection (as in the server: cli/serve.py)
     reader = FrameReader()
     try:
         while True:

@@ -1,5 +1,7 @@
 """The SQLite store: one file per namespace, WAL, one writer thread with group
-commit, reads on their own connections.
+commit, reads on their own connections. :class:`GroupWriter` is the group commit
+itself, synchronous; the writer process (`--write-process`,
+:mod:`rtdb.engine.writer`) drives it too, and its server's stores only read.
 
 Operations run as plain functions over a :class:`Txn` inside a thread:
 ``await store.write(fn)`` runs ``fn(txn)`` in the writer thread as part of the
