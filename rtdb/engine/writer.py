@@ -70,7 +70,6 @@ class WriterProcess:
         self.on_commit = on_commit
         self.on_lost = on_lost
         self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
         self._link: _Link | None = None
         self._starting: asyncio.Future[None] | None = None
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
@@ -153,17 +152,21 @@ class WriterProcess:
             return
         loop = asyncio.get_running_loop()
         self._starting = loop.create_future()
+        parent_end, child_end = socket.socketpair()
         try:
-            parent_end, child_end = socket.socketpair()
             config = {"fd": child_end.fileno(), "data_dir": str(self.data_dir), "synchronous": self.synchronous,
                       "rules": self.default_rules(), "shared": self.shared,
                       "log_level": logging.getLogger("rtdb").getEffectiveLevel()}
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rtdb.engine.writer", json.dumps(config)],
-                pass_fds=(child_end.fileno(),), process_group=0,  # Ctrl-C reaches the server, which stops it
-            )
-            child_end.close()
-            self.starts += 1
+            try:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "rtdb.engine.writer", json.dumps(config)],
+                    pass_fds=(child_end.fileno(),), process_group=0,  # Ctrl-C reaches the server, which stops it
+                )
+            except BaseException:
+                parent_end.close()
+                raise
+            finally:
+                child_end.close()
             _, link = await loop.connect_accepted_socket(lambda: _Link(self), parent_end)
             self._link = link
             log.info("writer process started (pid %d)", self.proc.pid)
