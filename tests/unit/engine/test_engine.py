@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from rtdb.core.auth import ADMIN, ANONYMOUS
 from rtdb.core.changes import ChangeSet
-from rtdb.core.errors import InvalidData, PermissionDenied, PreconditionFailed
+from rtdb.core.errors import InvalidData, PermissionDenied, PreconditionFailed, Unavailable
 from rtdb.core.hash import etag, node_hash
 from rtdb.core.query import QuerySpec
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
+from rtdb.rules import Ruleset
 
 
 class Clock:
@@ -115,3 +118,38 @@ async def test_namespaces_are_separate_files(engine: Engine, tmp_path: Path) -> 
     await engine.set("two", ("a",), 2, caller=ADMIN)
     assert await engine.get("one", ("a",), caller=ADMIN) == 1
     assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == ["one.sqlite", "two.sqlite"]
+
+
+async def test_rules_changes_reach_the_writer_in_order(engine: Engine) -> None:
+    with pytest.raises(PermissionDenied):  # production defaults: closed to non-admins
+        await engine.set("t", ("a",), 1, caller=ANONYMOUS)
+    await engine.reload_default_rules(Ruleset.open())
+    await engine.set("t", ("a",), 1, caller=ANONYMOUS)
+    await engine.deploy_rules("t", '{"rules": {".read": true, "a": {".write": false}}}', caller=ADMIN)
+    with pytest.raises(PermissionDenied):
+        await engine.set("t", ("a",), 2, caller=ANONYMOUS)
+    await engine.set("u", ("a",), 2, caller=ANONYMOUS)  # another namespace keeps the server's rules
+    assert await engine.get("t", ("a",), caller=ADMIN) == 1
+
+
+async def test_a_dead_writer_process_fails_its_writes_and_is_replaced(tmp_path: Path) -> None:
+    engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), synchronous="NORMAL",
+                    write_process=True)
+    lost: list[str] = []
+    engine.on_lost = lost.append
+    try:
+        await engine.set("t", ("kept",), 1, caller=ADMIN)
+        victim = engine.writer_pid
+        assert victim is not None
+        writes = [asyncio.ensure_future(engine.set("t", ("w", str(i)), i, caller=ADMIN)) for i in range(2000)]
+        await asyncio.sleep(0)  # sent, not yet answered
+        os.kill(victim, signal.SIGKILL)
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        assert failed and all(isinstance(o, Unavailable) for o in failed)
+        assert lost == ["t"]
+        await engine.set("t", ("after",), 2, caller=ADMIN)  # a new child
+        assert engine.writer_pid not in (None, victim)
+        assert await engine.get("t", ("kept",), caller=ADMIN) == 1
+    finally:
+        await engine.close()
