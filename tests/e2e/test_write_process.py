@@ -129,3 +129,14 @@ def test_write_process_with_workers_is_refused(tmp_path: Any) -> None:
     assert proc.returncode == 2
     assert "--write-process runs with one worker" in proc.stderr
 
+
+
+def test_a_killed_server_leaves_no_child_behind(server: RunningServer) -> None:
+    child = _writer_pid(server)
+    assert child is not None and server.proc is not None
+    server.proc.kill()  # no shutdown at all: the child sees its socket close
+    server.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
