@@ -251,7 +251,6 @@ class SqliteStore:
         txn = self._reader_txn()
         txn.conn.execute("BEGIN")
         try:
-            txn.refresh_if_shared_changed()  # indexes declared since this connection last looked
             return fn(txn)
         finally:
             txn.conn.execute("COMMIT")

@@ -274,6 +274,7 @@ class Txn:
     def find_index(self, path: Path, spec: QuerySpec) -> IndexDef | None:
         if spec.order_by not in ("child", "value"):
             return None
+        self.refresh_if_shared_changed()  # indexes another connection declared since this one looked
         child = (".value",) if spec.order_by == "value" else spec.child
         for index in self.indexes:
             if index.child == child and index.matches(path):

@@ -347,3 +347,12 @@ async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(
     assert rows <= 4  # one per group (or per op in the group that ran with savepoints), not one per commit
     assert await store.read(lambda t: t.changes_after(3)) == [b"c4", b"c5"]
     assert await store.read(lambda t: t.changes_after(4)) == [b"c5"]
+
+
+async def test_a_reader_finds_an_index_declared_after_it_opened(store: SqliteStore) -> None:
+    spec = QuerySpec("child", ("age",))
+    await store.write(lambda t: t.set(("users", "u1"), {"age": 3}))
+    assert await store.read(lambda t: t.find_index(("users",), spec)) is None  # the reader connection opens
+    declared = await store.write(lambda t: t.declare_index(("users",), ("age",)))
+    for _ in range(4):  # whichever reader connection answers
+        assert await store.read(lambda t: t.find_index(("users",), spec)) == declared
