@@ -129,7 +129,7 @@ class WriterProcess:
                 result: Any = node
                 if error is None and written:
                     changeset = decode_changeset(encoded) if encoded is not None else None
-                    result = WriteResult(node, changeset, encoded if self.shared else None)
+                    result = WriteResult(node, changeset, encoded)
                     if changeset is not None:
                         published.append(result)
                 outcomes.append((future, error, result))
