@@ -46,11 +46,12 @@ class IndexNotDefined(RtdbError):
 
 
 class PreconditionFailed(RtdbError):
-    """An ``if-match`` or transaction hash did not match the stored value."""
+    """An ``if-match`` or transaction hash did not match the stored value. ``etag`` is
+    ``None`` when the caller may not read the value (``current`` is then ``None`` too)."""
 
     code = "datastale"
 
-    def __init__(self, message: str, current: object, etag: str) -> None:
+    def __init__(self, message: str, current: object, etag: str | None) -> None:
         super().__init__(message)
         self.current = current
         self.etag = etag

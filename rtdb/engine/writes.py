@@ -79,9 +79,9 @@ class Writes:
     def _set(self, txn: Txn, ns: str, path: Path, node: Node, caller: Any, now: int,
              if_match: str | None, if_hash: str | None) -> WriteResult:
         old = txn.node(path)
-        check_precondition(old, if_match, if_hash)
         new = resolve(node, path, now, txn.node)
-        check(self.access.can_write(ns, caller, path, new, txn, now))
+        check(self.access.can_write(ns, caller, path, new, txn, now))  # rules first: no oracle for the denied
+        self._check_precondition(txn, ns, caller, now, path, old, if_match, if_hash)
         return self._apply(txn, ns, "set", path, [(path, old, new)])
 
     def _priority(self, txn: Txn, ns: str, path: Path, priority: Node, caller: Any, now: int) -> WriteResult:
@@ -92,8 +92,6 @@ class Writes:
 
     def _update(self, txn: Txn, ns: str, base: Path, items: list[tuple[Path, Node]], caller: Any, now: int,
                 if_hash: str | None) -> WriteResult:
-        if if_hash is not None:
-            check_precondition(txn.node(base), None, if_hash)
         writes: list[tuple[Path, Node, Node]] = []
         for target, node in items:
             if target and target[-1] == PRIORITY_KEY:
@@ -105,10 +103,23 @@ class Writes:
                 new = resolve(node, target, now, txn.node)
             writes.append((target, old, new))
         relative = {paths.relative(base, t): new for t, _, new in writes}
-        check(self.access.can_update(ns, caller, base, relative, txn, now))
+        check(self.access.can_update(ns, caller, base, relative, txn, now))  # rules first, as for a set
+        if if_hash is not None:
+            self._check_precondition(txn, ns, caller, now, base, txn.node(base), None, if_hash)
         result = self._apply(txn, ns, "update", base, writes)
         echo = {"/".join(rel): new for rel, new in relative.items()}
         return WriteResult(echo or None, result.changeset, result.encoded)
+
+    def _check_precondition(self, txn: Txn, ns: str, caller: Any, now: int, path: Path, old: Node,
+                            if_match: str | None, if_hash: str | None) -> None:
+        """A failed precondition reports the current value (and its ETag) only to a caller who
+        may read it: a writer who may not read learns that it failed, nothing more."""
+        try:
+            check_precondition(old, if_match, if_hash)
+        except PreconditionFailed as exc:
+            if self.access.can_read(ns, caller, path, txn, now, None).allowed:
+                raise
+            raise PreconditionFailed(exc.message, None, None) from None
 
     def _apply(self, txn: Txn, ns: str, kind: Any, base: Path, writes: list[tuple[Path, Node, Node]]) -> WriteResult:
         changes = []

@@ -166,6 +166,8 @@ class RestApi:
         try:
             return await self._handle(request)
         except PreconditionFailed as exc:  # if-match: the current value and its ETag, as firebase-admin expects
+            if exc.etag is None:  # the caller may write but not read: no value, no ETag (a hash of it)
+                return error_response(412, "ETag mismatch: the value at this path has changed")
             return Response(encode(to_plain(exc.current)), status_code=412,
                             headers={"ETag": exc.etag})
         except RtdbError as exc:

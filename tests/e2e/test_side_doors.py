@@ -1,0 +1,108 @@
+"""No side door around the rules, on a production-mode server (``--rules`` + ``--secret``):
+preconditions, transaction hashes, namespace creation and session ids reveal or
+change nothing the rules deny."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from conftest import RunningServer
+from websockets.sync.client import ClientConnection, connect
+
+from rtdb.core.hash import etag, node_hash
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "side-door-secret-" + "x" * 32
+RULES = """{
+  "rules": {
+    "vault": { ".read": false, ".write": false },
+    "dropbox": { ".read": false, ".write": true },
+    "users": { "$uid": { ".read": "auth.uid === $uid", ".write": "auth.uid === $uid" } },
+    "open": { ".read": true, ".write": true }
+  }
+}"""
+ADMIN = {"Authorization": "Bearer admin-tok"}
+
+
+def user_token(uid: str) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": uid, "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+def prod(server_factory, tmp_path: Path) -> RunningServer:  # type: ignore[no-untyped-def]
+    rules = tmp_path / "rules.json"
+    rules.write_text(RULES)
+    server: RunningServer = server_factory("--rules", str(rules), "--secret", SECRET, "--admin-token", "admin-tok")
+    for path, value in {"vault/pin": "4711", "dropbox/note": "secret", "users/bob": {"pin": "1234"}}.items():
+        assert httpx.put(f"{server.url}/{path}.json", json=value, headers=ADMIN).status_code == 200
+    return server
+
+
+def stored(server: RunningServer, path: str) -> Any:
+    return httpx.get(f"{server.url}/{path}.json", headers=ADMIN).json()
+
+
+# -- 1. a precondition never reveals what the rules deny -----------------------------------------
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST-override-PUT", "POST-override-DELETE"])
+def test_a_write_denied_by_the_rules_is_401_whatever_the_if_match(prod: RunningServer, method: str) -> None:
+    headers = {"if-match": "x"}
+    verb = method
+    if method.startswith("POST-override-"):
+        verb = "POST"
+        headers["X-HTTP-Method-Override"] = method.rsplit("-", 1)[1]
+    for path in ("vault/pin", "users/bob"):
+        kwargs: dict[str, Any] = {"content": b'"guess"'} if verb != "DELETE" else {}
+        answer = httpx.request(verb, f"{prod.url}/{path}.json", headers=headers,
+                               params={"auth": user_token("mallory")}, **kwargs)
+        assert answer.status_code == 401, answer.text
+        assert answer.json() == {"error": "Permission denied"}
+        assert "etag" not in answer.headers
+    assert stored(prod, "vault/pin") == "4711" and stored(prod, "users/bob") == {"pin": "1234"}
+
+
+def test_a_failed_precondition_shows_the_value_only_to_a_caller_who_may_read_it(prod: RunningServer) -> None:
+    blind = httpx.put(f"{prod.url}/dropbox/note.json", content=b'"mine"', headers={"if-match": "x"})
+    assert blind.status_code == 412
+    assert "secret" not in blind.text and "etag" not in blind.headers
+    assert stored(prod, "dropbox/note") == "secret"
+
+    bob = {"auth": user_token("bob")}
+    seen = httpx.put(f"{prod.url}/users/bob.json", content=b"{}", headers={"if-match": "x"}, params=bob)
+    assert seen.status_code == 412
+    assert seen.json() == {"pin": "1234"} and seen.headers["etag"] == etag({"pin": "1234"})
+    right = httpx.put(f"{prod.url}/dropbox/note.json", content=b'"mine"', headers={"if-match": etag("secret")})
+    assert right.status_code == 200 and stored(prod, "dropbox/note") == "mine"
+
+
+# -- 2. a transaction is not a guessing oracle ---------------------------------------------------
+@contextmanager
+def ws_open(server: RunningServer, query: str = "ns=default") -> Iterator[tuple[ClientConnection, str]]:
+    with connect(f"ws://{server.host}/.ws?v=5&{query}", open_timeout=5) as ws:
+        hello = json.loads(ws.recv(timeout=5))
+        yield ws, hello["d"]["d"]["s"]
+
+
+def ws_call(ws: ClientConnection, r: int, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    ws.send(json.dumps({"t": "d", "d": {"r": r, "a": action, "b": body}}))
+    while True:
+        msg = json.loads(ws.recv(timeout=10))
+        if msg["t"] == "d" and msg["d"].get("r") == r:
+            return msg["d"]["b"]  # type: ignore[no-any-return]
+
+
+def test_a_transaction_on_a_denied_path_is_denied_for_the_right_hash_and_the_wrong_one(prod: RunningServer) -> None:
+    with ws_open(prod) as (ws, _):
+        wrong = ws_call(ws, 1, "p", {"p": "/vault/pin", "d": "x", "h": node_hash("0000")})
+        right = ws_call(ws, 2, "p", {"p": "/vault/pin", "d": "x", "h": node_hash("4711")})
+    assert wrong["s"] == right["s"] == "permission_denied"
+    assert stored(prod, "vault/pin") == "4711"
