@@ -10,7 +10,7 @@ first, and the children of a node are the rows with ``parent = p``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rtdb.core.ordering import key_sort_bytes
@@ -41,29 +41,33 @@ def descendant_range(p: str) -> tuple[str, str]:
 
 def to_rows(path: Path, node: Node) -> list[Row]:
     """Rows for ``node`` stored at ``path`` (none for ``None``), parents first."""
-    out: list[Row] = []
+    return list(iter_rows(path, node))
+
+
+def iter_rows(path: Path, node: Node) -> Iterator[Row]:
+    """The rows of :func:`to_rows` one at a time: a large write never holds them all
+    (300,000 rows as tuples take about six times the JSON they came from)."""
     if node is not None:
-        _rows(out, path_key(path), parent_key(path), path[-1] if path else "", len(path), node)
-    return out
+        yield from _rows(path_key(path), parent_key(path), path[-1] if path else "", len(path), node)
 
 
-def _rows(out: list[Row], p: str, parent: str | None, key: str, depth: int, node: Node) -> None:
+def _rows(p: str, parent: str | None, key: str, depth: int, node: Node) -> Iterator[Row]:
     if not isinstance(node, dict):
-        out.append(_leaf_row(p, parent, key, depth, node, None, key_sort_bytes(key)))
+        yield _leaf_row(p, parent, key, depth, node, None, key_sort_bytes(key))
         return
     if VALUE in node:
-        out.append(_leaf_row(p, parent, key, depth, node[VALUE], node.get(PRIORITY), key_sort_bytes(key)))
+        yield _leaf_row(p, parent, key, depth, node[VALUE], node.get(PRIORITY), key_sort_bytes(key))
         return
-    out.append((p, parent, key, depth, OBJECT, None, node.get(PRIORITY), key_sort_bytes(key)))
+    yield (p, parent, key, depth, OBJECT, None, node.get(PRIORITY), key_sort_bytes(key))
     prefix = p + SEP if p else ""
     depth += 1
     for k, child in node.items():
         if k == PRIORITY:
             continue
         if isinstance(child, dict):
-            _rows(out, prefix + k, p, k, depth, child)
-        else:  # a plain leaf, the common case: no call per child
-            out.append(_leaf_row(prefix + k, p, k, depth, child, None, key_sort_bytes(k)))
+            yield from _rows(prefix + k, p, k, depth, child)
+        else:  # a plain leaf, the common case: no generator per child
+            yield _leaf_row(prefix + k, p, k, depth, child, None, key_sort_bytes(k))
 
 
 def _leaf_row(p: str, parent: str | None, key: str, depth: int, v: Any, priority: Any, ksort: bytes) -> Row:

@@ -23,9 +23,9 @@ from rtdb.storage.rows import (
     from_rows,
     leaf_value,
     parent_key,
+    iter_rows,
     path_key,
     row_node,
-    to_rows,
 )
 
 SCHEMA = """
@@ -338,16 +338,16 @@ class Txn:
         if node is None:
             self._prune(path)
         else:
-            self._insert(to_rows(path, node))
+            self._insert(iter_rows(path, node))
             self._ensure_ancestors(path)
         if self.indexes:
             self._reindex(path, node)
 
-    def _insert(self, rows: list[Row]) -> None:
+    def _insert(self, rows: Iterator[Row]) -> None:
         """Insert rows with as few statements as possible: each SQLite call hands the GIL
-        to the event loop's thread and must win it back."""
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
+        to the event loop's thread and must win it back. Rows are made as they are
+        inserted, a statement's worth at a time, so a large write never holds them all."""
+        while chunk := list(itertools.islice(rows, _ROWS_PER_INSERT)):
             self.conn.execute(_insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
 
     def set_priority(self, path: Path, priority: Any) -> None:
