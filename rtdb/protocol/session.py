@@ -72,7 +72,6 @@ class ServerSession:
     namespace: str
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     caller: Caller = ANONYMOUS
-    stats: dict[str, Any] = field(default_factory=dict)
     _assembler: FrameAssembler = field(init=False)
     _listens: dict[ListenKey, ListenEntry] = field(default_factory=dict)
     _on_disconnect: list[DisconnectOp] = field(default_factory=list)

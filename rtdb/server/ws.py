@@ -438,10 +438,7 @@ class Connection:
         elif isinstance(request, m.OnDisconnectCancel):
             self.session.cancel_on_disconnect(paths.parse(request.b.p))
             self._respond(request.r)
-        elif isinstance(request, m.Stats):
-            self.session.stats.update(request.b.c)
-            self._respond(request.r)
-        else:  # appcheck, unappeck: accepted, not enforced
+        else:  # stats (acknowledged, not kept: a client could send them without end), appcheck, unappeck
             self._respond(request.r)
 
     def _authenticate(self, request: m.Auth | m.GAuth) -> None:
