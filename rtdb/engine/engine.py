@@ -11,14 +11,15 @@ acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, TypeVar
 
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
@@ -42,18 +43,27 @@ from rtdb.engine.writes import (
 )
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
-from rtdb.storage.sqlite import SqliteStore
+from rtdb.storage.sqlite import EmptyStore, SqliteStore
 from rtdb.storage.txn import Txn
 
 log = logging.getLogger("rtdb.engine")
+T = TypeVar("T")
 
-_NAMESPACE_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_NAMESPACE_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # whole names only (fullmatch)
+IDLE_CLOSE_S = 60.0
+"""A namespace nobody has read or written for this long closes its files (reopened on use)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ReadResult:
     node: Node
     seq: int
+
+
+def check_namespace(ns: str) -> None:
+    """A namespace names a file: letters, digits, ``_`` and ``-``, the whole name and nothing else."""
+    if not _NAMESPACE_OK.fullmatch(ns):
+        raise NoNamespace(f"Invalid namespace {ns!r}")
 
 
 def _now_ms() -> int:
@@ -73,6 +83,7 @@ class Engine:
         require_indexes: bool = False,
         shared: bool = False,
         write_process: bool = False,
+        idle_close_s: float = IDLE_CLOSE_S,
     ) -> None:
         """``shared``: other processes write the same files (`rtdb serve --workers`); every
         commit is then also kept in the namespace's change log for them. ``write_process``:
@@ -88,6 +99,11 @@ class Engine:
         self.push_ids = PushIdGenerator()
         self._stores: dict[str, SqliteStore] = {}
         self._opening: dict[str, asyncio.Future[SqliteStore]] = {}
+        self._empty = EmptyStore()  # what a namespace that does not exist reads as
+        self._busy: dict[str, int] = {}  # operations under way per open namespace
+        self._last_used: dict[str, float] = {}
+        self.idle_close_s = idle_close_s
+        self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.feed.on_announce(self._announced)
         self.writes = Writes(access, shared=shared)
@@ -111,28 +127,29 @@ class Engine:
         store = self._stores.get(ns)
         if store is not None:
             return store
-        if not _NAMESPACE_OK.match(ns):
-            raise NoNamespace(f"Invalid namespace {ns!r}")
+        check_namespace(ns)
         pending = self._opening.get(ns)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[SqliteStore] = asyncio.get_running_loop().create_future()
         self._opening[ns] = future
         try:
-            file = self.data_dir / f"{ns}.sqlite"
-            store = SqliteStore(file, synchronous=self.synchronous, writer=self._writer_process is None)
+            store = SqliteStore(self._file(ns), synchronous=self.synchronous, writer=self._writer_process is None)
             self.feed.open_namespace(ns)
             if self._writer_process is not None:
                 await self._writer_process.write(ns, ("open",))  # it creates the file
             await store.open()
             store.on_commit = self._publish
             seq = await store.read(lambda txn: txn.committed_seq())
-            self.feed.start_namespace(ns, seq, self._log_reader(store))
+            self.feed.start_namespace(ns, seq, functools.partial(self._read_log, ns))
             source = await store.read(lambda txn: txn.meta("rules"))
             if source is not None:
                 self.access.set_namespace(ns, Ruleset.compile(source))
             await self._declare_indexes(ns, store)
             self._stores[ns] = store
+            self._last_used[ns] = time.monotonic()
+            if self._sweeper is None and self.idle_close_s > 0:
+                self._sweeper = asyncio.get_running_loop().create_task(self._close_idle())
             future.set_result(store)
             return store
         except BaseException as exc:
@@ -141,6 +158,64 @@ class Engine:
             raise
         finally:
             del self._opening[ns]
+
+    def open_namespaces(self) -> list[str]:
+        """The namespaces whose files this process holds open now."""
+        return sorted(self._stores)
+
+    def _file(self, ns: str) -> FsPath:
+        return self.data_dir / f"{ns}.sqlite"
+
+    def exists(self, ns: str) -> bool:
+        """Whether the namespace has a database (an invalid name raises :class:`NoNamespace`)."""
+        if ns in self._stores or ns in self._opening:
+            return True
+        check_namespace(ns)
+        return self._file(ns).exists()
+
+    async def _reading(self, ns: str, fn: Callable[[Txn], T]) -> T:
+        """Run a read; a namespace that does not exist reads as an empty database and is not created."""
+        if not self.exists(ns):
+            result = await self._empty.read(fn)
+            if not self.shared or not self._watch_absent(ns):
+                return result
+        store = self._stores.get(ns) or await self.store(ns)
+        self._busy[ns] = self._busy.get(ns, 0) + 1
+        try:
+            return await store.read(fn)
+        finally:
+            self._busy[ns] -= 1
+            self._last_used[ns] = time.monotonic()
+
+    def _watch_absent(self, ns: str) -> bool:
+        """Shared mode, after an allowed read of a namespace that does not exist: have the
+        broker keep the commits another process makes to it from now on (its listeners may
+        have just subscribed). ``True`` if the file appeared meanwhile: read it instead."""
+        self.feed.open_namespace(ns)  # from here on, what arrives for ns is kept
+        if self._file(ns).exists():
+            return True
+        self.feed.start_namespace(ns, 0, functools.partial(self._read_log, ns))
+        return False
+
+    async def _read_log(self, ns: str, after: int) -> list[ChangeSet]:
+        """The committed ChangeSets of ``ns`` after ``after``, from its change log."""
+        store = self._stores.get(ns) or await self.store(ns)
+        return [decode_changeset(b) for b in await store.read(lambda txn: txn.changes_after(after))]
+
+    async def _close_idle(self) -> None:
+        """Close the files of namespaces that nobody has used for ``idle_close_s``."""
+        while True:
+            await asyncio.sleep(max(0.05, self.idle_close_s / 4))
+            cutoff = time.monotonic() - self.idle_close_s
+            for ns, store in list(self._stores.items()):
+                if self._busy.get(ns, 0) == 0 and self._last_used.get(ns, 0.0) < cutoff and ns not in self._opening:
+                    del self._stores[ns]
+                    self._busy.pop(ns, None)
+                    self._last_used.pop(ns, None)
+                    try:
+                        await store.close()
+                    except Exception:
+                        log.exception("closing idle namespace %s failed", ns)
 
     async def _declare_indexes(self, ns: str, store: SqliteStore) -> None:
         wanted = [(pattern, child) for pattern, children in self.indexes.items() for child in children]
@@ -167,26 +242,18 @@ class Engine:
     def _announced(self, kind: str, ns: str) -> None:
         """Another process deployed rules for ``ns``: load them from the file."""
         if kind != "rules" or ns not in self._stores:
-            return
+            return  # a namespace opened later reads its rules from the file then
         task = asyncio.get_running_loop().create_task(self._reload_rules(ns))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _reload_rules(self, ns: str) -> None:
-        store = self._stores[ns]
         try:
-            source = await store.read(lambda txn: txn.meta("rules"))
+            source = await self._reading(ns, lambda txn: txn.meta("rules"))
             if source is not None:
                 self.access.set_namespace(ns, Ruleset.compile(source))
         except Exception:
             log.exception("reloading the rules of %s failed", ns)
-
-    @staticmethod
-    def _log_reader(store: SqliteStore) -> Callable[[int], Awaitable[list[ChangeSet]]]:
-        async def read(after: int) -> list[ChangeSet]:
-            return [decode_changeset(b) for b in await store.read(lambda txn: txn.changes_after(after))]
-
-        return read
 
     async def reload_default_rules(self, ruleset: Ruleset) -> None:
         """Swap the server-wide rules (already compiled) and build the indexes they declare."""
@@ -211,11 +278,15 @@ class Engine:
             for pattern, children in self.indexes.items()
         )
 
+    def check_indexed(self, ns: str, path: Path, query: QuerySpec | None) -> None:
+        """Raise Firebase's :class:`IndexNotDefined` unless :meth:`is_indexed`."""
+        if query is not None and not self.is_indexed(ns, path, query):
+            self._missing_index(path, query)
+
     async def check_read(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> bool:
         """Whether ``caller`` may (still) read ``path``: for revoking listens after rules change."""
-        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
-        return await store.read(lambda txn: self.access.can_read(ns, caller, path, txn, now, query).allowed)
+        return await self._reading(ns, lambda txn: self.access.can_read(ns, caller, path, txn, now, query).allowed)
 
     async def explain(self, ns: str, op: str, path: Path, value: Any = None, *, caller: Caller) -> Decision:
         """The decision and trace the rules give for a read, set or update, without doing it."""
@@ -227,7 +298,6 @@ class Engine:
         check(await self._decide(ns, op, path, value, caller, explain=False))
 
     async def _decide(self, ns: str, op: str, path: Path, value: Any, caller: Caller, *, explain: bool) -> Decision:
-        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def run(txn: Txn) -> Decision:
@@ -244,14 +314,20 @@ class Engine:
             node = resolve(normalize(value, path), path, now, txn.node)
             return self.access.can_write(ns, caller, path, node, txn, now, explain=explain)
 
-        return await store.read(run)
+        return await self._reading(ns, run)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._writer_process is not None:
             await self._writer_process.close()
         for store in list(self._stores.values()):
             await store.close()
         self._stores.clear()
+        self._empty.close()
 
     def _publish(self, results: list[Any]) -> None:
         for result in results:
@@ -260,12 +336,13 @@ class Engine:
 
     # -- reads ----------------------------------------------------------------
     async def read(
-        self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None, plain: bool = False
+        self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None, plain: bool = False,
+        require_index: bool = False,
     ) -> ReadResult:
         """The node at ``path`` (or the children a query selects) and the commit sequence
         number it reflects. With ``plain`` a plain read comes as a REST GET shows it
-        (:func:`rtdb.core.value.to_plain`), built in the same pass."""
-        store = self._stores.get(ns) or await self.store(ns)
+        (:func:`rtdb.core.value.to_plain`), built in the same pass. ``require_index``: an
+        unindexed query is refused (after the read check) even without ``require_indexes``."""
         now = self.clock()
 
         def op(txn: Txn) -> ReadResult:
@@ -273,33 +350,31 @@ class Engine:
             if query is None or query.is_default and query.order_by == "priority":
                 return ReadResult(txn.node(path, plain=plain), txn.committed_seq())
             index = txn.find_index(path, query)
-            if self.require_indexes and not self.is_indexed(ns, path, query):
-                self._missing_index(path, query)
+            if self.require_indexes or require_index:
+                self.check_indexed(ns, path, query)
             selected = txn.query(path, query, index)
             node = {k: v for k, v in selected} or None
             return ReadResult(to_plain(node) if plain else node, txn.committed_seq())
 
-        return await store.read(op)
+        return await self._reading(ns, op)
 
     async def get(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> Node:
         return (await self.read(ns, path, caller=caller, query=query)).node
 
     async def shallow(self, ns: str, path: Path, *, caller: Caller) -> tuple[Node, list[str]]:
         """A leaf's value, or the keys of an object's children (grandchildren unread)."""
-        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def op(txn: Txn) -> tuple[Node, list[str]]:
             check(self.access.can_read(ns, caller, path, txn, now, None))
             return txn.child_keys(path)
 
-        return await store.read(op)
+        return await self._reading(ns, op)
 
     async def export(
         self, ns: str, path: Path, write: Callable[[str], None], *, keep_priorities: bool, caller: Caller
     ) -> None:
         """Stream the node at ``path`` as JSON text to ``write`` (called from a reader thread)."""
-        store = self._stores.get(ns) or await self.store(ns)
         now = self.clock()
 
         def op(txn: Txn) -> None:
@@ -307,7 +382,7 @@ class Engine:
             for chunk in txn.export_chunks(path, keep_priorities=keep_priorities):
                 write(chunk)
 
-        await store.read(op)
+        await self._reading(ns, op)
 
 
     # -- writes ---------------------------------------------------------------
@@ -340,12 +415,24 @@ class Engine:
         return key, await self.set(ns, path + (key,), value, caller=caller)
 
     async def _run(self, ns: str, command: Command, store: SqliteStore | None = None) -> Any:
-        """Run a write command in the writer (thread or process); its result once committed."""
+        """Run a write command in the writer (thread or process); its result once committed.
+        Only a write the rules allow creates a namespace: on one that does not exist, the
+        write is first tried on an empty database (and undone); if that fails, so does the
+        write, and nothing is created."""
         if store is None:
+            store = self._stores.get(ns)
+        if store is None:
+            if command[0] in ("set", "priority", "update") and not command[3].admin and not self.exists(ns):
+                await self._empty.try_write(functools.partial(self.writes.run, ns, command))
             store = self._stores.get(ns) or await self.store(ns)
-        if self._writer_process is not None:
-            return await self._writer_process.write(ns, command)
-        return await store.write(functools.partial(self.writes.run, ns, command))
+        self._busy[ns] = self._busy.get(ns, 0) + 1
+        try:
+            if self._writer_process is not None:
+                return await self._writer_process.write(ns, command)
+            return await store.write(functools.partial(self.writes.run, ns, command))
+        finally:
+            self._busy[ns] -= 1
+            self._last_used[ns] = time.monotonic()
 
     async def _write(self, ns: str, command: Command) -> WriteResult:
         """Commit a write; return once the local listeners have its ChangeSet (before the ack)."""

@@ -149,8 +149,10 @@ class RelayBroker:
 
     def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
         state = self._namespaces.setdefault(ns, _Namespace())
-        state.orderer = SeqOrderer(seq)
         state.fetch = fetch
+        if state.orderer is not None:
+            return  # reopened (after closing idle files) or watched before it existed: keep its order
+        state.orderer = SeqOrderer(seq)
         early, state.early = state.early, []
         for changeset in sorted(early, key=lambda c: c.seq):
             self._accept(changeset)

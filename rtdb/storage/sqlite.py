@@ -325,3 +325,34 @@ class SqliteStore:
                 future.set_exception(op.error)
             else:
                 future.set_result(op.result)
+
+
+class EmptyStore:
+    """What a namespace that does not exist looks like: an empty database in memory. Reads
+    see no data (as Firebase answers for an empty database) and :meth:`try_write` runs a
+    write in a transaction that is rolled back, so the engine can learn whether a write
+    would be allowed before it creates anything on disk."""
+
+    def __init__(self) -> None:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(SCHEMA)
+        self._conn = conn
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtdb-empty")
+
+    async def read(self, fn: Callable[[Txn], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._rolled_back, fn)
+
+    async def try_write(self, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` as a write on the empty database and undo it; its result or its error."""
+        return await self.read(fn)
+
+    def _rolled_back(self, fn: Callable[[Txn], T]) -> T:
+        self._conn.execute("BEGIN")
+        try:
+            return fn(Txn(self._conn))
+        finally:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._conn.close()

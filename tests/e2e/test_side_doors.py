@@ -5,6 +5,7 @@ change nothing the rules deny."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,3 +107,73 @@ def test_a_transaction_on_a_denied_path_is_denied_for_the_right_hash_and_the_wro
         right = ws_call(ws, 2, "p", {"p": "/vault/pin", "d": "x", "h": node_hash("4711")})
     assert wrong["s"] == right["s"] == "permission_denied"
     assert stored(prod, "vault/pin") == "4711"
+
+
+# -- 3. a refused or unknown request creates nothing -----------------------------------------------
+def open_fds(server: RunningServer) -> int:
+    assert server.proc is not None
+    return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+
+def namespace_files(server: RunningServer) -> list[str]:
+    if not server.data_dir.exists():
+        return []
+    return sorted(p.name for p in server.data_dir.iterdir() if p.name.endswith((".sqlite", "-wal", "-shm")))
+
+
+def test_denied_requests_on_new_namespaces_create_no_files_and_hold_no_descriptors(prod: RunningServer) -> None:
+    before_files = namespace_files(prod)
+    with httpx.Client(base_url=prod.url) as anon:
+        anon.get("/x.json", params={"ns": "warmup"})
+        before_fds = open_fds(prod)
+        for i in range(300):
+            assert anon.get("/vault.json", params={"ns": f"probe{i}"}).status_code == 401
+            assert anon.put("/vault.json", params={"ns": f"probe{i}"}, content=b"1").status_code == 401
+            assert anon.patch("/x.json", params={"ns": f"probe{i}"}, content=b'{"a":1}').status_code == 401
+            assert anon.get("/open.json", params={"ns": f"probe{i}", "shallow": "true"}).json() is None
+        after_fds = open_fds(prod)
+    assert namespace_files(prod) == before_files
+    assert after_fds - before_fds < 20, (before_fds, after_fds)
+
+
+def test_a_namespace_that_does_not_exist_reads_as_an_empty_database(server: RunningServer) -> None:
+    for params in ({}, {"shallow": "true"}, {"orderBy": '"$key"', "limitToFirst": "2"}, {"format": "export"}):
+        answer = httpx.get(f"{server.url}/a/b.json", params={"ns": "ghost", **params})
+        assert answer.status_code == 200 and answer.json() is None, params
+    assert httpx.get(f"{server.url}/.json", params={"ns": "ghost"}, headers={"X-Firebase-ETag": "true"}).headers[
+        "etag"] == etag(None)
+    assert not (server.data_dir / "ghost.sqlite").exists()
+    assert httpx.put(f"{server.url}/a.json", params={"ns": "ghost"}, content=b"1").status_code == 200
+    assert (server.data_dir / "ghost.sqlite").exists()
+
+
+def test_only_an_allowed_write_creates_a_namespace(prod: RunningServer) -> None:
+    assert httpx.put(f"{prod.url}/vault/x.json", params={"ns": "fresh"}, content=b"1").status_code == 401
+    assert not (prod.data_dir / "fresh.sqlite").exists()
+    assert httpx.put(f"{prod.url}/open/x.json", params={"ns": "fresh"}, content=b"1").status_code == 200
+    assert (prod.data_dir / "fresh.sqlite").exists()
+    assert httpx.get(f"{prod.url}/open.json", params={"ns": "fresh"}).json() == {"x": 1}
+
+
+@pytest.mark.parametrize("name", ["abc\n", "abc\r\n", "../etc", "a.b", "-lead", "x" * 64, "é"])
+def test_a_malformed_namespace_is_refused_and_creates_nothing(server: RunningServer, name: str) -> None:
+    for method in ("GET", "PUT"):
+        answer = httpx.request(method, f"{server.url}/a.json", params={"ns": name}, content=b"1",
+                               headers={"Authorization": "Bearer owner"})
+        assert answer.status_code == 404 and "Invalid namespace" in answer.json()["error"], answer.text
+    assert namespace_files(server) == []
+
+
+def test_a_listener_on_a_namespace_that_does_not_exist_hears_the_write_that_creates_it(
+    server: RunningServer,
+) -> None:
+    with ws_open(server, "ns=later") as (ws, _):
+        listen = ws_call(ws, 1, "q", {"p": "/room", "h": ""})
+        assert listen["s"] == "ok"
+        assert not (server.data_dir / "later.sqlite").exists()
+        assert httpx.put(f"{server.url}/room/msg.json", params={"ns": "later"}, content=b'"hi"').status_code == 200
+        while True:
+            msg = json.loads(ws.recv(timeout=10))
+            if msg["t"] == "d" and msg["d"].get("a") == "d":
+                break
+    assert msg["d"]["b"] == {"p": "room/msg", "d": "hi"}

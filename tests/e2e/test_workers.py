@@ -245,3 +245,14 @@ def test_workers_0_starts_one_per_core(server_factory: Any) -> None:
     if cores > 1:
         assert f"rtdb: {cores} workers on" in server.log()
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+
+
+def test_listeners_on_every_worker_hear_the_write_that_creates_their_namespace(workers: RunningServer) -> None:
+    with _wires(workers, 8, ns="unborn") as wires:
+        for w in wires:
+            assert w.request("q", {"p": "/room", "h": ""})["s"] == "ok"
+        assert not (workers.data_dir / "unborn.sqlite").exists(), "a listen creates nothing"
+        for i in range(4):  # each on a new connection: the kernel picks a worker each time
+            assert httpx.put(f"{workers.url}/room/m{i}.json?ns=unborn", json=i).status_code == 200
+        for w in wires:
+            w.wait(lambda w=w: [d for _, d in _values(w.pushes)] == [0, 1, 2, 3])
