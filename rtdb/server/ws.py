@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import itertools
 import json
 import logging
 import secrets
@@ -81,21 +80,18 @@ class WsEndpoint:
         self.auth = authenticator
         self.hub = Hub(engine.feed)
         self.connections: dict[str, Connection] = {}
-        self._ids = itertools.count(1)
-        self._prefix = secrets.token_hex(4)
 
     def open(self, params: dict[str, str], host: str) -> Connection:
         """A new connection for an accepted WebSocket (query ``params``, ``Host`` header);
         its handshake message is queued."""
         session = ServerSession(
-            session_id=f"{self._prefix}-{next(self._ids)}",
+            session_id=secrets.token_hex(16),  # 128 random bits: a session id is not guessable
             host=host,
             namespace=self.settings.namespace_of(params, host),
         )
-        previous = self.connections.get(params.get("ls", ""))
-        if previous is not None:
-            previous.abort()  # the client came back: its old session is gone
         connection = Connection(self, session)
+        connection.replaces = self.connections.get(params.get("ls", ""))
+        connection.take_over()
         self.connections[session.session_id] = connection
         connection.outbox.send(session.hello(self.engine.clock()))
         return connection
@@ -203,6 +199,17 @@ class _Pending:
         self.blocks = True
 
 
+def identity(caller: Caller) -> tuple[Any, ...]:
+    """Who a caller is, as far as taking over a session goes: admin or not, and the user
+    (uid and sign-in provider; a renewed token of the same user is the same identity)."""
+    auth = caller.auth
+    if auth is None:
+        return (caller.admin, None)
+    if "uid" in auth:
+        return (caller.admin, auth.get("uid"), auth.get("provider"))
+    return (caller.admin, json.dumps(auth, sort_keys=True, default=str))
+
+
 class Connection:
     """One client's protocol state; transport-agnostic. The transport calls :meth:`feed`
     with each received text message, sends what the outbox holds, calls :meth:`close`
@@ -225,12 +232,27 @@ class Connection:
         self._paused = False
         self._closed = False
         self._drained: asyncio.Future[None] | None = None  # finish() waits for the lane to empty
+        self.replaces: Connection | None = None
+        """The session this client says it had (``ls=``): ended once this one has its credentials."""
 
     # -- lifecycle ------------------------------------------------------------------
     def abort(self, code: int = 1000) -> None:
         """Close this connection from the server side (e.g. its client reconnected)."""
         self.close_code = code
         self.outbox.close()
+
+    def take_over(self) -> None:
+        """The client came back (``ls=``): end its old session, and so run its onDisconnect
+        writes, but only once this connection holds the same credentials as that one had;
+        naming someone else's session id ends nothing."""
+        previous = self.replaces
+        if previous is None:
+            return
+        if self.endpoint.connections.get(previous.session.session_id) is not previous:
+            self.replaces = None  # it has ended meanwhile
+        elif identity(previous.session.caller) == identity(self.session.caller):
+            self.replaces = None
+            previous.abort()
 
     def _overflowed(self) -> None:
         self.close_code = CLOSE_OVERFLOW
@@ -431,6 +453,7 @@ class Connection:
         elif isinstance(request, m.Unauth):
             changed = self.session.caller != ANONYMOUS
             self.session.caller = ANONYMOUS
+            self.take_over()
             self._schedule_expiry(None)
             self._respond(request.r, "ok", "unauthenticated")
             if changed:
@@ -455,6 +478,7 @@ class Connection:
             return
         changed = caller != self.session.caller
         self.session.caller = caller
+        self.take_over()
         self._schedule_expiry(caller.expires_at_ms)
         if changed:
             self._recheck_soon()

@@ -177,3 +177,39 @@ def test_a_listener_on_a_namespace_that_does_not_exist_hears_the_write_that_crea
             if msg["t"] == "d" and msg["d"].get("a") == "d":
                 break
     assert msg["d"]["b"] == {"p": "room/msg", "d": "hi"}
+
+
+# -- 4. session ids are unguessable and ls= ends only the caller's own session --------------------
+def ws_auth(ws: ClientConnection, r: int, uid: str) -> None:
+    assert ws_call(ws, r, "auth", {"cred": user_token(uid)})["s"] == "ok"
+
+
+def test_session_ids_are_128_random_bits(prod: RunningServer) -> None:
+    ids = []
+    for _ in range(3):
+        with ws_open(prod) as (_, sid):
+            ids.append(sid)
+    assert len(set(ids)) == 3
+    assert all(len(bytes.fromhex(sid)) == 16 for sid in ids)
+
+
+def test_naming_another_users_session_ends_nothing_and_runs_no_ondisconnect(prod: RunningServer) -> None:
+    with ws_open(prod) as (bob_ws, bob_sid):
+        ws_auth(bob_ws, 1, "bob")
+        assert ws_call(bob_ws, 2, "o", {"p": "/users/bob/online", "d": False})["s"] == "ok"
+        with ws_open(prod, f"ns=default&ls={bob_sid}") as (mallory_ws, _):
+            ws_auth(mallory_ws, 1, "mallory")
+            assert ws_call(bob_ws, 3, "g", {"p": "/users/bob/pin", "q": {}})["s"] == "ok", "bob is still connected"
+        assert stored(prod, "users/bob") == {"pin": "1234"}, "bob's onDisconnect did not run"
+
+
+def test_the_same_user_coming_back_with_ls_ends_the_old_session(prod: RunningServer) -> None:
+    with ws_open(prod) as (old_ws, old_sid):
+        ws_auth(old_ws, 1, "bob")
+        assert ws_call(old_ws, 2, "o", {"p": "/users/bob/online", "d": False})["s"] == "ok"
+        with ws_open(prod, f"ns=default&ls={old_sid}") as (new_ws, _):
+            ws_auth(new_ws, 1, "bob")
+            deadline = time.monotonic() + 10
+            while stored(prod, "users/bob/online") is not False and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert stored(prod, "users/bob/online") is False, "the old session's onDisconnect ran"
