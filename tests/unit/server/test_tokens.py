@@ -82,6 +82,20 @@ def test_unsigned_mock_tokens_only_in_emulator_mode() -> None:
         verifier(secret=SECRET).verify(token)
 
 
+def test_the_sdks_mock_tokens_from_1970_are_accepted_and_never_expire_in_emulator_mode() -> None:
+    # what connectDatabaseEmulator(..., { mockUserToken }) and rules-unit-testing send
+    mock = {"iss": "https://securetoken.google.com/demo", "aud": "demo", "iat": 0, "exp": 3600, "auth_time": 0,
+            "sub": "alice", "user_id": "alice", "firebase": {"sign_in_provider": "custom", "identities": {}}}
+    caller = verifier(emulator=True).verify(_unsigned(mock))
+    assert caller.auth is not None and caller.auth["uid"] == "alice"
+    assert caller.expires_at_ms is None  # no stream or socket is cut off at "exp"
+    with pytest.raises(Unauthenticated, match=INVALID):
+        verifier(secret=SECRET).verify(_unsigned(mock))
+    signed = jwt.encode(mock, SECRET, algorithm="HS256")  # a signed token's exp still counts
+    with pytest.raises(Unauthenticated, match=EXPIRED):
+        verifier(emulator=True, secret=SECRET).verify(signed)
+
+
 def test_rs256_with_public_key_and_es256_with_jwks(tmp_path: Path) -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = tmp_path / "pub.pem"
