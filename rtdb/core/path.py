@@ -18,8 +18,10 @@ PRIORITY_KEY = ".priority"
 MAX_DEPTH = 32
 MAX_PATH_BYTES = 768
 
-_INVALID_KEY = re.compile(r"[\[\].#$/\x00-\x1f\x7f]")
-_INVALID_PATH_CHARS = re.compile(r"[\[\].#$\x00-\x1f\x7f]")
+# Lone surrogates (U+D800-U+DFFF) have no UTF-8 form: a key holding one could be
+# neither measured, stored nor sent, so it is refused like a forbidden character.
+_INVALID_KEY = re.compile(r"[\[\].#$/\x00-\x1f\x7f\ud800-\udfff]")
+_INVALID_PATH_CHARS = re.compile(r"[\[\].#$\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def is_valid_key(key: str) -> bool:
@@ -44,7 +46,10 @@ def parse(raw: str, *, decode: bool = False, allow_priority: bool = False) -> Pa
         if decode:
             if "%2f" in segment.lower() or "%5c" in segment.lower():
                 raise InvalidPath("Invalid path: Invalid token in path")
-            segment = unquote(segment, errors="strict")
+            try:  # %ff, an encoded surrogate (%ED%A0%80) or an overlong form (%C0%AF) is not UTF-8
+                segment = unquote(segment, errors="strict")
+            except UnicodeDecodeError:
+                raise InvalidPath("Invalid path: Invalid token in path") from None
         if _INVALID_PATH_CHARS.search(segment) or "\\" in segment and decode:
             raise InvalidPath("Invalid path: Invalid token in path")
         keys.append(segment)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtdb.core import path as paths
-from rtdb.core.errors import InvalidPath, InvalidQuery
+from rtdb.core.errors import InvalidData, InvalidPath, InvalidQuery, TooBig
 from rtdb.core.ordering import MAX_KEY_ORDER, MIN_KEY_ORDER, key_order, priority_rank, value_order
-from rtdb.core.value import PRIORITY, Node, child_at
+from rtdb.core.value import MAX_SAFE_INT, PRIORITY, Node, child_at, normalize
 
 OrderBy = Literal["key", "value", "priority", "child"]
 
@@ -99,7 +99,7 @@ class QuerySpec:
 def _decode_json(raw: str, name: str) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidQuery(f"{name} must be a valid JSON value") from None
 
 
@@ -107,10 +107,10 @@ def _parse_bound(raw: str, name: str, order_by: OrderBy) -> Bound:
     try:
         value = json.loads(raw)
         key = None
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             value, end = json.JSONDecoder().raw_decode(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             raise InvalidQuery(f"{name} must be a valid JSON value") from None
         rest = raw[end:].lstrip()
         if not rest.startswith(","):
@@ -120,6 +120,9 @@ def _parse_bound(raw: str, name: str, order_by: OrderBy) -> Bound:
             raise InvalidQuery(f"{name} key must be a string") from None
     if isinstance(value, (dict, list)):
         raise InvalidQuery(f"{name} must be a primitive JSON value")
+    value = check_bound_value(value, name)
+    if key is not None:
+        check_bound_value(key, name)
     if order_by == "key":
         if not isinstance(value, str):
             raise InvalidQuery(f"{name}: when orderBy is \"$key\", {name} must be a string")
@@ -128,14 +131,30 @@ def _parse_bound(raw: str, name: str, order_by: OrderBy) -> Bound:
     return Bound(value, key)
 
 
+def check_bound_value(value: Any, name: str) -> Any:
+    """A primitive bound as a stored value would be: NaN, a number beyond a double's
+    range or a string with a lone surrogate cannot be compared with data."""
+    try:
+        return normalize(value)
+    except (InvalidData, TooBig):
+        raise InvalidQuery(f"{name} must be null, a boolean, a finite number or a valid string") from None
+
+
+MAX_LIMIT = MAX_SAFE_INT  # the largest integer every client holds exactly
+
+
+def check_limit(n: int, name: str) -> int:
+    if not 0 <= n <= MAX_LIMIT:
+        raise InvalidQuery(f"{name} must be a non-negative integer no larger than {MAX_LIMIT}")
+    return n
+
+
 def _parse_limit(raw: str, name: str) -> int:
     try:
         n = int(raw)
     except ValueError:
         raise InvalidQuery(f"{name} must be a non-negative integer") from None
-    if n < 0:
-        raise InvalidQuery(f"{name} must be a non-negative integer")
-    return n
+    return check_limit(n, name)
 
 
 def parse_rest(params: Mapping[str, str]) -> QuerySpec | None:

@@ -28,6 +28,9 @@ VALUE = ".value"
 SV = ".sv"
 
 _INT_KEY = re.compile(r"^-?(0*)\d{1,10}$")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+NOT_FINITE = "Invalid data; numbers must be finite"
+TOO_DEEP = f"Invalid data; path specified exceeds the maximum depth that can be written ({MAX_DEPTH})"
 
 
 def normalize(value: Any, at: Path = ()) -> Node:
@@ -42,14 +45,18 @@ def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Nod
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
+        if not value.isascii() and _SURROGATE.search(value):  # no UTF-8 form: never stored or sent
+            raise InvalidData("Invalid data; strings must be valid Unicode (no lone surrogates)")
         if len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
             raise TooBig("Invalid data; string value exceeds the maximum size of 10485760 bytes")
         return value
     if isinstance(value, int):
-        return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else float(value)
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return value
+        value = as_double(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidData("Invalid data; numbers must be finite")
+            raise InvalidData(NOT_FINITE)
         if value.is_integer() and abs(value) <= MAX_SAFE_INT:
             return int(value)
         return value
@@ -63,9 +70,11 @@ def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Nod
     if VALUE in value:
         if any(k not in (VALUE, PRIORITY) for k in value):
             raise InvalidData("Invalid data; '.value' cannot be combined with other children")
-        inner = _normalize(value[VALUE], depth, nbytes)
-        if isinstance(inner, dict) and SV not in inner:
+        raw = value[VALUE]
+        if isinstance(raw, list) or isinstance(raw, dict) and SV not in raw:
+            # checked before descending: nested '.value' wrappers add no depth to count
             raise InvalidData("Invalid data; '.value' must be a primitive")
+        inner = _normalize(raw, depth, nbytes)
         if inner is None:
             return None
         return {VALUE: inner, PRIORITY: priority} if priority is not None else inner
@@ -79,9 +88,7 @@ def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Nod
         child_depth = depth + 1
         child_bytes = nbytes + len(key.encode()) + (1 if depth else 0)
         if child_depth > MAX_DEPTH:
-            raise InvalidData(
-                f"Invalid data; path specified exceeds the maximum depth that can be written ({MAX_DEPTH})"
-            )
+            raise InvalidData(TOO_DEEP)
         if child_bytes > MAX_PATH_BYTES:
             raise InvalidData(f"Invalid data; key path longer than {MAX_PATH_BYTES} bytes")
         node = _normalize(child, child_depth, child_bytes)
@@ -95,9 +102,9 @@ def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Nod
 
 
 def _normalize_priority(p: Any) -> Any:
-    if p is None or isinstance(p, str):
+    if p is None:
         return p
-    if isinstance(p, (int, float)) and not isinstance(p, bool):
+    if isinstance(p, (str, int, float)) and not isinstance(p, bool):
         return _normalize(p, 0, 0)
     if isinstance(p, dict) and SV in p:
         return _check_server_value(p)
@@ -112,9 +119,19 @@ def _check_server_value(value: dict[str, Any]) -> dict[str, Any]:
         return value
     if isinstance(sv, dict) and list(sv) == ["increment"]:
         n = sv["increment"]
-        if isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n):
-            return value
+        if isinstance(n, (int, float)) and not isinstance(n, bool):
+            n = _normalize(n, 0, 0)  # an integer beyond a double's range is refused here
+            return value if n is sv["increment"] else {SV: {"increment": n}}
     raise InvalidData("Invalid data; invalid server value type")
+
+
+def as_double(n: int) -> float:
+    """An integer as the double a client holds; :class:`InvalidData` beyond a double's range
+    (``1`` followed by 400 zeros is Infinity in JavaScript)."""
+    try:
+        return float(n)
+    except OverflowError:
+        raise InvalidData(NOT_FINITE) from None
 
 
 def priority_of(node: Node) -> Any:

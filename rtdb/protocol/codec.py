@@ -7,6 +7,7 @@ Server side: :func:`decode_client` (client text → typed message) and the
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 import msgspec
@@ -14,6 +15,7 @@ from msgspec import UNSET
 
 from rtdb.core import path as paths
 from rtdb.core.path import Path
+from rtdb.core.value import TOO_DEEP
 from rtdb.protocol.errors import BadRequest, ProtocolError
 from rtdb.protocol.framing import MAX_FRAME_CHARS, split_message
 from rtdb.protocol.messages import (
@@ -59,13 +61,21 @@ def decode_client(text: str | bytes) -> ClientMessage | None:
     otherwise invalid (unknown action, bad body), :class:`ProtocolError` for
     anything that is not a message at all.
     """
+    status = "invalid_request"
     try:
         return cast(ClientMessage, _client_decoder.decode(text))
     except msgspec.DecodeError as exc:
         error = str(exc)
+    except RecursionError:  # msgspec stops at Python's recursion limit: far beyond MAX_DEPTH
+        status, error = "invalid_data", TOO_DEEP
+        text = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        head = _SDK_HEAD.match(text)  # the SDKs' key order: no need to scan the whole message
+        if head:
+            raise BadRequest(error, request_id=int(head[1]), action=head[2], status=status) from None
+        text = cut_deep(text, ENVELOPE_DEPTH)
     try:
         raw = _raw_decoder.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise ProtocolError(f"undecodable message: {error}") from None
     if raw.t not in ("c", "d"):
         return None
@@ -73,8 +83,45 @@ def decode_client(text: str | bytes) -> ClientMessage | None:
         return None  # unknown control message: ignored, as the client does
     if raw.d is not UNSET and raw.d.r is not UNSET:
         action = raw.d.a if raw.d.a is not UNSET else None
-        raise BadRequest(f"invalid request: {error}", request_id=raw.d.r, action=action)
+        message = f"invalid request: {error}" if status == "invalid_request" else error
+        raise BadRequest(message, request_id=raw.d.r, action=action, status=status)
     raise ProtocolError(f"invalid message: {error}")
+
+
+ENVELOPE_DEPTH = 3
+"""How deep ``r`` and ``a`` lie: ``{"t": "d", "d": {"r": …, "a": …, "b": {…}}}``."""
+
+_SDK_HEAD = re.compile(
+    r'\s*\{\s*"t"\s*:\s*"d"\s*,\s*"d"\s*:\s*\{\s*"r"\s*:\s*(\d{1,20})\s*,\s*"a"\s*:\s*"(\w{1,20})"', re.ASCII
+)
+_SCAN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]+|[\]}]+')
+
+
+def cut_deep(text: str, max_depth: int) -> str:
+    """``text`` (JSON) with every array or object that opens deeper than ``max_depth``
+    replaced by ``null``, so a message nested too deep to decode still tells which
+    request it was. Strings are skipped whole; runs of brackets are counted at once."""
+    out: list[str] = []
+    depth = 0
+    kept = 0  # text[kept:] is still to be copied
+    for match in _SCAN.finditer(text):
+        run = match.group()
+        if run[0] == '"':
+            continue
+        n = len(run)
+        if run[0] in "[{":
+            if depth <= max_depth < depth + n:
+                cut = match.start() + max_depth - depth
+                out.append(text[kept:cut])
+                out.append("null")
+            depth += n
+        else:
+            if depth - n <= max_depth < depth:
+                kept = match.start() + depth - max_depth
+            depth -= n
+    if depth <= max_depth:  # else it never closed: what is left is cut off
+        out.append(text[kept:])
+    return "".join(out)
 
 
 def encode(message: ServerMessage) -> bytes:

@@ -21,8 +21,8 @@ class BadRequest(ProtocolError):
     The connection survives: the request is answered with ``status``.
     """
 
-    def __init__(self, message: str, *, request_id: int, action: str | None) -> None:
+    def __init__(self, message: str, *, request_id: int, action: str | None, status: str = "invalid_request") -> None:
         super().__init__(message)
         self.request_id = request_id
         self.action = action
-        self.status = "invalid_request"
+        self.status = status

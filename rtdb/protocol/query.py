@@ -9,7 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from rtdb.core import path as paths
 from rtdb.core.errors import InvalidPath, InvalidQuery
-from rtdb.core.query import Bound, OrderBy, QuerySpec
+from rtdb.core.query import Bound, OrderBy, QuerySpec, check_bound_value, check_limit
 from rtdb.protocol.messages import WireQuery
 
 MIN_NAME = "[MIN_NAME]"
@@ -55,39 +55,40 @@ def to_spec(query: WireQuery | UnsetType) -> QuerySpec | None:
     limit: int | None = None
     from_last = False
     if query.l is not UNSET:
-        if query.l < 0:
-            raise InvalidQuery("limit must be a non-negative integer")
-        limit = query.l
+        limit = check_limit(query.l, "limit")
         from_last = query.vf == "r"
     return QuerySpec(order_by, child, start, end, limit, from_last)
 
 
-def _check_bound_value(value: Any) -> None:
+def _check_bound_value(value: Any, name: str | UnsetType, what: str) -> Any:
     if isinstance(value, (dict, list)):
         raise InvalidQuery("query bounds must be primitive values")
+    if name is not UNSET:
+        check_bound_value(name, what)
+    return check_bound_value(value, what)
 
 
 def _start_bound(query: WireQuery) -> Bound:
-    _check_bound_value(query.sp)
+    value = _check_bound_value(query.sp, query.sn, "start")
     inclusive = query.sin if query.sin is not UNSET else True
     name = query.sn if query.sn is not UNSET else None
     if name == MAX_NAME:
         # (v, MAX_NAME): every child whose index value is v lies before the bound.
-        return Bound(query.sp, None, inclusive=False)
+        return Bound(value, None, inclusive=False)
     if name == MIN_NAME:
-        return Bound(query.sp, None, inclusive=True)
-    return Bound(query.sp, name, inclusive)
+        return Bound(value, None, inclusive=True)
+    return Bound(value, name, inclusive)
 
 
 def _end_bound(query: WireQuery) -> Bound:
-    _check_bound_value(query.ep)
+    value = _check_bound_value(query.ep, query.en, "end")
     inclusive = query.ein if query.ein is not UNSET else True
     name = query.en if query.en is not UNSET else None
     if name == MIN_NAME:
-        return Bound(query.ep, None, inclusive=False)
+        return Bound(value, None, inclusive=False)
     if name == MAX_NAME:
-        return Bound(query.ep, None, inclusive=True)
-    return Bound(query.ep, name, inclusive)
+        return Bound(value, None, inclusive=True)
+    return Bound(value, name, inclusive)
 
 
 def from_spec(spec: QuerySpec | None) -> WireQuery:

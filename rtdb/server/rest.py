@@ -27,7 +27,7 @@ from rtdb.core.errors import (
     TooBig,
 )
 from rtdb.core.hash import etag
-from rtdb.core.value import to_plain
+from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
 from rtdb.realtime.sse import SseStream
 from rtdb.rules import Ruleset
@@ -295,6 +295,8 @@ class RestApi:
             return msgspec.json.decode(raw)
         except msgspec.DecodeError:
             raise InvalidData("Invalid data; couldn't parse JSON object, array, or value.") from None
+        except RecursionError:  # nested far beyond MAX_DEPTH: refused before it is even built
+            raise InvalidData(TOO_DEEP) from None
 
     async def _raw_body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes

@@ -64,6 +64,7 @@ STALE_TEXT = "Transaction hash does not match"
 CLOSE_OVERFLOW = 4008  # the client reconnects and resyncs
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INTERNAL_ERROR = 1011
 MAX_IN_FLIGHT = 1024
 """Requests of one connection queued or running before it stops reading (resumes at half)."""
 
@@ -291,6 +292,10 @@ class Connection:
         except ProtocolError as exc:
             log.info("closing %s: %s", self.session.session_id, exc)
             self.abort(CLOSE_PROTOCOL_ERROR)
+            return
+        except Exception:  # a bug, not the client's fault: still close with a close frame
+            log.exception("closing %s: a message could not be read", self.session.session_id)
+            self.abort(CLOSE_INTERNAL_ERROR)
             return
         if incoming is None:
             return
