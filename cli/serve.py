@@ -16,6 +16,7 @@ from litestar import Litestar
 from rtdb.realtime.broker import Broker
 from rtdb.rules import RulesError
 from rtdb.server.app import create_app
+from rtdb.server.httpprotocol import http_protocol_class
 from rtdb.server.settings import Settings
 from rtdb.server.wsprotocol import WsServer
 
@@ -75,8 +76,8 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
-        ws=WsServer(app.state.ws).protocol_class(),  # type: ignore[arg-type]  # a factory, as uvicorn calls it
+        http=http_protocol_class(settings.header_timeout_s),
+        ws=WsServer(app.state.ws, header_timeout=settings.header_timeout_s).protocol_class(),  # type: ignore[arg-type]
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",

@@ -53,6 +53,10 @@ class Settings:
                                           "busy connection uses two cores; one worker only.", kind="bool")
     max_body_bytes: int = _setting(256 * 1024 * 1024, "Largest accepted REST request body, in bytes.",
                                    kind="int", metavar="BYTES")
+    header_timeout_s: int = _setting(10, "Seconds a client has to send a whole request head (a WebSocket "
+                                         "handshake included), from connecting or from the first byte of a "
+                                         "later request on the connection; then it gets `408` and is closed.",
+                                     kind="int", metavar="SECONDS")
 
     @staticmethod
     def env_name(name: str) -> str:

@@ -14,7 +14,8 @@ one callback per event-loop turn writes every marked connection's frames with a
 single ``writelines``, encoding each distinct message (the same push goes to many
 connections) once. Keep-alive: one sweep per interval pings the connections that
 were silent for a whole interval and drops those that stayed silent for the
-next one; an idle connection holds no timer.
+next one; an idle connection holds no timer. A connection whose handshake request
+is not complete ``header_timeout`` seconds after it opened gets ``408`` and is closed.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ class WsServer:
     """Shared by every native connection of one endpoint: the write batching and the
     keep-alive sweep."""
 
-    def __init__(self, endpoint: WsEndpoint, *, ping_interval: float | None = 20.0) -> None:
+    def __init__(self, endpoint: WsEndpoint, *, ping_interval: float | None = 20.0,
+                 header_timeout: float = 10.0) -> None:
         self.endpoint = endpoint
         self.ping_interval = ping_interval
+        self.header_timeout = header_timeout  # seconds from connecting to a complete handshake request
         self.live: set[WsProtocol] = set()
         self._marked: list[WsProtocol] = []
         self._sweep: asyncio.TimerHandle | None = None
@@ -112,6 +115,7 @@ def _wire(frames: Frames, cache: _Cache) -> bytes:
 
 class WsProtocol(asyncio.Protocol):
     __slots__ = (
+        "_deadline",
         "_delegate",
         "_head",
         "_heard",
@@ -137,11 +141,13 @@ class WsProtocol(asyncio.Protocol):
         self._write_paused = False
         self._heard = True  # traffic since the last keep-alive sweep
         self._pinged = False
+        self._deadline: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self._uvicorn[1].connections.add(self)
+        self._deadline = asyncio.get_running_loop().call_later(self.server.header_timeout, self._handshake_timed_out)
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
@@ -169,6 +175,7 @@ class WsProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         server_state = self._uvicorn[1]
         server_state.connections.discard(self)
+        self._stop_deadline()
         if self._delegate is not None:
             self._delegate.connection_lost(exc)
             return
@@ -224,6 +231,7 @@ class WsProtocol(asyncio.Protocol):
                 self._head = head
             return
         self._head = b""
+        self._stop_deadline()  # the request head is complete: what follows is answered at once
         if request_path(head) != ENDPOINT_PATH:
             self._delegate_to_uvicorn(head)
             return
@@ -246,6 +254,17 @@ class WsProtocol(asyncio.Protocol):
         rest = head[end + 4 :]
         if rest:
             self.data_received(rest)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _handshake_timed_out(self) -> None:
+        """The client did not complete its handshake request within ``header_timeout``."""
+        self._deadline = None
+        if self.connection is None and self._delegate is None and not self.transport.is_closing():
+            self._reject(408, "Request Timeout", "handshake request not sent in time")
 
     def _reject(self, status: int, reason: str, body: str) -> None:
         data = (body + "\n").encode()
