@@ -400,14 +400,14 @@ class Engine:
         if path and path[-1] == PRIORITY_KEY:
             priority = written_priority(value, path[:-1])
             return await self._write(ns, ("priority", path[:-1], priority, caller, self.clock()))
-        node = normalize(value, path)
+        node = await _off_loop_if_large(value, normalize, value, path)
         return await self._write(ns, ("set", path, node, caller, self.clock(), if_match, if_hash))
 
     async def update(
         self, ns: str, path: Path, updates: Mapping[str, Any], *, caller: Caller, if_hash: str | None = None
     ) -> WriteResult:
         """Apply a multi-path update atomically: each key is a path relative to ``path``."""
-        items = parse_updates(path, updates)
+        items = await _off_loop_if_large(updates, parse_updates, path, updates)
         return await self._write(ns, ("update", path, items, caller, self.clock(), if_hash))
 
     async def push(self, ns: str, path: Path, value: Any, *, caller: Caller) -> tuple[str, WriteResult]:
@@ -449,3 +449,34 @@ class Engine:
         raise IndexNotDefined(
             f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
         )
+
+
+LARGE_VALUE_NODES = 10_000
+"""Written values with more nodes are validated in a thread, not on the event loop: 300,000
+children take a third of a second, which every other client would wait out."""
+
+
+async def _off_loop_if_large(value: Any, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``: at once for a small ``value``, in a thread for a large one (the thread
+    holds the GIL too, but hands it back to the event loop every few milliseconds)."""
+    if not _is_large(value):
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
+
+
+def _is_large(value: Any) -> bool:
+    """Whether a decoded JSON value has more than :data:`LARGE_VALUE_NODES` nodes (counting
+    stops there, so a small value costs a short walk and a large one almost none)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    count = 0
+    stack = [value]
+    while stack:
+        container = stack.pop()
+        count += len(container)
+        if count > LARGE_VALUE_NODES:
+            return True
+        for child in container.values() if isinstance(container, dict) else container:
+            if isinstance(child, (dict, list)):
+                stack.append(child)
+    return False
