@@ -14,15 +14,16 @@ export function freshNamespace(prefix = 't') {
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`;
 }
 
-/** An app + database on namespace `ns`; call `close()` when done. */
-export function openDb(ns, { port = PORT, name } = {}) {
+/** An app + database on namespace `ns`; call `close()` when done. `mockUserToken` signs the app
+ * in as that user the way the SDK does against an emulator (an unsigned token). */
+export function openDb(ns, { port = PORT, name, mockUserToken } = {}) {
   counter += 1;
   const app = initializeApp(
     { projectId: 'demo', databaseURL: `http://${HOST}:${port}?ns=${ns}` },
     name ?? `app-${counter}-${Math.random().toString(36).slice(2)}`,
   );
   const db = getDatabase(app);
-  connectDatabaseEmulator(db, HOST, port);
+  connectDatabaseEmulator(db, HOST, port, mockUserToken ? { mockUserToken } : {});
   return { app, db, close: () => deleteApp(app) };
 }
 
