@@ -12,6 +12,7 @@ The stored ("node") form of a value is Firebase's export format, normalized:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from typing import Any
@@ -31,6 +32,7 @@ _INT_KEY = re.compile(r"^-?(0*)\d{1,10}$")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 NOT_FINITE = "Invalid data; numbers must be finite"
 TOO_DEEP = f"Invalid data; path specified exceeds the maximum depth that can be written ({MAX_DEPTH})"
+LONE_SURROGATE = "Invalid data; strings must be valid Unicode (no lone surrogates)"
 
 
 def normalize(value: Any, at: Path = ()) -> Node:
@@ -46,7 +48,7 @@ def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Nod
         return value
     if isinstance(value, str):
         if not value.isascii() and _SURROGATE.search(value):  # no UTF-8 form: never stored or sent
-            raise InvalidData("Invalid data; strings must be valid Unicode (no lone surrogates)")
+            raise InvalidData(LONE_SURROGATE)
         if len(value) * 4 > MAX_STRING_BYTES and len(value.encode()) > MAX_STRING_BYTES:
             raise TooBig("Invalid data; string value exceeds the maximum size of 10485760 bytes")
         return value
@@ -204,12 +206,23 @@ def replace_at(node: Node, rel: Path, new: Node) -> Node:
 
 
 def to_plain(node: Node) -> Any:
-    """Render a node as a normal REST GET does: no priorities, arrays where Firebase makes them."""
+    """Render a node as a normal REST GET does: no priorities, arrays where Firebase makes them.
+    An object that is plain already is returned itself, not copied (a large write's echo)."""
     if not isinstance(node, dict):
         return node
     if VALUE in node:
         return node[VALUE]
-    out = {key: to_plain(child) for key, child in node.items() if key != PRIORITY}
+    out: dict[str, Any] | None = None  # made at the first child that changes
+    for i, (key, child) in enumerate(node.items()):
+        plain = to_plain(child) if isinstance(child, dict) else child
+        if out is None:
+            if plain is child and key != PRIORITY:
+                continue
+            out = dict(itertools.islice(node.items(), i))
+        if key != PRIORITY:
+            out[key] = plain
+    if out is None:
+        out = node
     array = as_array(out)
     return out if array is None else array
 
