@@ -15,7 +15,7 @@ from msgspec import UNSET
 
 from rtdb.core import path as paths
 from rtdb.core.path import Path
-from rtdb.core.value import TOO_DEEP
+from rtdb.core.value import LONE_SURROGATE, TOO_DEEP
 from rtdb.protocol.errors import BadRequest, ProtocolError
 from rtdb.protocol.framing import MAX_FRAME_CHARS, split_message
 from rtdb.protocol.messages import (
@@ -61,32 +61,59 @@ def decode_client(text: str | bytes) -> ClientMessage | None:
     otherwise invalid (unknown action, bad body), :class:`ProtocolError` for
     anything that is not a message at all.
     """
-    status = "invalid_request"
     try:
         return cast(ClientMessage, _client_decoder.decode(text))
     except msgspec.DecodeError as exc:
-        error = str(exc)
+        status, error = "invalid_request", f"invalid request: {exc}"
     except RecursionError:  # msgspec stops at Python's recursion limit: far beyond MAX_DEPTH
         status, error = "invalid_data", TOO_DEEP
-        text = text if isinstance(text, str) else text.decode("utf-8", "replace")
-        head = _SDK_HEAD.match(text)  # the SDKs' key order: no need to scan the whole message
+        head = _SDK_HEAD.match(_as_str(text))  # the SDKs' key order: no need to scan the whole message
         if head:
             raise BadRequest(error, request_id=int(head[1]), action=head[2], status=status) from None
-        text = cut_deep(text, ENVELOPE_DEPTH)
-    try:
-        raw = _raw_decoder.decode(text)
-    except (msgspec.DecodeError, RecursionError):
-        raise ProtocolError(f"undecodable message: {error}") from None
+    raw, problem = _envelope(text)
+    if raw is None:
+        raise ProtocolError(f"undecodable message: {error}")
+    if problem is not None:
+        status, error = "invalid_data", problem
     if raw.t not in ("c", "d"):
         return None
     if raw.t == "c":
         return None  # unknown control message: ignored, as the client does
     if raw.d is not UNSET and raw.d.r is not UNSET:
         action = raw.d.a if raw.d.a is not UNSET else None
-        message = f"invalid request: {error}" if status == "invalid_request" else error
-        raise BadRequest(message, request_id=raw.d.r, action=action, status=status)
+        raise BadRequest(error, request_id=raw.d.r, action=action, status=status)
     raise ProtocolError(f"invalid message: {error}")
 
+
+def _envelope(text: str | bytes) -> tuple[RawClientData | None, str | None]:
+    """``t``, ``r`` and ``a`` of a message the full decoder refused (``None`` if even they
+    cannot be read), and what kept them from being read directly: a nesting too deep to
+    decode, or a lone surrogate (JSON.stringify writes one as ``\\ud800``)."""
+    problem: str | None = None
+    cut = neutral = False
+    while True:
+        try:
+            return _raw_decoder.decode(text), problem
+        except msgspec.DecodeError:
+            if neutral:
+                return None, None
+            # every surrogate escape made U+FFFD, just to learn which request to answer
+            text, count = _SURROGATE_ESCAPE.subn(r"\1\\ufffd", _as_str(text))
+            if not count:
+                return None, None
+            neutral, problem = True, problem or LONE_SURROGATE
+        except RecursionError:
+            if cut:
+                return None, None
+            text = cut_deep(_as_str(text), ENVELOPE_DEPTH)
+            cut, problem = True, TOO_DEEP
+
+
+def _as_str(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text.decode("utf-8", "replace")
+
+
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 ENVELOPE_DEPTH = 3
 """How deep ``r`` and ``a`` lie: ``{"t": "d", "d": {"r": …, "a": …, "b": {…}}}``."""
