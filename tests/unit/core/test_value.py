@@ -59,3 +59,38 @@ def test_replace_at_prunes_keeps_priorities_and_ignores_deletes_below_leaves() -
     assert replace_at(5, ("a",), 1) == {"a": 1}
     assert replace_at({".value": 5, ".priority": 3}, ("a",), 1) == {"a": 1, ".priority": 3}
     assert replace_at("leaf", ("a", "b"), None) == "leaf"
+
+
+@pytest.mark.parametrize("value", [
+    10**400,
+    {"a": -(10**400)},
+    {"a": {".value": 1, ".priority": 10**400}},
+    {"a": {"b": 1, ".priority": -(10**400)}},
+    {"a": {".sv": {"increment": 10**400}}},
+    {".value": 10**400},
+])
+def test_integers_beyond_a_double_are_refused_as_invalid_data(value: object) -> None:
+    with pytest.raises(RtdbError, match="finite") as info:
+        normalize(value)
+    assert info.value.code == "invalid_data"
+
+
+def test_integers_beyond_2_to_the_53_become_doubles_even_in_increments() -> None:
+    assert normalize(2**60) == 2.0**60 and isinstance(normalize(2**60), float)
+    node = normalize({"n": {".sv": {"increment": 2**60}}})
+    assert isinstance(node["n"][".sv"]["increment"], float)
+
+
+@pytest.mark.parametrize("value", ["\ud800", {"a": "x\udfff"}, {"a": {".value": 1, ".priority": "\udc00"}}])
+def test_strings_with_a_lone_surrogate_are_refused(value: object) -> None:
+    with pytest.raises(RtdbError, match="lone surrogate") as info:
+        normalize(value)
+    assert info.value.code == "invalid_data"
+
+
+def test_a_chain_of_value_wrappers_thousands_deep_is_refused_without_recursing() -> None:
+    value: object = 1
+    for _ in range(5000):
+        value = {".value": value}
+    with pytest.raises(RtdbError, match="primitive"):
+        normalize(value)

@@ -132,3 +132,40 @@ def test_wire_query_keeps_null_bounds_apart_from_absent_ones() -> None:
 )
 def test_request_paths_parse_with_priority_suffix(raw: str, path: tuple[str, ...], priority: bool) -> None:
     assert codec.parse_request_path(raw) == (path, priority)
+
+
+DEEP = '{"a":' * 10_000 + "1" + "}" * 10_000
+
+
+@pytest.mark.parametrize("text", [
+    '{"t":"d","d":{"r":41,"a":"p","b":{"p":"/x","d":' + DEEP + "}}}",  # the SDKs' key order
+    '{"d":{"b":{"p":"/x","d":' + DEEP + '},"a":"m","r":41},"t":"d"}',  # any other
+    '{"t":"d","d":{"b":{"p":"/x","q":{"sp":' + "[" * 10_000 + "]" * 10_000 + '}},"r":41,"a":"q"}}',
+    '{"t":"d","d":{"r":41,"a":"","b":{"p":"/x","d":' + DEEP + "}}}",  # an action the decoder refuses first
+])
+def test_a_request_nested_thousands_deep_is_a_bad_request_with_its_number(text: str) -> None:
+    with pytest.raises(BadRequest, match="maximum depth") as info:
+        codec.decode_client(text)
+    assert info.value.request_id == 41 and info.value.status == "invalid_data"
+
+
+def test_a_message_nested_thousands_deep_without_a_request_number_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        codec.decode_client('{"t":"d","d":{"a":"p","b":{"p":"/x","d":' + DEEP + "}}}")
+
+
+@pytest.mark.parametrize("text", [
+    '{"t":"d","d":{"r":42,"a":"p","b":{"p":"/x","d":"a\\ud800"}}}',
+    '{"t":"d","d":{"b":{"p":"/\\udc00","d":1},"r":42,"a":"p"}}',
+    '{"t":"d","d":{"b":{"p":"/\\udc00","d":' + DEEP + '},"r":42,"a":"p"}}',
+])
+def test_a_request_with_a_lone_surrogate_escape_is_a_bad_request_with_its_number(text: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        codec.decode_client(text)
+    assert info.value.request_id == 42 and info.value.status == "invalid_data"
+
+
+def test_cut_deep_replaces_what_opens_below_the_depth_and_skips_strings() -> None:
+    assert codec.cut_deep('[[[[1]]],[[["]]"]]]]', 2) == "[[null],[null]]"
+    assert codec.cut_deep('{"a":{"b":{"c":1}},"r":1}', 1) == '{"a":null,"r":1}'
+    assert codec.cut_deep('{"a":{"b":[1]}}', 5) == '{"a":{"b":[1]}}'

@@ -56,3 +56,16 @@ def test_query_id_is_the_canonical_json_or_default() -> None:
 def test_malformed_query_objects_are_rejected(case: dict[str, Any]) -> None:
     with pytest.raises(InvalidQuery):
         to_spec(_wire(case["q"]))
+
+
+@pytest.mark.parametrize("query", [
+    {"l": 99999999999999999999, "vf": "l"},
+    {"l": 2**53 + 1, "vf": "r"},
+    {"sp": 10**400, "i": ".value"},
+    {"ep": -(10**400), "i": ".value"},
+    {"sp": "a\ud800", "i": ".value"},
+    {"sp": 1, "sn": "\udc00", "i": ".value"},
+])
+def test_a_limit_or_bound_no_client_could_hold_is_an_invalid_query(query: dict[str, Any]) -> None:
+    with pytest.raises(InvalidQuery):
+        to_spec(_wire(query))

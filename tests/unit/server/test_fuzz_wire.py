@@ -23,6 +23,7 @@ from test_ws import Client, connect
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
+from rtdb.protocol.session import ServerSession
 from rtdb.server.auth import Authenticator
 from rtdb.server.settings import Settings
 from rtdb.server.ws import WsEndpoint
@@ -325,3 +326,22 @@ def test_a_limit_or_bound_no_client_could_hold_is_answered_invalid_query(wire: W
                                                                          query: dict[str, Any]) -> None:
     text = json.dumps({"t": "d", "d": {"r": 9, "a": action, "b": {"p": "/seed", "q": query}}})
     assert wire.run(_answer(wire, text, 9))[0] == "invalid_query"
+
+
+class _Exploding(ServerSession):
+    def receive(self, frame: str) -> Any:
+        raise RuntimeError("a bug in reading messages")
+
+
+def test_a_message_that_breaks_the_reader_closes_with_1011_not_a_dropped_socket(wire: WireHarness) -> None:
+    """Whatever goes wrong reading a message, the client gets a close frame (here: a session
+    whose ``receive`` fails, which no input is known to cause any more)."""
+
+    async def go() -> None:
+        connection = list(wire.endpoint.connections.values())[-1]  # the fuzzed one, opened after the reader
+        old = connection.session
+        connection.session = _Exploding(session_id=old.session_id, host=old.host, namespace=old.namespace)
+        _, closed = await wire.exchange('{"t":"d","d":{"r":1,"a":"s","b":{"c":{}}}}')
+        assert closed == 1011
+
+    wire.run(go())
