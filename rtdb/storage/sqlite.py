@@ -303,6 +303,7 @@ class SqliteStore:
                 log.exception("group commit failed")
                 committed = None
             loop.call_soon_threadsafe(self._finish, batch, committed)
+            batch, first, op = [], None, None  # handed over: keep no write (it may be large) while waiting
 
     def _finish_stopping(self) -> None:
         if self._stopped is not None and not self._stopped.done():
