@@ -15,7 +15,9 @@ from rtdb.core.value import MAX_SAFE_INT, PRIORITY, Node, child_at, normalize
 
 OrderBy = Literal["key", "value", "priority", "child"]
 
-QUERY_PARAMS = ("orderBy", "startAt", "endAt", "equalTo", "limitToFirst", "limitToLast")
+QUERY_PARAMS = ("orderBy", "startAt", "startAfter", "endAt", "endBefore", "equalTo", "limitToFirst", "limitToLast")
+MIN_NAME = "[MIN_NAME]"  # the JS SDK's sentinels below and above every key; it sends them as bound keys
+MAX_NAME = "[MAX_NAME]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,13 @@ def _parse_bound(raw: str, name: str, order_by: OrderBy) -> Bound:
             raise InvalidQuery(f"{name}: when orderBy is \"$key\", {name} must be a string")
         if key is not None:
             raise InvalidQuery(f"{name}: a key cannot be given when orderBy is \"$key\"")
-    return Bound(value, key)
+    inclusive = name not in ("startAfter", "endBefore")
+    if key in (MIN_NAME, MAX_NAME):
+        # (v, [MIN_NAME]) and (v, [MAX_NAME]) sit below and above every child whose index
+        # value is v: as a keyless bound, inclusive where it takes all of them in.
+        low = name in ("startAt", "startAfter", "equalTo")
+        return Bound(value, None, inclusive=(key == MIN_NAME) == low)
+    return Bound(value, key, inclusive)
 
 
 def check_bound_value(value: Any, name: str) -> Any:
@@ -183,17 +191,23 @@ def parse_rest(params: Mapping[str, str]) -> QuerySpec | None:
             raise InvalidQuery("orderBy must be a valid child path") from None
         if not child:
             raise InvalidQuery("orderBy must be a valid child path")
-    if "equalTo" in params and ("startAt" in params or "endAt" in params):
-        raise InvalidQuery("equalTo cannot be combined with startAt or endAt")
+    if "equalTo" in params and any(p in params for p in ("startAt", "startAfter", "endAt", "endBefore")):
+        raise InvalidQuery("equalTo cannot be combined with startAt, startAfter, endAt or endBefore")
+    if "startAt" in params and "startAfter" in params:
+        raise InvalidQuery("Only one of startAt and startAfter may be specified")
+    if "endAt" in params and "endBefore" in params:
+        raise InvalidQuery("Only one of endAt and endBefore may be specified")
     if "limitToFirst" in params and "limitToLast" in params:
         raise InvalidQuery("Only one of limitToFirst and limitToLast may be specified")
     start = end = None
     if "equalTo" in params:
         start = end = _parse_bound(params["equalTo"], "equalTo", order_by)
-    if "startAt" in params:
-        start = _parse_bound(params["startAt"], "startAt", order_by)
-    if "endAt" in params:
-        end = _parse_bound(params["endAt"], "endAt", order_by)
+    for name in ("startAt", "startAfter"):
+        if name in params:
+            start = _parse_bound(params[name], name, order_by)
+    for name in ("endAt", "endBefore"):
+        if name in params:
+            end = _parse_bound(params[name], name, order_by)
     limit = None
     from_last = False
     if "limitToFirst" in params:
@@ -202,3 +216,23 @@ def parse_rest(params: Mapping[str, str]) -> QuerySpec | None:
         limit = _parse_limit(params["limitToLast"], "limitToLast")
         from_last = True
     return QuerySpec(order_by, child, start, end, limit, from_last)
+
+
+def parse_shallow(params: Mapping[str, str]) -> QuerySpec | None:
+    """The window of a ``shallow=true`` listing: ``limitToFirst`` keys in key order, after
+    ``startAfter`` (firebase-tools pages through big nodes this way). ``startAfter`` is a
+    key, JSON-quoted or bare. Other query parameters cannot be combined with ``shallow``."""
+    if any(p in params for p in QUERY_PARAMS if p not in ("limitToFirst", "startAfter")):
+        raise InvalidQuery("shallow can be combined with limitToFirst and startAfter only")
+    if "limitToFirst" not in params and "startAfter" not in params:
+        return None
+    start = None
+    if "startAfter" in params:
+        raw = params["startAfter"]
+        try:
+            key = json.loads(raw)
+        except ValueError:
+            key = raw
+        start = Bound(key if isinstance(key, str) else raw, None, inclusive=False)
+    limit = _parse_limit(params["limitToFirst"], "limitToFirst") if "limitToFirst" in params else None
+    return QuerySpec("key", (), start, None, limit)

@@ -8,9 +8,10 @@ through the one mapping in :mod:`rtdb.server.errors`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import msgspec
 
@@ -38,10 +39,15 @@ from rtdb.server.sse import SseEndpoint
 
 JSON_TYPE = "application/json; charset=utf-8"
 CORS_ORIGIN = (b"access-control-allow-origin", b"*")  # Firebase's REST API answers any origin
+CORS_EXPOSE = (b"access-control-expose-headers", b"ETag")  # so browser code can read it for if-match
+NO_CACHE = (b"cache-control", b"no-cache")  # as Firebase's responses say
+METHODS = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS")
+GET_ONLY_PARAMS = ("shallow", "callback", "download", "format")
 RULES_PATH = "/.settings/rules.json"
 WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
 _TIMEOUT = re.compile(r"^(\d+)(ms|s|min)$")
 _encoder = msgspec.json.Encoder()
+log = logging.getLogger("rtdb.server.rest")
 
 
 def encode(value: Any, *, pretty: bool = False) -> bytes:
@@ -52,7 +58,7 @@ def encode(value: Any, *, pretty: bool = False) -> bytes:
 class Response:
     """What the REST API answers: status, body and extra headers."""
 
-    __slots__ = ("body", "status_code", "media_type", "headers")
+    __slots__ = ("body", "status_code", "media_type", "headers", "head")
 
     def __init__(self, body: bytes, *, status_code: int = 200, media_type: str | None = JSON_TYPE,
                  headers: dict[str, str] | None = None) -> None:
@@ -60,15 +66,16 @@ class Response:
         self.status_code = status_code
         self.media_type = media_type
         self.headers = headers
+        self.head = False  # a HEAD request: the headers of the GET, no body
 
     async def send(self, send: Any) -> None:
-        raw = [(b"content-length", str(len(self.body)).encode()), CORS_ORIGIN]
+        raw = [(b"content-length", str(len(self.body)).encode()), CORS_ORIGIN, CORS_EXPOSE, NO_CACHE]
         if self.media_type and self.status_code not in (204, 304):
             raw.append((b"content-type", self.media_type.encode()))
         if self.headers:
             raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
         await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
-        await send({"type": "http.response.body", "body": self.body})
+        await send({"type": "http.response.body", "body": b"" if self.head else self.body})
 
 
 class Request:
@@ -106,6 +113,7 @@ class RestApi:
         self.settings = settings
         self.auth = authenticator
         self.sse = sse
+        self._warned: set[tuple[str, paths.Path, str, paths.Path]] = set()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """The raw ASGI entry point (mounted at ``/``; litestar's per-request machinery
@@ -123,6 +131,7 @@ class RestApi:
                 await self.sse.serve(stream, caller, receive, send)
             return
         response = await self.handle(request)
+        response.head = request.method == "HEAD"
         await response.send(send)
 
     @staticmethod
@@ -130,7 +139,7 @@ class RestApi:
         """CORS preflight: browsers may call the REST API from any origin, as Firebase allows."""
         asked = request.headers.get("access-control-request-headers", "")
         return Response(b"", status_code=204, media_type=None, headers={
-            "Access-Control-Allow-Methods": "GET, PUT, POST, PATCH, DELETE, OPTIONS",
+            "Access-Control-Allow-Methods": ", ".join(METHODS),
             "Access-Control-Allow-Headers": asked or "Authorization, Content-Type",
             "Access-Control-Max-Age": "3600",
         })
@@ -139,6 +148,11 @@ class RestApi:
         try:
             ns, path, params, caller = self._target(request)
             query = queries.parse_rest(params)
+            if not self.settings.emulator and not self.engine.is_indexed(ns, path, query):
+                # as a GET: the read check first, so only a reader learns about the index
+                if not await self.engine.check_read(ns, path, caller=caller, query=query):
+                    raise PermissionDenied("Permission denied")
+                self.engine.check_indexed(ns, path, query)
             stream, _ = await self.sse.open(ns, path, caller, query)
             return stream, caller
         except Exception as exc:
@@ -157,7 +171,10 @@ class RestApi:
 
     def _context(self, request: Request) -> tuple[str, dict[str, str], Caller]:
         """Namespace, parameters and caller of any request."""
-        params = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        pairs = parse_qsl(request.query_string, keep_blank_values=True)
+        params = dict(pairs)
+        if sum(name == "orderBy" for name, _ in pairs) > 1:
+            raise InvalidQuery("orderBy may be given only once")
         ns = self.settings.namespace_of(params, request.headers.get("host"))
         caller = self.auth.caller(bearer_token(request.headers.get("authorization")), params)
         return ns, params, caller
@@ -182,8 +199,13 @@ class RestApi:
             return await self._rules(request)
         if not request.raw_path.endswith(".json"):
             return error_response(404, "Not found: REST paths end in .json")
-        ns, path, params, caller = self._target(request, allow_priority=True)
         method = request.method.upper()
+        if method not in METHODS:
+            return error_response(405, f"Method {request.method} is not supported",
+                                  {"Allow": ", ".join(METHODS)})
+        ns, path, params, caller = self._target(request, allow_priority=True)
+        if method == "HEAD":
+            method = "GET"
         if method == "POST":
             override = request.headers.get("x-http-method-override") or params.get("x-http-method-override")
             if override:
@@ -195,20 +217,27 @@ class RestApi:
         if "print" in params and params["print"] not in ("silent", "pretty"):
             raise InvalidQuery("print must be 'pretty' or 'silent'")
         if method == "GET":
+            if "if-match" in request.headers:
+                raise InvalidQuery("if-match applies to writes; a GET takes if-none-match")
             return await self._get(request, ns, path, params, caller, silent, pretty)
         self._check_write_params(params)
+        # the ETag of what was written: asked for, or after a conditional write (firebase-admin)
+        wants_etag = "if-match" in request.headers or _asks_etag(request)
         if method == "DELETE":
             result = await self.engine.set(ns, path, None, caller=caller, if_match=request.headers.get("if-match"))
-            return self._ok(None, silent, pretty, {"ETag": result.etag} if "if-match" in request.headers else None)
+            return self._ok(None, silent, pretty, {"ETag": result.etag} if wants_etag else None)
         body = await self._body(request)
         if method == "PUT":
             result = await self.engine.set(ns, path, body, caller=caller, if_match=request.headers.get("if-match"))
-            headers = {"ETag": result.etag} if "if-match" in request.headers else None
+            headers = {"ETag": result.etag} if wants_etag else None
             return self._ok(to_plain(result.node), silent, pretty, headers)
         if method == "POST":
             key, result = await self.engine.push(ns, path, body, caller=caller)
-            return self._ok({"name": key}, silent, pretty)
+            return self._ok({"name": key}, silent, pretty, {"ETag": result.etag} if wants_etag else None)
         if method == "PATCH":
+            if body is None:  # firebase-tools' database:remove deletes a path this way
+                await self.engine.set(ns, path, None, caller=caller)
+                return self._ok(None, silent, pretty)
             if not isinstance(body, dict):
                 raise InvalidData(
                     "Invalid data; couldn't parse JSON object. Are you sending a JSON object with valid key names?"
@@ -241,27 +270,29 @@ class RestApi:
             node = await self.engine.get(ns, path[:-1], caller=caller)
             value = node.get(".priority") if isinstance(node, dict) else None
             return self._ok(value, silent, pretty)
-        query = queries.parse_rest(params)
         timeout = _parse_timeout(params.get("timeout"))
         if params.get("shallow") not in (None, "false"):
             if params["shallow"] != "true":
                 raise InvalidQuery("shallow must be true or false")
-            if query is not None:
-                raise InvalidQuery("shallow cannot be combined with query parameters")
+            window = queries.parse_shallow(params)
             try:
                 leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
             except TimeoutError:
                 raise InvalidQuery("The read took longer than the timeout") from None
+            if window is not None:
+                keys = window.select((k, None) for k in keys)
             listing: Any = {k: True for k in keys} if keys else to_plain(leaf)
             return self._ok(listing, silent, pretty)
+        query = queries.parse_rest(params)
+        require_index = not self.settings.emulator  # Firebase refuses unindexed REST queries; its emulator serves them
+        if not require_index and not self.engine.is_indexed(ns, path, query):
+            self._warn_unindexed(ns, path, query)
         headers: dict[str, str] = {}
-        wants_etag = query is None and (
-            request.headers.get("x-firebase-etag", "").lower() == "true" or "if-none-match" in request.headers
-        )
+        wants_etag = query is None and (_asks_etag(request) or "if-none-match" in request.headers)
         export = params.get("format") == "export"
         plain = not (export or wants_etag)
         try:
-            read = self.engine.read(ns, path, caller=caller, query=query, plain=plain)
+            read = self.engine.read(ns, path, caller=caller, query=query, plain=plain, require_index=require_index)
             node = (await asyncio.wait_for(read, timeout)).node
         except TimeoutError:
             raise InvalidQuery("The read took longer than the timeout") from None
@@ -272,8 +303,7 @@ class RestApi:
             headers["ETag"] = tag
         value = node if plain or export else to_plain(node)
         if params.get("download"):
-            name = params["download"].replace('"', "")
-            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            headers["Content-Disposition"] = _attachment(params["download"])
         callback = params.get("callback")
         if callback is not None:
             if not re.fullmatch(r"[A-Za-z_$][\w$.]*", callback):
@@ -312,11 +342,42 @@ class RestApi:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _warn_unindexed(self, ns: str, path: paths.Path, query: queries.QuerySpec | None) -> None:
+        """Emulator mode serves an unindexed query, as Firebase's emulator does, and says so once."""
+        if query is None:
+            return
+        what = (ns, path, query.order_by, query.child)
+        if what in self._warned or len(self._warned) >= 1000:
+            return
+        self._warned.add(what)
+        child = ".value" if query.order_by == "value" else "/".join(query.child)
+        log.warning('namespace %s: a query on "%s" is served without an index; production mode refuses it '
+                    '(add ".indexOn": "%s" to the rules)', ns, paths.to_str(path), child)
+
     @staticmethod
     def _check_write_params(params: dict[str, str]) -> None:
+        for name in GET_ONLY_PARAMS:
+            if name in params:
+                raise InvalidQuery(f"{name} applies to reads (GET) only")
         limit = params.get("writeSizeLimit")
         if limit is not None and limit not in WRITE_SIZE_LIMITS:
             raise InvalidQuery("writeSizeLimit must be one of tiny, small, medium, large, unlimited")
+
+
+def _asks_etag(request: Request) -> bool:
+    return request.headers.get("x-firebase-etag", "").lower() == "true"
+
+
+def _attachment(name: str) -> str:
+    """``Content-Disposition`` for ``download=name``: an ASCII ``filename`` and, for other
+    characters, RFC 6266's percent-encoded ``filename*``. Control characters (CR, LF…)
+    could end the header: they are refused."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidQuery("download must be a file name without control characters")
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _parse_timeout(raw: str | None) -> float:
