@@ -38,8 +38,9 @@ class Settings:
     index: tuple[str, ...] = _setting((), "Declare an index, `PATH:CHILD` (`$name` segments match any key; "
                                           "CHILD `.value` orders by value). Repeatable; `;`-separated in the "
                                           "environment.", kind="list", metavar="PATH:CHILD")
-    require_indexes: bool = _setting(False, "Refuse queries on unindexed children (Firebase production "
-                                            "behaviour) instead of running them unindexed.", kind="bool")
+    require_indexes: bool = _setting(False, "Refuse queries on unindexed children everywhere: WebSocket "
+                                            "listens and emulator mode too (without it, production mode refuses "
+                                            "them over REST only, as Firebase does).", kind="bool")
     synchronous: str = _setting("full", "SQLite `synchronous` level: `full` survives power loss, `normal` "
                                         "survives a process crash.", metavar="LEVEL")
     sse_keepalive_s: int = _setting(30, "Seconds between SSE `keep-alive` events on an idle stream.",
