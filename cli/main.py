@@ -1,13 +1,22 @@
-"""The `rtdb` command: serve, import, export."""
+"""The `rtdb` command: serve, import, export, rules.
+
+A user error of any subcommand ends it with one line, ``rtdb: error: …``, and a
+non-zero status; no traceback reaches the user."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
-from rtdb.server.settings import Settings
+from rtdb.core.errors import RtdbError
+from rtdb.server.settings import Settings, check_settings
+
+from .errors import CliError, report
 
 log = logging.getLogger("rtdb")
 
@@ -27,21 +36,37 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                                 help=help_text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see {self.prog} --help)", status=2)
+
+
+def _version() -> str:
+    try:
+        return version("rtdb")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtdb",
-                                     description="A realtime JSON database, wire-compatible with Firebase.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="rtdb", description="A realtime JSON database, wire-compatible with Firebase.")
+    parser.add_argument("--version", action="version", version=f"rtdb {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = sub.add_parser("serve", help="Start the server.")
     _add_settings(serve)
     imp = sub.add_parser("import", help="Stream a JSON file into a namespace.")
     imp.add_argument("file", help="JSON file to import (- for standard input).")
     imp.add_argument("--path", default="/", help="Where to write the file's value (default: the root).")
     _add_store_args(imp)
+    _add_progress_arg(imp)
     exp = sub.add_parser("export", help="Stream a namespace (or a path in it) as JSON to standard output.")
     exp.add_argument("--path", default="/", help="Path to export (default: the root).")
     exp.add_argument("--format", choices=["plain", "export"], default="plain",
                      help="`export` keeps priorities (as format=export does).")
     _add_store_args(exp)
+    _add_progress_arg(exp)
     rules = sub.add_parser("rules", help="Check or simulate a security rules file.")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     check = rsub.add_parser("check", help="Compile a rules file; exit 1 with located errors if it is invalid.")
@@ -50,10 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("file")
     sim.add_argument("--data", help="JSON file with the database contents (default: empty).")
     sim.add_argument("--auth", default="null", help="The `auth` variable as JSON (default: null).")
+    sim.add_argument("--query", default=None,
+                     help="For a read: REST query parameters, e.g. 'orderByChild=age&limitToFirst=10'.")
     sim.add_argument("op", choices=["read", "write", "update"])
     sim.add_argument("path")
     sim.add_argument("value", nargs="?", default=None, help="JSON value for write/update.")
     return parser
+
+
+def _add_progress_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress-every", dest="progress_every", type=seconds, default=3.0, metavar="SECONDS",
+                        help="Seconds between progress lines on standard error (default: 3).")
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
 
 
 def _add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -62,23 +101,61 @@ def _add_store_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a user error is one ``rtdb: error:`` line and a non-zero status."""
+    try:
+        return _run(argv)
+    except CliError as exc:
+        report(exc.message)
+        return exc.status
+    except RtdbError as exc:  # bad path, namespace, key or value: the core's own message
+        report(exc.message)
+        return 1
+    except BrokenPipeError:
+        _silence_stdout()
+        report("standard output was closed before the output was complete (broken pipe)")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, the details go to the debug log
+        log.debug("unexpected error", exc_info=True)
+        report(f"unexpected {type(exc).__name__}: {exc}")
+        return 1
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, Python would fail again flushing stdout at exit: point it at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _settings(flags: dict[str, object]) -> Settings:
+    try:
+        settings = Settings.from_sources(flags)
+        check_settings(settings)
+    except ValueError as exc:
+        raise CliError(str(exc), status=2) from None
+    return settings
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         from .serve import serve
 
-        return serve(Settings.from_sources(vars(args)))
+        return serve(_settings(vars(args)))
     if args.command == "rules":
         from .rules import run_check, run_simulate
 
         if args.rules_command == "check":
             return run_check(args.file)
-        return run_simulate(args.file, args.data, args.auth, args.op, args.path, args.value)
+        return run_simulate(args.file, args.data, args.auth, args.op, args.path, args.value, args.query)
     from .transfer import run_export, run_import
 
-    settings = Settings.from_sources({"data_dir": args.data_dir, "namespace": args.namespace})
+    settings = _settings({"data_dir": args.data_dir, "namespace": args.namespace})
     if args.command == "import":
-        return run_import(settings, args.file, args.path)
-    return run_export(settings, args.path, args.format)
+        return run_import(settings, args.file, args.path, args.progress_every)
+    return run_export(settings, args.path, args.format, args.progress_every)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from rtdb.server.httpprotocol import http_protocol_class
 from rtdb.server.settings import Settings
 from rtdb.server.wsprotocol import WsServer
 
+from . import datadir
+from .errors import CliError
+
 log = logging.getLogger("rtdb")
 
 
@@ -27,6 +30,21 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def serve(settings: Settings) -> int:
+    """Run the server until SIGTERM/SIGINT. A configuration that cannot work (data dir, rules
+    file, key files, another server on the data dir) raises :class:`CliError` before it listens."""
+    if settings.workers > 1 and settings.write_process:
+        raise CliError("--write-process runs with one worker (--workers 1)")
+    datadir.check_writable(settings.data_dir)
+    # held for the life of this process (with --workers: the supervisor's); never inherited
+    url = f"http://{settings.host}:{settings.port}"
+    lock = datadir.hold(settings.data_dir, f"rtdb serve on {url}", url)
+    try:
+        return _serve(settings)
+    finally:
+        lock.release()
+
+
+def _serve(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     if settings.emulator:
         log.warning("EMULATOR MODE: `Bearer owner` is admin and, without a rules file, everyone may read and "
@@ -39,19 +57,11 @@ def serve(settings: Settings) -> int:
     _raise_open_files_limit()
     if settings.workers == 0:
         settings = replace(settings, workers=os.cpu_count() or 1)
-    if settings.workers < 0:
-        log.error("cannot start: --workers must be 0 (one per core) or more")
-        return 2
-    if settings.workers > 1 and settings.write_process:
-        log.error("cannot start: --write-process runs with one worker (--workers 1)")
-        return 2
     if settings.workers > 1:
         from .workers import supervise
 
         return supervise(settings)
     app = build_app(settings)
-    if app is None:
-        return 2
     gc.freeze()  # see below
     RtdbServer(uvicorn_config(settings, app), app).run()
     return 0
@@ -61,13 +71,21 @@ def serve(settings: Settings) -> int:
 # made by imports and start-up are never garbage, yet every full collection would walk them all
 # again (a busy connection allocates enough to cause one every few thousand writes). Frozen, they
 # are left out: pipelined writes went ×1.10–1.22 faster with the writer process (interleaved A/B).
-def build_app(settings: Settings, feed: Broker | None = None) -> Litestar | None:
-    """The app, or ``None`` (logged) when the configuration cannot work: rules, key files, indexes."""
+def build_app(settings: Settings, feed: Broker | None = None) -> Litestar:
+    """The app; :class:`CliError` when the configuration cannot work: rules, key files, indexes."""
     try:
         return create_app(settings, feed=feed)
-    except (RulesError, OSError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
-        return None
+    except RulesError as exc:
+        raise CliError(f"rules file {settings.rules}: {exc.message}") from None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"rules file {settings.rules}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        if exc.filename is None:
+            raise CliError(f"cannot start: {exc}") from None
+        what = "rules file " if settings.rules is not None and exc.filename == str(settings.rules) else ""
+        raise CliError(f"{what}{exc.filename}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(f"cannot start: {exc}") from None
 
 
 def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:

@@ -1,29 +1,44 @@
-"""`rtdb import` and `rtdb export`: stream JSON in and out of a namespace.
+"""`rtdb import` and `rtdb export`: a JSON file into a namespace, and a namespace out as JSON.
 
-Neither loads the whole tree: import feeds the engine batches of leaves as the
-file is parsed (ijson), export walks the stored tree one object at a time.
-A progress bar (rich) is shown when standard error is a terminal.
+Import never loses data: it reads and parses the whole file, then replaces the
+value at ``--path`` with one write, which validates the value (keys, depth,
+sizes) before it touches the database and commits it in one transaction. A
+missing, empty or malformed file, or a value the database refuses, leaves the
+existing data as it was. It holds the data directory's lock while it writes, so
+it refuses to run beside a server on the same data directory (whose listeners
+would never hear of the change): a running server is written to through its
+REST API instead.
+
+Export walks the stored tree one object at a time in one read transaction (a
+consistent snapshot, safe beside a running server). While either runs, a line
+on standard error says every few seconds where it is (terminal or not); import
+ends with one line that says what it wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import sys
-from collections.abc import Iterator
-from contextlib import nullcontext
+import threading
+import time
+from pathlib import Path as FsPath
 from typing import IO, Any
 
-import ijson
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+import msgspec
 
 from rtdb.core import path as paths
 from rtdb.core.auth import ADMIN
+from rtdb.core.errors import RtdbError
+from rtdb.core.value import TOO_DEEP
 from rtdb.engine.access import RulesAccess, default_rules
-from rtdb.engine.engine import Engine
+from rtdb.engine.engine import Engine, check_namespace
 from rtdb.server.settings import Settings
 
-BATCH_LEAVES = 5000
+from . import datadir
+from .errors import CliError
+
+PROGRESS_EVERY_S = 3.0
+READ_CHUNK = 1 << 20
 
 
 def _engine(settings: Settings) -> Engine:
@@ -31,121 +46,179 @@ def _engine(settings: Settings) -> Engine:
                   indexes=settings.index_map())
 
 
-def iter_leaves(stream: IO[bytes]) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """``(relative path, leaf)`` for every leaf of a JSON document, in document order.
-    ``.value`` leaves are reported at their parent; ``.priority`` keeps its key."""
-    stack: list[str] = []
-    counters: list[int | None] = []
-    for _prefix, event, value in ijson.parse(stream, use_float=True):
-        if event == "map_key":
-            stack[-1] = value
-            continue
-        if event in ("start_map", "start_array"):
-            _advance(stack, counters)
-            stack.append("")
-            counters.append(0 if event == "start_array" else None)
-            continue
-        if event in ("end_map", "end_array"):
-            stack.pop()
-            counters.pop()
-            continue
-        _advance(stack, counters)
-        if value is None:
-            continue
-        where = tuple(stack[:-1]) if stack and stack[-1] == ".value" else tuple(stack)
-        yield where, value
+class Progress:
+    """Every ``every`` seconds, one line on standard error with the current step (terminal or not: the
+    log of a long import shows that it is alive and where it is); nothing for a quick one."""
+
+    def __init__(self, command: str, every: float = PROGRESS_EVERY_S) -> None:
+        self.command = command
+        self.step = ""
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, args=(every,), daemon=True)
+        self._ticker.start()
+
+    def say(self, step: str) -> None:
+        self.step = step
+
+    def print(self, text: str) -> None:
+        print(f"rtdb {self.command}: {text}", file=sys.stderr, flush=True)
+
+    def _tick(self, every: float) -> None:
+        while not self._stop.wait(every):
+            if self.step:
+                self.print(f"{self.step} ({time.monotonic() - self.started:.0f} s)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._ticker.join()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
-def _advance(stack: list[str], counters: list[int | None]) -> None:
-    if counters and counters[-1] is not None:
-        stack[-1] = str(counters[-1])
-        counters[-1] += 1
+def _leaves(n: int) -> str:
+    return "leaf" if n == 1 else "leaves"
 
 
-def run_import(settings: Settings, file: str, at: str) -> int:
-    base = paths.parse(at)
-    stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+# ----------------------------------------------------------------------------- import
+def _path(at: str) -> paths.Path:
     try:
-        total = None if file == "-" else _size(stream)
-        return asyncio.run(_import(settings, settings.namespace, base, stream, total))
+        return paths.parse(at)
+    except RtdbError as exc:
+        raise CliError(f"--path {at!r}: {exc.message}") from None
+
+
+def run_import(settings: Settings, file: str, at: str, progress_every: float = PROGRESS_EVERY_S) -> int:
+    base = _path(at)
+    check_namespace(settings.namespace)
+    source = "standard input" if file == "-" else file
+    progress = Progress("import", progress_every)
+    try:
+        raw = _read(file, source, progress)
+        progress.say(f"read {_mb(len(raw))} from {source}; parsing")
+        value = _parse(raw, source)
+        leaves = count_leaves(value)
+        datadir.check_writable(settings.data_dir)
+        lock = datadir.hold(settings.data_dir, f"rtdb import of {source}")
+        try:
+            progress.say(f"writing {leaves:,} {_leaves(leaves)} to {paths.to_str(base)} of namespace {settings.namespace}")
+            asyncio.run(_write(settings, base, value, source))
+        finally:
+            lock.release()
+        progress.print(f"imported {leaves:,} {_leaves(leaves)} into {paths.to_str(base)} "
+                     f"of namespace {settings.namespace} in {progress.elapsed:.1f} s")
+    except datadir.DataDirInUse as exc:
+        hint = "stop it first"
+        if exc.url is not None:
+            rel = paths.to_str(base).strip("/")
+            hint += (f", or write through it so that its listeners hear of the change: curl -X PUT --data-binary "
+                     f"@{'-' if file == '-' else file} '{exc.url}/{rel}.json?ns={settings.namespace}' with an admin "
+                     f"credential")
+        raise CliError(f"{exc.message}: nothing imported; {hint}") from None
+    finally:
+        progress.close()
+    return 0
+
+
+def _read(file: str, source: str, progress: Progress) -> bytes:
+    """The whole input, read in chunks so that progress can be shown while it arrives."""
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"{source}: {exc.strerror or exc}: nothing imported") from None
+    try:
+        progress.say(f"reading {source}")
+        chunks = []
+        size = 0
+        while chunk := stream.read(READ_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            progress.step = f"reading {source}: {_mb(size)} so far"
+        return b"".join(chunks)
+    except OSError as exc:
+        raise CliError(f"{source}: {exc.strerror or exc}: nothing imported") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
 
 
-def _size(stream: IO[bytes]) -> int | None:
+def _parse(raw: bytes, source: str) -> Any:
+    if not raw.strip():
+        raise CliError(f"{source} is empty: nothing imported")
     try:
-        return stream.seek(0, io.SEEK_END) or None
-    finally:
-        stream.seek(0)
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise CliError(f"{source} is not valid JSON ({exc}): nothing imported") from None
+    except RecursionError:
+        raise CliError(f"{source}: {TOO_DEEP}: nothing imported") from None
 
 
-async def _import(settings: Settings, ns: str, base: paths.Path, stream: IO[bytes], total: int | None) -> int:
+def count_leaves(value: Any) -> int:
+    """The leaves a JSON document stores: non-null primitives, a ``{".value": …}`` counted once,
+    priorities not counted."""
+    count = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if ".value" in v:
+                count += v[".value"] is not None
+                continue
+            stack.extend(child for key, child in v.items() if key != ".priority")
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif v is not None:
+            count += 1
+    return count
+
+
+async def _write(settings: Settings, base: paths.Path, value: Any, source: str) -> None:
+    """One write: the value is validated before anything is touched, and committed at once."""
     engine = _engine(settings)
-    progress = _progress()
     try:
-        with progress or nullcontext():
-            task = progress.add_task("import", total=total) if progress else None
-            await engine.set(ns, base, None, caller=ADMIN)
-            batch: dict[str, Any] = {}
-            priorities: dict[str, Any] = {}
-            count = 0
-            for rel, leaf in iter_leaves(stream):
-                if rel and rel[-1] == ".priority":
-                    priorities["/".join(rel)] = leaf
-                    continue
-                if not rel:
-                    await engine.set(ns, base, leaf, caller=ADMIN)
-                    continue
-                batch["/".join(rel)] = leaf
-                count += 1
-                if len(batch) >= BATCH_LEAVES:
-                    await engine.update(ns, base, batch, caller=ADMIN)
-                    batch = {}
-                    if progress and task is not None:
-                        progress.update(task, completed=stream.tell())
-            if batch:
-                await engine.update(ns, base, batch, caller=ADMIN)
-            for key, priority in priorities.items():
-                await engine.update(ns, base, {key: priority}, caller=ADMIN)
-            if progress and task is not None:
-                progress.update(task, completed=total)
-        print(f"imported {count} leaves into {paths.to_str(base)} of namespace {ns}", file=sys.stderr)
-        return 0
+        await engine.set(settings.namespace, base, value, caller=ADMIN)
+    except RtdbError as exc:
+        raise CliError(f"{source}: {exc.message}: nothing imported") from None
     finally:
         await engine.close()
 
 
-def _progress() -> Progress | None:
-    if not sys.stderr.isatty():
-        return None
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    transient=True)
+# ----------------------------------------------------------------------------- export
+def run_export(settings: Settings, at: str, fmt: str, progress_every: float = PROGRESS_EVERY_S) -> int:
+    base = _path(at)
+    check_namespace(settings.namespace)
+    if not FsPath(settings.data_dir).is_dir():
+        raise CliError(f"--data-dir {settings.data_dir}: no such directory")
+    progress = Progress("export", progress_every)
+    try:
+        progress.say(f"exporting {paths.to_str(base)} of namespace {settings.namespace}")
+        asyncio.run(_export(settings, base, fmt, progress))
+    finally:
+        progress.close()
+    return 0
 
 
-def run_export(settings: Settings, at: str, fmt: str) -> int:
-    return asyncio.run(_export(settings, settings.namespace, paths.parse(at), fmt))
-
-
-async def _export(settings: Settings, ns: str, base: paths.Path, fmt: str) -> int:
+async def _export(settings: Settings, base: paths.Path, fmt: str, progress: Progress) -> int:
     engine = _engine(settings)
     out = sys.stdout
+    written = 0
+
+    def write(chunk: str) -> None:
+        nonlocal written
+        out.write(chunk)
+        written += len(chunk)
+        progress.step = f"exporting: {_mb(written)} written"
+
     try:
-        progress = _progress()
-        with progress or nullcontext():
-            task = progress.add_task("export", total=None) if progress else None
-            written = 0
-
-            def write(chunk: str) -> None:
-                nonlocal written
-                out.write(chunk)
-                written += len(chunk)
-                if progress and task is not None:
-                    progress.update(task, completed=written)
-
-            await engine.export(ns, base, write, keep_priorities=fmt == "export", caller=ADMIN)
+        await engine.export(settings.namespace, base, write, keep_priorities=fmt == "export", caller=ADMIN)
         out.write("\n")
         out.flush()
-        return 0
+        return written
     finally:
         await engine.close()

@@ -32,6 +32,7 @@ import uvloop
 from rtdb.realtime.relay import FrameReader, RelayBroker
 from rtdb.server.settings import Settings
 
+from .errors import CliError
 from .serve import LOG_FORMAT, RtdbServer, build_app, uvicorn_config
 
 log = logging.getLogger("rtdb")
@@ -45,13 +46,11 @@ RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
 
 # ----------------------------------------------------------------------------- supervisor
 def supervise(settings: Settings) -> int:
-    if build_app(settings) is None:  # what would stop every worker at start stops the supervisor now
-        return 2
+    build_app(settings)  # what would stop every worker at start (CliError) stops the supervisor now
     try:
         listeners = _bind(settings.host, settings.port, settings.workers)
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
-        return 2
+        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     log.info("rtdb: %d workers on http://%s:%d", settings.workers, settings.host, listeners[0].getsockname()[1])
     return uvloop.run(Supervisor(settings, listeners).run())
 
@@ -256,8 +255,10 @@ def worker_main() -> int:
     listen = socket.socket(fileno=spec["listen_fd"])
     relay = socket.socket(fileno=spec["relay_fd"])
     broker = RelayBroker()
-    app = build_app(settings, broker)
-    if app is None:
+    try:
+        app = build_app(settings, broker)
+    except CliError as exc:
+        log.error("cannot start: %s", exc.message)
         return 2
     gc.freeze()  # start-up objects stay out of every collection (cli/serve.py)
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])

@@ -48,23 +48,53 @@ class RuleNode:
 
 
 def load(source: str) -> RuleNode:
-    """Parse and compile a rules file. Raises :class:`RulesError`."""
-    doc = jsonc.parse(source)
+    """Parse and compile a rules file. Raises :class:`RulesError` (the first in the file)."""
+    root, errors = _load(source)
+    if errors:
+        raise errors[0]
+    assert root is not None
+    return root
+
+
+def find_errors(source: str) -> list[RulesError]:
+    """Every error in a rules file, in the order of the file (empty when it compiles). A file that
+    is not JSON has one: where parsing stopped."""
+    return _load(source)[1]
+
+
+def _load(source: str) -> tuple[RuleNode | None, list[RulesError]]:
+    try:
+        doc = jsonc.parse(source)
+    except RulesError as exc:
+        return None, [exc]
     top = doc.value
     if not isinstance(top, dict):
-        raise RulesError("Expected an object with a 'rules' property", line=1, column=1)
+        return None, [RulesError("Expected an object with a 'rules' property", line=1, column=1)]
+    errors: list[RulesError] = []
     for key in top:
         if key != "rules":
             line, col = doc.line_col(doc.key_offsets[(key,)])
-            raise RulesError(f'Unexpected top-level key "{key}": only "rules" is allowed', line=line, column=col)
+            errors.append(RulesError(f'Unexpected top-level key "{key}": only "rules" is allowed', line=line,
+                                     column=col))
     if "rules" not in top:
-        raise RulesError("Expected 'rules' property", line=1, column=1)
-    return _Loader(doc).node(top["rules"], ("rules",), ())
+        errors.append(RulesError("Expected 'rules' property", line=1, column=1))
+        return None, errors
+    loader = _Loader(doc, errors)
+    try:
+        root = loader.node(top["rules"], ("rules",), ())
+    except RulesError as exc:
+        errors.append(exc)
+        return None, errors
+    return root, errors
 
 
 class _Loader:
-    def __init__(self, doc: jsonc.Document) -> None:
+    """Compiles the rules tree; an error in one rule or key is noted in ``errors`` and the rest of
+    the file is still compiled, so that all its errors can be reported at once."""
+
+    def __init__(self, doc: jsonc.Document, errors: list[RulesError]) -> None:
         self.doc = doc
+        self.errors = errors
 
     def fail(self, message: str, json_path: jsonc.JsonPath, *, key: bool = False) -> None:
         offsets = self.doc.key_offsets if key else self.doc.offsets
@@ -80,26 +110,12 @@ class _Loader:
         children: dict[str, RuleNode] = {}
         wildcard: RuleNode | None = None
         for key, sub in value.items():
-            sub_path = json_path + (key,)
-            if key.startswith("."):
-                if key not in RULE_TYPES:
-                    self.fail(f"Unknown rule type {key}", sub_path, key=True)
+            try:
+                wildcard = self._key(key, sub, json_path, keys, captures, rules, children, wildcard)
                 if key == ".indexOn":
-                    index_on = self.index_on(sub, sub_path)
-                else:
-                    rules[key] = self.rule(key, sub, sub_path, captures)
-            elif key.startswith("$"):
-                if wildcard is not None:
-                    self.fail(f"Only one $wildcard is allowed per level: {wildcard.name} and {key}", sub_path, key=True)
-                if key in captures:
-                    self.fail(f"The wildcard {key} is already used above this level", sub_path, key=True)
-                if not is_valid_key(key[1:]) or "$" in key[1:]:
-                    self.fail(f"Invalid wildcard name {key}", sub_path, key=True)
-                wildcard = self.node(sub, sub_path, keys + (key,))
-            else:
-                if not is_valid_key(key):
-                    self.fail(f'Invalid key "{key}" in rules', sub_path, key=True)
-                children[key] = self.node(sub, sub_path, keys + (key,))
+                    index_on = self.index_on(sub, json_path + (key,))
+            except RulesError as exc:
+                self.errors.append(exc)
         below = any(c.validate is not None or c.validates_below for c in children.values()) or (
             wildcard is not None and (wildcard.validate is not None or wildcard.validates_below)
         )
@@ -113,6 +129,30 @@ class _Loader:
             wildcard=wildcard,
             validates_below=below,
         )
+
+    def _key(self, key: str, sub: Any, json_path: tuple[str, ...], keys: tuple[str, ...],
+             captures: tuple[str, ...], rules: dict[str, CompiledRule | None], children: dict[str, RuleNode],
+             wildcard: RuleNode | None) -> RuleNode | None:
+        """Compile one key of a rules object into ``rules`` or ``children``; the level's wildcard after it."""
+        sub_path = json_path + (key,)
+        if key.startswith("."):
+            if key not in RULE_TYPES:
+                self.fail(f"Unknown rule type {key}", sub_path, key=True)
+            if key != ".indexOn":
+                rules[key] = self.rule(key, sub, sub_path, captures)
+        elif key.startswith("$"):
+            if wildcard is not None:
+                self.fail(f"Only one $wildcard is allowed per level: {wildcard.name} and {key}", sub_path, key=True)
+            if key in captures:
+                self.fail(f"The wildcard {key} is already used above this level", sub_path, key=True)
+            if not is_valid_key(key[1:]) or "$" in key[1:]:
+                self.fail(f"Invalid wildcard name {key}", sub_path, key=True)
+            return self.node(sub, sub_path, keys + (key,))
+        else:
+            if not is_valid_key(key):
+                self.fail(f'Invalid key "{key}" in rules', sub_path, key=True)
+            children[key] = self.node(sub, sub_path, keys + (key,))
+        return wildcard
 
     def rule(self, kind: str, value: Any, json_path: tuple[str, ...], captures: tuple[str, ...]) -> CompiledRule:
         if isinstance(value, bool):

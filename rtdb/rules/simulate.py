@@ -7,8 +7,10 @@ client would send (server values are resolved with ``now``).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 from typing import Any, Literal
 
 from rtdb.core import path as paths
@@ -73,3 +75,33 @@ def simulate(
 
 def _resolved(value: Any, at: tuple[str, ...], now: int, view: MemoryView) -> Node:
     return resolve(normalize(value, at), at, now, view.node)
+
+
+_SDK_ORDER = {"orderByKey": "$key", "orderByValue": "$value", "orderByPriority": "$priority"}
+_BOUNDS = ("startAt", "startAfter", "endAt", "endBefore", "equalTo")
+
+
+def query_params(text: str) -> dict[str, str]:
+    """REST query parameters from ``text``, which may also use the SDKs' names:
+    ``orderByChild=age&startAt=18&limitToFirst=10`` is ``orderBy="age"&startAt=18&limitToFirst=10``;
+    ``orderByKey`` (``orderByValue``, ``orderByPriority``) stand alone. A bound that is not JSON is
+    taken as a string (``equalTo=bob``)."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(text.lstrip("?"), keep_blank_values=True):
+        if name == "orderByChild":
+            params["orderBy"] = json.dumps(value)
+        elif name in _SDK_ORDER:
+            params["orderBy"] = json.dumps(_SDK_ORDER[name])
+        elif name in _BOUNDS and not _is_json(value):
+            params[name] = json.dumps(value)
+        else:
+            params[name] = value
+    return params
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -8,9 +8,10 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path as FsPath
 from typing import Any
 
-from litestar import Litestar, asgi, get
+from litestar import Litestar, Response, asgi, get
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
@@ -91,11 +92,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             await engine.close()
 
     @get("/healthz", sync_to_thread=False)
-    def healthz() -> dict[str, Any]:
+    def healthz() -> Response[dict[str, Any]]:
         health: dict[str, Any] = {"status": "ok", "pid": os.getpid()}
         if engine.writer_pid is not None:
             health["writer_pid"] = engine.writer_pid
-        return health
+        problem = storage_problem(engine.data_dir)
+        if problem is not None:
+            health.update(status="error", error=problem)
+            return Response(health, status_code=503)
+        return Response(health)
 
     @asgi("/", is_mount=True)
     async def rest_api(scope: Any, receive: Any, send: Any) -> None:
@@ -119,3 +124,19 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     app.state.settings = settings
     app.state.ws = ws_endpoint
     return app
+
+
+def storage_problem(data_dir: FsPath) -> str | None:
+    """Why files cannot be written in ``data_dir`` now (``None`` when they can): a small file is
+    created, written and removed, as a namespace's first write would."""
+    probe = FsPath(data_dir) / f".healthz-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"storage: cannot write in the data dir {data_dir}: {exc.strerror or exc}"
+    return None

@@ -131,7 +131,7 @@ def _convert(kind: str, raw: Any, name: str) -> Any:
             return tuple(raw)
         return str(raw)
     except ValueError:
-        raise ValueError(f"setting {name}: cannot use {raw!r}") from None
+        raise ValueError(f"{Settings.flag_name(name)} {raw!r}: expected a whole number") from None
 
 
 def markdown_table() -> str:
@@ -141,3 +141,39 @@ def markdown_table() -> str:
         shown = "—" if default in (None, (), False) else f"`{default}`"
         lines.append(f"| `{row['flag']}` | `{row['env']}` | {shown} | {row['help']} |")
     return "\n".join(lines)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SYNCHRONOUS_LEVELS = ("full", "normal")
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise ``ValueError`` naming the flag of the first setting that cannot work."""
+    from rtdb.core.errors import RtdbError
+    from rtdb.core.path import is_valid_key
+    from rtdb.engine.engine import check_namespace
+
+    if not 0 <= settings.port <= 65535:
+        raise ValueError(f"--port {settings.port}: expected a TCP port, 0 to 65535")
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ValueError(f"--log-level {settings.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+    if settings.synchronous.lower() not in SYNCHRONOUS_LEVELS:
+        raise ValueError(f"--synchronous {settings.synchronous!r}: expected one of {', '.join(SYNCHRONOUS_LEVELS)}")
+    for name in ("sse_keepalive_s", "sse_max_lifetime_s", "max_body_bytes", "header_timeout_s"):
+        if getattr(settings, name, 1) <= 0:
+            raise ValueError(f"{Settings.flag_name(name)} {getattr(settings, name)}: expected more than 0")
+    if settings.workers < 0:
+        raise ValueError(f"--workers {settings.workers}: expected 0 (one per core) or more")
+    try:
+        check_namespace(settings.namespace)
+    except RtdbError as exc:
+        raise ValueError(f"--namespace: {exc.message}") from None
+    for spec in settings.index:
+        where = spec.rpartition(":")[0]
+        bad = [s for s in where.split("/") if s and not is_valid_key(s[1:] if s.startswith("$") else s)]
+        if bad:
+            raise ValueError(f"--index {spec!r}: invalid key {bad[0]!r} in PATH")
+        try:
+            replace(settings, index=(spec,)).index_map()
+        except RtdbError as exc:
+            raise ValueError(f"--index {spec!r}: {exc.message}") from None
