@@ -251,7 +251,7 @@ class RestApi:
         ns, params, caller = self._context(request)
         if not caller.admin:
             raise PermissionDenied("Permission denied")
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             return Response(self.engine.rules_source(ns).encode(), media_type=JSON_TYPE)
         if request.method != "PUT":
             raise InvalidData("Use GET or PUT on /.settings/rules.json")

@@ -100,6 +100,9 @@ def test_head_answers_the_headers_of_the_get_without_a_body(http: httpx.Client) 
     assert head.headers["ETag"] == got.headers["ETag"]
     assert head.headers["Content-Type"] == got.headers["Content-Type"]
     assert http.head("/h.json", params={"orderBy": "nope"}).status_code == 400
+    rules = http.head("/.settings/rules.json", headers=OWNER)
+    assert (rules.status_code, rules.content) == (200, b"")
+    assert int(rules.headers["Content-Length"]) == len(http.get("/.settings/rules.json", headers=OWNER).content)
 
 
 @pytest.mark.parametrize("method", ["PROPFIND", "TRACE", "LOCK", "CONNECT"])
