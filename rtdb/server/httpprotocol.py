@@ -9,11 +9,19 @@ request head ``header_timeout`` seconds, counted from the connection (its first
 request) or from the first byte of a later request on the same connection, then
 answers ``408`` and closes. WebSocket upgrades are requests like any other here:
 their head has the same deadline.
+
+Descriptors can still run short before deadlines free them (many clients opening
+connections and sending nothing). When the process's client connections come
+within a reserve of its open files limit, each new connection closes the oldest
+one still waiting for its request head, so a client that sends its request at once
+is served rather than turned away at ``accept``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
+import sys
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -25,8 +33,23 @@ _TIMEOUT_RESPONSE = (
 )
 
 
+FD_RESERVE_MIN = 32
+"""Descriptors kept for what is not a client connection (SQLite files, the listening socket,
+the event loop's own), at least; a sixteenth of the limit when that is more."""
+
+
+def connection_budget() -> int:
+    """How many client connections the open files limit leaves room for."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return sys.maxsize
+    return soft - max(FD_RESERVE_MIN, soft // 16)
+
+
 class HttpProtocol(HttpToolsProtocol):
     header_timeout = 10.0
+    waiting: dict[HttpProtocol, None] = {}
+    """The connections whose request head is due, oldest first (one per configured class)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -35,6 +58,8 @@ class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_head_clock()
+        if len(self.connections) > connection_budget():
+            self._close_oldest_waiting()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -51,14 +76,22 @@ class HttpProtocol(HttpToolsProtocol):
     def _start_head_clock(self) -> None:
         if self._head_deadline is None:
             self._head_deadline = self.loop.call_later(self.header_timeout, self._head_timed_out)
+            self.waiting[self] = None
 
     def _stop_head_clock(self) -> None:
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
+            self.waiting.pop(self, None)
+
+    def _close_oldest_waiting(self) -> None:
+        for oldest in self.waiting:
+            if oldest is not self:
+                oldest._head_timed_out()
+                return
 
     def _head_timed_out(self) -> None:
-        self._head_deadline = None
+        self._stop_head_clock()
         if not self.transport.is_closing():
             self.transport.write(_TIMEOUT_RESPONSE)
             self.transport.close()
@@ -71,4 +104,5 @@ def http_protocol_class(header_timeout: float) -> type[HttpProtocol]:
         pass
 
     Configured.header_timeout = header_timeout
+    Configured.waiting = {}
     return Configured

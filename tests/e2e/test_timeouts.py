@@ -87,3 +87,28 @@ def test_half_open_connections_lock_clients_out_only_until_their_deadline(server
             sock.close()
     for _ in range(3):  # still listening, and serving writes too
         assert httpx.put(server.url + "/after.json", json={"ok": True}, timeout=5).status_code == 200
+
+
+def test_connections_waiting_for_their_head_make_way_when_descriptors_run_short(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Long before their deadline, half-open connections that would use up the open files
+    limit give way, oldest first, to new connections: a client is served at once."""
+    server: RunningServer = server_factory("--emulator", "--header-timeout-s", "600")
+    assert server.proc is not None
+    resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (64, 64))
+    held = []
+    try:
+        for _ in range(80):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            try:
+                sock.sendall(HEAD_START)
+            except OSError:
+                pass
+            held.append(sock)
+        for path in ("/a.json", "/b.json", "/c.json"):  # each closes the oldest half-open one
+            assert httpx.put(server.url + path, json=1, timeout=5).status_code == 200
+        first = held[0]
+        assert _read_until_closed(first).startswith(b"HTTP/1.1 408 ")  # the oldest went first
+        assert server.proc.poll() is None
+    finally:
+        for sock in held:
+            sock.close()
