@@ -1,10 +1,11 @@
 """`rtdb import` and `rtdb export`: a JSON file into a namespace, and a namespace out as JSON.
 
-Import never loses data: it reads and parses the whole file, then replaces the
-value at ``--path`` with one write, which validates the value (keys, depth,
-sizes) before it touches the database and commits it in one transaction. A
-missing, empty or malformed file, or a value the database refuses, leaves the
-existing data as it was. It holds the data directory's lock while it writes, so
+Import never loses data: it reads, parses and validates the whole file (keys,
+depth, sizes: what a REST write is checked for), and only then replaces the
+value at ``--path``, in one transaction. A missing, empty or malformed file, or
+a value the database refuses, leaves the existing data as it was. Nobody
+listens while it holds the data directory (see below), so the write skips what
+a server's write computes for listeners (reading the old value, diffing it). It holds the data directory's lock while it writes, so
 it refuses to run beside a server on the same data directory (whose listeners
 would never hear of the change): a running server is written to through its
 REST API instead.
@@ -29,10 +30,12 @@ import msgspec
 from rtdb.core import path as paths
 from rtdb.core.auth import ADMIN
 from rtdb.core.errors import RtdbError
-from rtdb.core.value import TOO_DEEP
+from rtdb.core.servervalue import resolve
+from rtdb.core.value import PRIORITY, SV, TOO_DEEP, VALUE, Node, normalize
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine, check_namespace
 from rtdb.server.settings import Settings
+from rtdb.storage.txn import Txn
 
 from . import datadir
 from .errors import CliError
@@ -102,13 +105,14 @@ def run_import(settings: Settings, file: str, at: str, progress_every: float = P
     try:
         raw = _read(file, source, progress)
         progress.say(f"read {_mb(len(raw))} from {source}; parsing")
-        value = _parse(raw, source)
-        leaves = count_leaves(value)
+        node = _validated(_parse(raw, source), base, source)
+        del raw
+        leaves = count_leaves(node)
         datadir.check_writable(settings.data_dir)
         lock = datadir.hold(settings.data_dir, f"rtdb import of {source}")
         try:
             progress.say(f"writing {leaves:,} {_leaves(leaves)} to {paths.to_str(base)} of namespace {settings.namespace}")
-            asyncio.run(_write(settings, base, value, source))
+            asyncio.run(_write(settings, base, node))
         finally:
             lock.release()
         progress.print(f"imported {leaves:,} {_leaves(leaves)} into {paths.to_str(base)} "
@@ -159,32 +163,39 @@ def _parse(raw: bytes, source: str) -> Any:
         raise CliError(f"{source}: {TOO_DEEP}: nothing imported") from None
 
 
-def count_leaves(value: Any) -> int:
-    """The leaves a JSON document stores: non-null primitives, a ``{".value": …}`` counted once,
-    priorities not counted."""
+def _validated(value: Any, base: paths.Path, source: str) -> Node:
+    try:
+        return normalize(value, base)
+    except RtdbError as exc:
+        raise CliError(f"{source}: {exc.message}: nothing imported") from None
+
+
+def count_leaves(node: Node) -> int:
+    """The leaves of a normalized node (a leaf with a priority is one; priorities are not counted)."""
+    if type(node) is not dict:
+        return 0 if node is None else 1
+    if VALUE in node or SV in node:
+        return 1
     count = 0
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            if ".value" in v:
-                count += v[".value"] is not None
-                continue
-            stack.extend(child for key, child in v.items() if key != ".priority")
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif v is not None:
+    for key, child in node.items():
+        if type(child) is dict:
+            count += count_leaves(child)
+        elif key != PRIORITY:
             count += 1
     return count
 
 
-async def _write(settings: Settings, base: paths.Path, value: Any, source: str) -> None:
-    """One write: the value is validated before anything is touched, and committed at once."""
+async def _write(settings: Settings, base: paths.Path, node: Node) -> None:
+    """Replace the node at ``base`` in one transaction (server values resolved as it commits)."""
     engine = _engine(settings)
     try:
-        await engine.set(settings.namespace, base, value, caller=ADMIN)
-    except RtdbError as exc:
-        raise CliError(f"{source}: {exc.message}: nothing imported") from None
+        store = await engine.store(settings.namespace)
+        now = engine.clock()
+
+        def replace(txn: Txn) -> None:
+            txn.set(base, resolve(node, base, now, txn.node))
+
+        await store.write(replace)
     finally:
         await engine.close()
 
