@@ -59,7 +59,7 @@ def load(source: str) -> RuleNode:
 def find_errors(source: str) -> list[RulesError]:
     """Every error in a rules file, in the order of the file (empty when it compiles). A file that
     is not JSON has one: where parsing stopped."""
-    return _load(source)[1]
+    return sorted(_load(source)[1], key=lambda e: (e.line, e.column))
 
 
 def _load(source: str) -> tuple[RuleNode | None, list[RulesError]]:

@@ -42,3 +42,14 @@ def test_the_trace_explains_the_decision() -> None:
     decision = simulate(RULES, None, None, "write", "/a", 4, now=5)
     assert decision.trace[0] == "/rules/a/.write at /a: newData.val() == now → false [newData.val() = 4, now = 5]"
     assert decision.trace[-1] == "write denied at /a"
+
+
+def test_query_params_take_the_sdk_names_too() -> None:
+    from rtdb.rules.simulate import query_params
+
+    assert query_params("orderByChild=age&startAt=18&limitToFirst=10") == {
+        "orderBy": '"age"', "startAt": "18", "limitToFirst": "10"}
+    assert query_params("orderByKey&equalTo=bob") == {"orderBy": '"$key"', "equalTo": '"bob"'}
+    assert query_params('orderBy="$value"&endAt="m"') == {"orderBy": '"$value"', "endAt": '"m"'}
+    assert parse_rest(query_params("orderByPriority&limitToLast=2")) == parse_rest(
+        {"orderBy": '"$priority"', "limitToLast": "2"})
