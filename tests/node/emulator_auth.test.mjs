@@ -35,8 +35,16 @@ function isDenied(err) {
   return true;
 }
 
-// The guard timeout only ends a hung run (the SDK retried an "expired" token forever); no
-// assertion depends on time.
+/** `promise`, or a rejection if it has not settled within `ms`: a server that calls the token
+ * expired makes the SDK retry forever, and the run must end (closing the apps) rather than hang. */
+function settles(promise, what, ms = 15000) {
+  let timer;
+  const hung = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} never settled (token refused as expired?)`)), ms);
+  });
+  return Promise.race([promise, hung]).finally(() => clearTimeout(timer));
+}
+
 test('mockUserToken signs the SDK in: rules see auth.uid, and the session keeps it', { timeout: 60000 }, async () => {
   const ns = freshNamespace();
   await deployRules(ns, OWN_PROFILES);
@@ -44,7 +52,7 @@ test('mockUserToken signs the SDK in: rules see auth.uid, and the session keeps 
   const bob = openDb(ns, { mockUserToken: { sub: 'bob' } });
   const anonymous = openDb(ns);
   try {
-    await set(ref(alice.db, 'users/alice'), { name: 'Alice' });
+    await settles(set(ref(alice.db, 'users/alice'), { name: 'Alice' }), "alice's first write");
     await assert.rejects(set(ref(alice.db, 'users/bob'), { name: 'not Alice' }), isDenied);
     await assert.rejects(get(ref(bob.db, 'users/alice')), isDenied);
     await assert.rejects(set(ref(anonymous.db, 'users/alice'), { name: 'nobody' }), isDenied);
@@ -74,7 +82,7 @@ test('@firebase/rules-unit-testing: allowed and denied operations, rules disable
     const alice = testEnv.authenticatedContext('alice').database();
     const nobody = testEnv.unauthenticatedContext().database();
 
-    await assertSucceeds(alice.ref('users/alice').set({ name: 'Alice' }));
+    await settles(assertSucceeds(alice.ref('users/alice').set({ name: 'Alice' })), "alice's first write");
     await assertFails(alice.ref('users/bob').set({ name: 'not Alice' }));
     await assertFails(nobody.ref('users/alice').once('value'));
     await assertFails(nobody.ref('users/alice').set(null));
