@@ -102,6 +102,7 @@ class Engine:
         self._empty = EmptyStore()  # what a namespace that does not exist reads as
         self._busy: dict[str, int] = {}  # operations under way per open namespace
         self._last_used: dict[str, float] = {}
+        self._validating: asyncio.Future[None] | None = None  # settles once that write (and all before it) is queued
         self.idle_close_s = idle_close_s
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -400,14 +401,14 @@ class Engine:
         if path and path[-1] == PRIORITY_KEY:
             priority = written_priority(value, path[:-1])
             return await self._write(ns, ("priority", path[:-1], priority, caller, self.clock()))
-        node = await _off_loop_if_large(value, normalize, value, path)
+        node = await self._validate(value, normalize, value, path)
         return await self._write(ns, ("set", path, node, caller, self.clock(), if_match, if_hash))
 
     async def update(
         self, ns: str, path: Path, updates: Mapping[str, Any], *, caller: Caller, if_hash: str | None = None
     ) -> WriteResult:
         """Apply a multi-path update atomically: each key is a path relative to ``path``."""
-        items = await _off_loop_if_large(updates, parse_updates, path, updates)
+        items = await self._validate(updates, parse_updates, path, updates)
         return await self._write(ns, ("update", path, items, caller, self.clock(), if_hash))
 
     async def push(self, ns: str, path: Path, value: Any, *, caller: Caller) -> tuple[str, WriteResult]:
@@ -434,6 +435,34 @@ class Engine:
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
 
+    async def _validate(self, value: Any, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``: a write's validation. A large ``value`` is validated in a thread (which
+        holds the GIL too, but hands it to the event loop every few milliseconds). Writes still
+        reach the writer in the order they came: while one is being validated, those behind it
+        wait for it (a connection's writes apply in order)."""
+        before = self._validating
+        large = _is_large(value)
+        if before is None and not large:
+            return fn(*args)  # the common case: nothing to wait for
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._validating = mine
+        try:
+            result = await asyncio.to_thread(fn, *args) if large else fn(*args)
+            if before is not None and not before.done():
+                await asyncio.shield(before)
+            return result
+        finally:  # the caller queues its write before it next yields: then the next one may go
+            if before is None or before.done():
+                self._settle(mine)
+            else:  # failed or cancelled before its turn: the ones behind still wait for ``before``
+                before.add_done_callback(lambda _: self._settle(mine))
+
+    def _settle(self, validated: asyncio.Future[None]) -> None:
+        if not validated.done():
+            validated.set_result(None)
+        if self._validating is validated:
+            self._validating = None
+
     async def _write(self, ns: str, command: Command) -> WriteResult:
         """Commit a write; return once the local listeners have its ChangeSet (before the ack)."""
         result: WriteResult = await self._run(ns, command)
@@ -453,15 +482,7 @@ class Engine:
 
 LARGE_VALUE_NODES = 10_000
 """Written values with more nodes are validated in a thread, not on the event loop: 300,000
-children take a third of a second, which every other client would wait out."""
-
-
-async def _off_loop_if_large(value: Any, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``: at once for a small ``value``, in a thread for a large one (the thread
-    holds the GIL too, but hands it back to the event loop every few milliseconds)."""
-    if not _is_large(value):
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
+children take a third of a second, which every other client would wait out (:meth:`Engine._validate`)."""
 
 
 def _is_large(value: Any) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 import rtdb.engine.engine as engine_module
 from rtdb.core.auth import ADMIN
+from rtdb.core.errors import InvalidData
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import LARGE_VALUE_NODES, Engine
 
@@ -74,3 +75,27 @@ async def test_a_small_write_is_validated_at_once(engine: Engine) -> None:
     assert engine_module._is_large({"a": [{"b": i} for i in range(LARGE_VALUE_NODES)]})
     await engine.set("t", ("small",), {"a": 1}, caller=ADMIN)
     assert await engine.get("t", ("small",), caller=ADMIN) == {"a": 1}
+
+
+async def test_a_write_behind_a_large_one_is_applied_after_it(engine: Engine) -> None:
+    """A connection's writes apply in order: the small write that arrives while the large
+    one is validated in its thread waits for it, rather than reaching the writer first."""
+    large = {f"k{i:06d}": i for i in range(5 * LARGE_VALUE_NODES)}
+    first = asyncio.ensure_future(engine.set("t", ("x",), large, caller=ADMIN))
+    await asyncio.sleep(0)  # the large write starts: it is being validated
+    second = asyncio.ensure_future(engine.set("t", ("x",), "small", caller=ADMIN))
+    await asyncio.gather(first, second)
+    assert await engine.get("t", ("x",), caller=ADMIN) == "small"
+
+
+async def test_a_failed_write_between_keeps_the_order_of_the_others(engine: Engine) -> None:
+    large = {f"k{i:06d}": i for i in range(5 * LARGE_VALUE_NODES)}
+    first = asyncio.ensure_future(engine.set("t", ("x",), large, caller=ADMIN))
+    await asyncio.sleep(0)
+    bad = asyncio.ensure_future(engine.set("t", ("x",), {"a.b": 1}, caller=ADMIN))
+    last = asyncio.ensure_future(engine.set("t", ("x",), "last", caller=ADMIN))
+    results = await asyncio.gather(first, bad, last, return_exceptions=True)
+    assert isinstance(results[1], InvalidData)
+    assert await engine.get("t", ("x",), caller=ADMIN) == "last"
+    await engine.set("t", ("y",), 1, caller=ADMIN)  # nothing left waiting: the next write goes at once
+    assert engine._validating is None
