@@ -399,7 +399,7 @@ class Engine:
     ) -> WriteResult:
         """Replace the node at ``path`` with the decoded JSON ``value`` (``None`` deletes)."""
         if path and path[-1] == PRIORITY_KEY:
-            priority = written_priority(value, path[:-1])
+            priority = await self._validate(value, written_priority, value, path[:-1])
             return await self._write(ns, ("priority", path[:-1], priority, caller, self.clock()))
         node = await self._validate(value, normalize, value, path)
         return await self._write(ns, ("set", path, node, caller, self.clock(), if_match, if_hash))

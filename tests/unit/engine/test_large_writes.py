@@ -99,3 +99,13 @@ async def test_a_failed_write_between_keeps_the_order_of_the_others(engine: Engi
     assert await engine.get("t", ("x",), caller=ADMIN) == "last"
     await engine.set("t", ("y",), 1, caller=ADMIN)  # nothing left waiting: the next write goes at once
     assert engine._validating is None
+
+
+async def test_a_priority_written_behind_a_large_write_lands_on_it(engine: Engine) -> None:
+    large = {f"k{i:06d}": i for i in range(5 * LARGE_VALUE_NODES)}
+    first = asyncio.ensure_future(engine.set("t", ("x",), large, caller=ADMIN))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(engine.set("t", ("x", ".priority"), 7, caller=ADMIN))
+    await asyncio.gather(first, second)
+    node = await engine.get("t", ("x",), caller=ADMIN)
+    assert node[".priority"] == 7 and len(node) == len(large) + 1
