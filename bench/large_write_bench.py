@@ -3,7 +3,10 @@ above its resting size while it takes the write (as a multiple of the body's siz
 what another client sees meanwhile (the slowest of its small GETs, one after another on
 a keep-alive connection). Prints medians over runs; asserts nothing.
 
-    .venv/bin/python bench/large_write_bench.py [--children 300000] [--runs 3] [--server-arg=--write-process]
+    .venv/bin/python bench/large_write_bench.py [--children 300000] [--runs 3] [--listen]
+        [--server-arg=--write-process]
+
+``--listen``: a WebSocket client listens at the written path, so the write is also pushed.
 
 Peak memory is the kernel's high-water mark of the server process (``VmHWM`` in
 ``/proc/PID/status``), reset before each write through ``/proc/PID/clear_refs``, above
@@ -15,6 +18,7 @@ also fills what stays afterwards (SQLite's page cache of the writer connection, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -24,6 +28,7 @@ import time
 from pathlib import Path
 
 from rest_bench import RawClient, Server
+from websockets.sync.client import ClientConnection, connect
 
 
 def body_of(children: int) -> bytes:
@@ -56,7 +61,30 @@ class Prober(threading.Thread):
             assert status == 200
 
 
-def one_write(server: Server, body: bytes, target: str) -> tuple[float, float, float, float, float]:
+def listen(server: Server, target: str) -> tuple[ClientConnection, threading.Event]:
+    """A WebSocket client listening at ``target``; the event is set once the write's push arrived."""
+    ws = connect(f"ws://127.0.0.1:{server.port}/.ws?v=5&ns=default", max_size=None)
+    ws.recv()
+    ws.send(json.dumps({"t": "d", "d": {"r": 1, "a": "q", "b": {"p": "/" + target, "h": ""}}}))
+    while json.loads(ws.recv()).get("d", {}).get("r") != 1:
+        pass
+    pushed = threading.Event()
+
+    def read() -> None:
+        ws.recv()  # the push of the write (its first frame); the rest is read and dropped
+        pushed.set()
+        try:
+            while True:
+                ws.recv()
+        except Exception:  # closed at the end
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    return ws, pushed
+
+
+def one_write(server: Server, body: bytes, target: str,
+              pushed: threading.Event | None = None) -> tuple[float, float, float, float, float]:
     """(peak MB above rest, MB above rest after it, write seconds, slowest probe s, median probe s)."""
     assert server.proc is not None
     pid = server.proc.pid
@@ -71,6 +99,9 @@ def one_write(server: Server, body: bytes, target: str) -> tuple[float, float, f
     t = time.perf_counter()
     status, _ = writer.request("PUT", f"/{target}.json", body)
     took = time.perf_counter() - t
+    if pushed is not None:
+        pushed.wait(60)
+        time.sleep(0.5)  # the rest of the push is on its way
     during = prober.latencies[before:]
     prober.stop.set()
     prober.join()
@@ -87,6 +118,7 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--server-arg", action="append", default=[])
+    parser.add_argument("--listen", action="store_true")
     args = parser.parse_args()
     body = body_of(args.children)
     size_mb = len(body) / 2**20
@@ -98,7 +130,10 @@ def main() -> None:
             warm = RawClient(server.port)
             warm.request("PUT", "/probe.json", b'{"a":1}')
             warm.close()
-            peak, after, took, worst, median = one_write(server, body, "big")
+            ws, pushed = listen(server, "big") if args.listen else (None, None)
+            peak, after, took, worst, median = one_write(server, body, "big", pushed)
+            if ws is not None:
+                ws.close()
             results.append((peak, after, took, worst))
             print(f"run {run + 1}: peak +{peak:.0f} MB ({peak / size_mb:.1f}x body), +{after:.0f} MB after it, "
                   f"write {took:.2f} s, other client's slowest GET {worst * 1000:.0f} ms "
