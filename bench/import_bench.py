@@ -5,8 +5,9 @@ asserts nothing.
 
     .venv/bin/python bench/import_bench.py [--users 100000] [--runs 5]
 
-Each run replaces the same path: the import in a data directory of its own (a server
-would hold the other), the PUT on the server's.
+Each run writes a path that is still empty (a PUT of the value already stored changes
+nothing and costs only the comparison): the import in a data directory of its own (the
+server holds the other), the PUT on the server's.
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ def main() -> None:
         with Server(str(Path(tmp) / "served"), "--synchronous", "normal") as server, \
                 httpx.Client(timeout=600) as http:
             body = file.read_bytes()
-            for _ in range(args.runs):
+            for run in range(args.runs):
                 t0 = time.perf_counter()
-                subprocess.run([RTDB, "import", str(file), "--path", "/bench", "--data-dir", str(Path(tmp) / "own"),
+                subprocess.run([RTDB, "import", str(file), "--path", f"/bench{run}", "--data-dir", str(Path(tmp) / "own"),
                                 "--namespace", "bench"], check=True, capture_output=True)
                 imports.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                http.put(f"{server.url}/bench.json", params={"ns": "bench", "print": "silent"}, content=body,
+                http.put(f"{server.url}/bench{run}.json", params={"ns": "bench", "print": "silent"}, content=body,
                          headers={"Authorization": "Bearer owner"}).raise_for_status()
                 puts.append(time.perf_counter() - t0)
         print(f"rtdb import: median {statistics.median(imports):.2f} s ({min(imports):.2f}–{max(imports):.2f})")
