@@ -33,7 +33,7 @@ def serve(settings: Settings) -> int:
     """Run the server until SIGTERM/SIGINT. A configuration that cannot work (data dir, rules
     file, key files, another server on the data dir) raises :class:`CliError` before it listens."""
     if settings.workers > 1 and settings.write_process:
-        raise CliError("--write-process runs with one worker (--workers 1)")
+        raise CliError("--write-process runs with one worker (--workers 1)", status=2)
     datadir.check_writable(settings.data_dir)
     # held for the life of this process (with --workers: the supervisor's); never inherited
     url = f"http://{settings.host}:{settings.port}"
@@ -76,16 +76,17 @@ def build_app(settings: Settings, feed: Broker | None = None) -> Litestar:
     try:
         return create_app(settings, feed=feed)
     except RulesError as exc:
-        raise CliError(f"rules file {settings.rules}: {exc.message}") from None
+        raise CliError(f"cannot start: rules file {settings.rules}: {exc.message}", status=2) from None
     except UnicodeDecodeError as exc:
-        raise CliError(f"rules file {settings.rules}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise CliError(f"cannot start: rules file {settings.rules}: not UTF-8 text ({exc.reason} at byte "
+                       f"{exc.start})", status=2) from None
     except OSError as exc:
         if exc.filename is None:
-            raise CliError(f"cannot start: {exc}") from None
+            raise CliError(f"cannot start: {exc}", status=2) from None
         what = "rules file " if settings.rules is not None and exc.filename == str(settings.rules) else ""
-        raise CliError(f"{what}{exc.filename}: {exc.strerror or exc}") from None
+        raise CliError(f"cannot start: {what}{exc.filename}: {exc.strerror or exc}", status=2) from None
     except ValueError as exc:
-        raise CliError(f"cannot start: {exc}") from None
+        raise CliError(f"cannot start: {exc}", status=2) from None
 
 
 def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:

@@ -258,7 +258,7 @@ def worker_main() -> int:
     try:
         app = build_app(settings, broker)
     except CliError as exc:
-        log.error("cannot start: %s", exc.message)
+        log.error("%s", exc.message)
         return 2
     gc.freeze()  # start-up objects stay out of every collection (cli/serve.py)
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])
