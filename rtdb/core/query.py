@@ -231,8 +231,13 @@ def parse_shallow(params: Mapping[str, str]) -> QuerySpec | None:
         raw = params["startAfter"]
         try:
             key = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             key = raw
-        start = Bound(key if isinstance(key, str) else raw, None, inclusive=False)
+        key = key if isinstance(key, str) else raw
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidQuery("startAfter must be a key of valid UTF-8") from None
+        start = Bound(key, None, inclusive=False)
     limit = _parse_limit(params["limitToFirst"], "limitToFirst") if "limitToFirst" in params else None
     return QuerySpec("key", (), start, None, limit)

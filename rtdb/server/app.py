@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             return Response(health, status_code=503)
         return Response(health)
 
-    @asgi("/", is_mount=True)
+    @asgi("/", is_mount=True, copy_scope=False)
     async def rest_api(scope: Any, receive: Any, send: Any) -> None:
         await rest(scope, receive, send)
 

@@ -45,7 +45,7 @@ METHODS = ("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS")
 GET_ONLY_PARAMS = ("shallow", "callback", "download", "format")
 RULES_PATH = "/.settings/rules.json"
 WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
-_TIMEOUT = re.compile(r"^(\d+)(ms|s|min)$")
+_TIMEOUT = re.compile(r"([0-9]{1,7})(ms|s|min)")  # ASCII digits, few enough for int()
 _encoder = msgspec.json.Encoder()
 log = logging.getLogger("rtdb.server.rest")
 
@@ -384,7 +384,7 @@ def _parse_timeout(raw: str | None) -> float:
     """``timeout=`` in seconds (Firebase allows up to 15 minutes, the default)."""
     if raw is None:
         return 900.0
-    m = _TIMEOUT.match(raw)
+    m = _TIMEOUT.fullmatch(raw)
     if not m:
         raise InvalidQuery("timeout must look like 100ms, 3s or 1min")
     n, unit = int(m.group(1)), m.group(2)

@@ -284,8 +284,14 @@ def test_limits_up_to_2_to_the_53_still_work(rest: RestHarness) -> None:
     assert response.status_code == 200 and response.json() == {"a": 1, "b": {"c": "x"}, "n": [1, 2]}
 
 
-
-@pytest.mark.xfail(strict=True, reason="rest.py _parse_timeout (not this change's to edit): int() of more than "
-                                       "4300 digits raises ValueError, answered 500")
 def test_a_timeout_of_thousands_of_digits_is_a_400(rest: RestHarness) -> None:
     _bad(rest, "GET", "/seed.json", query=b"timeout=" + b"9" * 5000 + b"s")
+
+
+def test_a_shallow_start_after_with_a_lone_surrogate_is_a_400_and_one_nested_deep_is_a_bare_key(
+    rest: RestHarness,
+) -> None:
+    _bad(rest, "GET", "/seed.json", query=b"shallow=true&startAfter=%22%5Cud800%22")
+    deep = b"shallow=true&startAfter=" + b"[" * 5000 + b"]" * 5000
+    response = rest.run(rest.request("GET", "/seed.json", deep, b"", ADMIN))
+    assert response.status_code == 200 and response.json() == {"a": True, "b": True, "n": True}
