@@ -100,6 +100,7 @@ class Engine:
         self._stores: dict[str, SqliteStore] = {}
         self._opening: dict[str, asyncio.Future[SqliteStore]] = {}
         self._empty = EmptyStore()  # what a namespace that does not exist reads as
+        self._admitting: dict[str, asyncio.Future[None]] = {}  # the last write waiting to open its namespace
         self._busy: dict[str, int] = {}  # operations under way per open namespace
         self._last_used: dict[str, float] = {}
         self._validating: asyncio.Future[None] | None = None  # settles once that write (and all before it) is queued
@@ -420,12 +421,10 @@ class Engine:
         Only a write the rules allow creates a namespace: on one that does not exist, the
         write is first tried on an empty database (and undone); if that fails, so does the
         write, and nothing is created."""
-        if store is None:
+        if store is None:  # (given: the engine's own commands while it opens the namespace)
             store = self._stores.get(ns)
-        if store is None:
-            if command[0] in ("set", "priority", "update") and not command[3].admin and not self.exists(ns):
-                await self._empty.try_write(functools.partial(self.writes.run, ns, command))
-            store = self._stores.get(ns) or await self.store(ns)
+            if store is None or ns in self._admitting:
+                store = await self._admit(ns, command)
         self._busy[ns] = self._busy.get(ns, 0) + 1
         try:
             if self._writer_process is not None:
@@ -434,6 +433,24 @@ class Engine:
         finally:
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
+
+    async def _admit(self, ns: str, command: Command) -> SqliteStore:
+        """The open store for a write to a namespace that is not open (or still opening): a
+        new namespace is created only by a write the rules allow. Writes pass here one at a
+        time, in the order they came, so none overtakes another while the file is opened."""
+        before = self._admitting.get(ns)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._admitting[ns] = mine
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            if command[0] in ("set", "priority", "update") and not command[3].admin and not self.exists(ns):
+                await self._empty.try_write(functools.partial(self.writes.run, ns, command))
+            return self._stores.get(ns) or await self.store(ns)
+        finally:  # the caller queues its write before it next yields: then the next one may pass
+            mine.set_result(None)
+            if self._admitting.get(ns) is mine:
+                del self._admitting[ns]
 
     async def _validate(self, value: Any, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``: a write's validation. A large ``value`` is validated in a thread (which

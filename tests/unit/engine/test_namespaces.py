@@ -78,3 +78,15 @@ async def test_an_idle_namespace_closes_its_files_and_reopens_on_use(engine: Eng
         assert descriptors_on(file) == 0
     await engine.set("idle", ("open", "b"), 2, caller=ANONYMOUS)
     assert await engine.get("idle", ("open",), caller=ANONYMOUS) == {"a": 1, "b": 2}
+
+
+async def test_writes_that_create_a_namespace_commit_in_the_order_they_came(engine: Engine) -> None:
+    seen: list[object] = []
+    engine.feed.subscribe("queue", lambda cs: seen.extend(c.new for c in cs.changes))
+    writes = []
+    for i in range(300):  # arriving one per turn of the loop, as a pipelining client's do
+        writes.append(asyncio.ensure_future(engine.set("queue", ("open", "last"), i, caller=ANONYMOUS)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*writes)
+    assert seen == list(range(300))
+    assert await engine.get("queue", ("open", "last"), caller=ANONYMOUS) == 299
