@@ -19,6 +19,7 @@ ends with one line that says what it wrote.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -102,6 +103,7 @@ def run_import(settings: Settings, file: str, at: str, progress_every: float = P
     check_namespace(settings.namespace)
     source = "standard input" if file == "-" else file
     progress = Progress("import", progress_every)
+    gc.disable()  # millions of new objects, none of them garbage: collections would only walk them
     try:
         raw = _read(file, source, progress)
         progress.say(f"read {_mb(len(raw))} from {source}; parsing")
@@ -126,6 +128,7 @@ def run_import(settings: Settings, file: str, at: str, progress_every: float = P
                      f"credential")
         raise CliError(f"{exc.message}: nothing imported; {hint}") from None
     finally:
+        gc.enable()
         progress.close()
     return 0
 
