@@ -135,6 +135,7 @@ class Connection:
         self._closed = False
         self._killed = False
         self._auth_failures = 0
+        self._awaiting_auth = False  # a new connection's auth is unanswered: hold the other requests
         self._task: asyncio.Task[None] | None = None
         self.connect_count = 0
 
@@ -325,15 +326,23 @@ class Connection:
         if self._first:
             self._first = False
             self._send(_Request(0, "misc", "s", {"c": {"sdk.python.0-1-0": 1}}, None))
+        self._awaiting_auth = False
         if self.token:
             action = "auth" if is_user_token(self.token) else "gauth"
             self._send(_Request(0, "misc", action, {"cred": self.token}, self._on_auth))
+            self._awaiting_auth = True  # the rest goes once the server has accepted the token: a
+            return  # refused one would have them run unauthenticated (and be denied) before we reconnect
+        self._send_state()
+
+    def _send_state(self) -> None:
+        """Every listen and every unanswered request, on a connection ready for them."""
         for listen, callback in list(self._listens.values()):
             self._send_listen(listen, callback)
         for request in sorted(self._outstanding.values(), key=lambda r: (_RESTORE_ORDER.get(r.kind, 3), r.seq)):
             self._send(request)
 
     def _on_auth(self, status: str, data: Any) -> None:
+        held, self._awaiting_auth = self._awaiting_auth, False
         if status != "ok":
             self._auth_failures += 1
             self._force_refresh = True
@@ -342,6 +351,8 @@ class Connection:
         else:
             self._auth_failures = 0
             self._schedule_refresh()
+            if held:
+                self._send_state()
 
     def _schedule_refresh(self) -> None:
         """With a provider, get a new token ahead of this one's expiry and send it on the
@@ -394,12 +405,12 @@ class Connection:
         self._seq += 1
         request = _Request(self._seq, kind, action, body, callback)
         self._outstanding[request.seq] = request
-        if self.connected:
+        if self.connected and not self._awaiting_auth:
             self._send(request)
 
     def listen(self, request: ListenRequest, callback: ResponseCallback) -> None:
         self._listens[(request.path, request.query_id)] = (request, callback)
-        if self.connected:
+        if self.connected and not self._awaiting_auth:
             self._send_listen(request, callback)
 
     def forget(self, request: ListenRequest) -> None:
@@ -409,7 +420,7 @@ class Connection:
     def unlisten(self, request: ListenRequest) -> None:
         if self._listens.pop((request.path, request.query_id), None) is None:
             return
-        if self.connected:
+        if self.connected and not self._awaiting_auth:  # (held: its listen was never sent here)
             body: dict[str, Any] = {"p": request_path(request.path)}
             if request.tag is not None:
                 body["q"] = from_spec(request.spec)
