@@ -4,7 +4,9 @@ It numbers and sends requests, routes responses to their callbacks and pushes
 to its delegate (the repo), and restores state on every (re)connect in the JS
 SDK's order (wire spec 8.6): stats (first time), auth, every active listen with
 the hash of what the mirror holds, every unacknowledged write in order, then
-onDisconnect requests and gets issued while offline. A transaction's put lost
+onDisconnect requests and gets issued while offline. Unlike the JS SDK it sends
+what follows the auth only once the server has accepted the token, so a refused
+token never lets them run unauthenticated. A transaction's put lost
 with a socket is failed with ``disconnect`` (the caller reruns it); other
 requests are re-sent.
 """
