@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from rtdb.storage.sqlite import probe_write
+
 from .errors import CliError
 
 LOCK_FILE = ".lock"
@@ -28,14 +30,8 @@ def check_writable(data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--data-dir {data_dir}: cannot create it: {exc.strerror or exc}") from None
-    probe = data_dir / f".probe-{os.getpid()}"
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, b"ok")
-        finally:
-            os.close(fd)
-        probe.unlink()
+        probe_write(data_dir)
     except OSError as exc:
         raise CliError(f"--data-dir {data_dir}: not a writable directory: {exc.strerror or exc}") from None
 

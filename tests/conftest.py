@@ -103,3 +103,21 @@ def server_factory(tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-
 def server(server_factory: callable) -> RunningServer:  # type: ignore[valid-type]
     """An emulator-mode server (Bearer owner is admin, rules open)."""
     return server_factory("--emulator")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def http(server: RunningServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the emulator-mode ``server``."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def error_of(response: httpx.Response, status: int) -> str:
+    """Assert ``response`` is Firebase's error shape with ``status``; return its message."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body, dict) and list(body) == ["error"], body
+    message = body["error"]
+    assert isinstance(message, str) and message
+    return message

@@ -23,6 +23,7 @@ from rtdb.server.rulesfile import load_rules, watch_rules
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
 from rtdb.server.ws import WsEndpoint
+from rtdb.storage.sqlite import probe_write
 
 log = logging.getLogger("rtdb.server")
 
@@ -127,16 +128,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
 
 
 def storage_problem(data_dir: FsPath) -> str | None:
-    """Why files cannot be written in ``data_dir`` now (``None`` when they can): a small file is
-    created, written and removed, as a namespace's first write would."""
-    probe = FsPath(data_dir) / f".healthz-{os.getpid()}"
+    """Why files cannot be written in ``data_dir`` now (``None`` when they can)."""
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, b"ok")
-        finally:
-            os.close(fd)
-        os.unlink(probe)
+        probe_write(data_dir)
     except OSError as exc:
         return f"storage: cannot write in the data dir {data_dir}: {exc.strerror or exc}"
     return None

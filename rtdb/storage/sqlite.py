@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -357,3 +358,15 @@ class EmptyStore:
     def close(self) -> None:
         self._thread.shutdown(wait=True)
         self._conn.close()
+
+
+def probe_write(data_dir: FsPath) -> None:
+    """Create, write and remove a small file in ``data_dir``, as a namespace's first write
+    would; raises :class:`OSError` when that cannot be done."""
+    probe = FsPath(data_dir) / f".probe-{os.getpid()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"ok")
+    finally:
+        os.close(fd)
+    os.unlink(probe)

@@ -11,25 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import error_of
 
 pytestmark = pytest.mark.e2e
 
 OWNER = {"Authorization": "Bearer owner"}
 ASK_ETAG = {"X-Firebase-ETag": "true"}
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-def error_of(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict) and list(body) == ["error"], body
-    return str(body["error"])
 
 
 def put(http: httpx.Client, path: str, body: Any, **kwargs: Any) -> httpx.Response:

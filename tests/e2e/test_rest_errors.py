@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import error_of
 
 pytestmark = pytest.mark.e2e
 
@@ -23,23 +24,6 @@ NOT_AN_OBJECT = "Invalid data; couldn't parse JSON object. Are you sending a JSO
 BAD_KEY = "Key value can't be empty or contain $ # [ ] / or ."
 NO_ORDER_BY = "orderBy must be defined when other query parameters are defined"
 BOTH_LIMITS = "Only one of limitToFirst and limitToLast may be specified"
-
-
-@pytest.fixture
-def http(server: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
-
-
-def error_of(response: httpx.Response, status: int) -> str:
-    """Assert ``response`` is Firebase's error shape with ``status``; return its message."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body, dict) and list(body) == ["error"], body
-    message = body["error"]
-    assert isinstance(message, str) and message
-    return message
 
 
 def put(http: httpx.Client, path: str, body: Any, **kwargs: Any) -> httpx.Response:
