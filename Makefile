@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
-	@for d in tests/node tests/differential; do \
+	@# the browser tests (tests/browser) drive Debian's Chromium; CI runs as root
+	@[ -x /usr/bin/chromium ] || (echo "installing Debian's chromium for the browser tests" && \
+		apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null) || \
+		{ echo "cannot install chromium (needs root and Debian's packages)"; exit 1; }
+	@for d in tests/node tests/differential tests/browser tests/tools; do \
 		if [ -f $$d/package-lock.json ]; then (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; \
 	done
 
