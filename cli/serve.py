@@ -124,4 +124,5 @@ class RtdbServer(uvicorn.Server):
 
     async def shutdown(self, sockets: Any = None) -> None:
         self.rtdb_app.state.sse.end_streams()
+        self.rtdb_app.state.lp.close_all()  # held polls are answered with `close`: the clients reconnect
         await super().shutdown(sockets=sockets)

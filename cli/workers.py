@@ -18,10 +18,12 @@ import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any
 import uvloop
 
 from rtdb.realtime.relay import FrameReader, RelayBroker
+from rtdb.server.lp import Forwarder
 from rtdb.server.settings import Settings
 
 from .errors import CliError
@@ -112,6 +115,9 @@ class Supervisor:
         self.listeners = listeners
         self.workers: list[_Worker | None] = [None] * len(listeners)
         self.stopping = False
+        # each worker also serves on a private Unix socket here: long-polling requests and upgrade
+        # sockets of a session that another worker owns are passed to their owner through it
+        self.peers_dir = tempfile.mkdtemp(prefix="rtdb-workers-")
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -129,12 +135,14 @@ class Supervisor:
         await self._stop_all()
         for s in self.listeners:
             s.close()
+        shutil.rmtree(self.peers_dir, ignore_errors=True)
         return 0
 
     async def _start(self, index: int) -> None:
         parent_end, child_end = socket.socketpair()
         listen_fd, relay_fd = self.listeners[index].fileno(), child_end.fileno()
-        spec = {"index": index, "listen_fd": listen_fd, "relay_fd": relay_fd, "settings": settings_flags(self.settings)}
+        spec = {"index": index, "listen_fd": listen_fd, "relay_fd": relay_fd, "peers_dir": self.peers_dir,
+                "settings": settings_flags(self.settings)}
         env = {**os.environ, WORKER_ENV: json.dumps(spec)}
         proc = subprocess.Popen(
             [sys.executable, "-c", "from rtdb_cli.workers import worker_main; raise SystemExit(worker_main())"],
@@ -260,6 +268,24 @@ def worker_main() -> int:
     except CliError as exc:
         log.error("%s", exc.message)
         return 2
+    peer = _peer_socket(spec["peers_dir"], spec["index"])
+    app.state.ws.worker = spec["index"]
+    app.state.lp.forwarder = Forwarder(lambda worker: peer_socket_path(spec["peers_dir"], worker))
     gc.freeze()  # start-up objects stay out of every collection (cli/serve.py)
-    WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen])
+    WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen, peer])
     return 0
+
+
+def peer_socket_path(peers_dir: str, worker: int) -> str:
+    return os.path.join(peers_dir, f"w{worker}.sock")
+
+
+def _peer_socket(peers_dir: str, worker: int) -> socket.socket:
+    """This worker's private Unix socket (the other workers pass it requests of its sessions)."""
+    path = peer_socket_path(peers_dir, worker)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by this worker's previous process
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(1024)
+    return s

@@ -18,6 +18,7 @@ from rtdb.engine.engine import Engine
 from rtdb.realtime.broker import Broker
 from rtdb.realtime.relay import RelayBroker
 from rtdb.server.auth import Authenticator
+from rtdb.server.lp import LpEndpoint
 from rtdb.server.rest import RestApi
 from rtdb.server.rulesfile import load_rules, watch_rules
 from rtdb.server.settings import Settings
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
             sse.close()
+            if lp_endpoint.forwarder is not None:
+                await lp_endpoint.forwarder.close()
             await engine.close()
 
     @get("/healthz", sync_to_thread=False)
@@ -113,6 +116,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     ws_endpoint = WsEndpoint(engine, settings, authenticator)
     handlers.append(ws_endpoint.route())
     # --- end WebSocket transport ---
+    # --- long-polling at /.lp (rtdb/server/lp.py), which upgrades to /.ws ---
+    lp_endpoint = LpEndpoint(ws_endpoint, settings)
+    handlers.append(lp_endpoint.route())
     app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
@@ -124,6 +130,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     app.state.sse = sse
     app.state.settings = settings
     app.state.ws = ws_endpoint
+    app.state.lp = lp_endpoint
     return app
 
 

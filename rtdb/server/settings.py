@@ -58,6 +58,9 @@ class Settings:
                                          "handshake included), from connecting or from the first byte of a "
                                          "later request on the connection; then it gets `408` and is closed.",
                                      kind="int", metavar="SECONDS")
+    lp_idle_timeout_s: int = _setting(60, "Seconds a long-polling session (`/.lp`) may go without a request "
+                                          "before it ends and its onDisconnect writes run (browsers cannot be "
+                                          "relied on to say they left).", kind="int", metavar="SECONDS")
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -159,7 +162,8 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(f"--log-level {settings.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
     if settings.synchronous.lower() not in SYNCHRONOUS_LEVELS:
         raise ValueError(f"--synchronous {settings.synchronous!r}: expected one of {', '.join(SYNCHRONOUS_LEVELS)}")
-    for name in ("sse_keepalive_s", "sse_max_lifetime_s", "max_body_bytes", "header_timeout_s"):
+    for name in ("sse_keepalive_s", "sse_max_lifetime_s", "max_body_bytes", "header_timeout_s",
+                 "lp_idle_timeout_s"):
         if getattr(settings, name, 1) <= 0:
             raise ValueError(f"{Settings.flag_name(name)} {getattr(settings, name)}: expected more than 0")
     if settings.workers < 0:

@@ -81,12 +81,27 @@ class WsEndpoint:
         self.auth = authenticator
         self.hub = Hub(engine.feed)
         self.connections: dict[str, Connection] = {}
+        self.lp: Any = None
+        """The long-polling endpoint (:class:`rtdb.server.lp.LpEndpoint`), which upgrades to here."""
+        self.worker: int | None = None
+        """This process's worker number under ``--workers``; it ends every session id."""
+
+    def new_id(self, nbytes: int = 16) -> str:
+        """A random session id (``nbytes`` random bytes, hex) that names this worker."""
+        token = secrets.token_hex(nbytes)
+        return token if self.worker is None else f"{token}w{self.worker}"
+
+    @staticmethod
+    def owner_of(session_id: str) -> int | None:
+        """The worker that made ``session_id`` (``None``: no worker named)."""
+        _, mark, worker = session_id.rpartition("w")
+        return int(worker) if mark and worker.isdigit() and len(worker) < 6 else None
 
     def open(self, params: dict[str, str], host: str) -> Connection:
-        """A new connection for an accepted WebSocket (query ``params``, ``Host`` header);
-        its handshake message is queued."""
+        """A new connection for an accepted WebSocket or long-polling session (query ``params``,
+        ``Host`` header); its handshake message is queued."""
         session = ServerSession(
-            session_id=secrets.token_hex(16),  # 128 random bits: a session id is not guessable
+            session_id=self.new_id(16),  # 128 random bits: a session id is not guessable
             host=host,
             namespace=self.settings.namespace_of(params, host),
         )
@@ -120,6 +135,10 @@ class WsEndpoint:
         params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         await send({"type": "websocket.accept"})
+        if "s" in params:  # an upgrade from long-polling: only the native protocol carries them out
+            await send({"type": "websocket.send", "text": reset_frame(headers.get("host", ""))})
+            await send({"type": "websocket.close", "code": 1000})
+            return
         connection = self.open(params, headers.get("host", ""))
         reading = asyncio.Event()
         reading.set()
@@ -647,6 +666,11 @@ class Connection:
                 log.info("onDisconnect %s at %s failed: %s", op.kind, paths.to_str(op.path), exc.code)
             except Exception:
                 log.exception("onDisconnect %s at %s failed", op.kind, paths.to_str(op.path))
+
+
+def reset_frame(host: str) -> str:
+    """The control message that sends a client to ``host`` to connect again (``r``)."""
+    return json.dumps({"t": "c", "d": {"t": "r", "d": host}}, ensure_ascii=True, separators=(",", ":"))
 
 
 def _query_spec(query: m.WireQuery | Any) -> QuerySpec | None:

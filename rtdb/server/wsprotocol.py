@@ -28,7 +28,8 @@ from urllib.parse import parse_qsl
 
 from rtdb.protocol.codec import Frames
 from rtdb.protocol.framing import DEFAULT_MAX_MESSAGE_CHARS
-from rtdb.server.ws import CLOSE_SERVICE_RESTART, Connection, WsEndpoint
+from rtdb.server.lp import Secondary
+from rtdb.server.ws import CLOSE_PROTOCOL_ERROR, CLOSE_SERVICE_RESTART, Connection, WsEndpoint, reset_frame
 from rtdb.server.wsframes import (
     CLOSE_GOING_AWAY,
     MAX_REQUEST_BYTES,
@@ -121,10 +122,14 @@ class WsProtocol(asyncio.Protocol):
         "_heard",
         "_marked",
         "_pinged",
+        "_pipe",
+        "_piped",
+        "_spliced",
         "_uvicorn",
         "_write_paused",
         "connection",
         "peer",
+        "secondary",
         "server",
         "transport",
     )
@@ -142,6 +147,10 @@ class WsProtocol(asyncio.Protocol):
         self._heard = True  # traffic since the last keep-alive sweep
         self._pinged = False
         self._deadline: asyncio.TimerHandle | None = None
+        self.secondary: Secondary | None = None  # a socket upgrading a long-polling session
+        self._pipe: asyncio.BaseTransport | None = None  # spliced through to the owning worker
+        self._piped: bytearray | None = None  # bytes for the pipe while it connects
+        self._spliced = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -152,7 +161,12 @@ class WsProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         connection = self.connection
         if connection is None:
-            self._handshake(data)
+            if self.secondary is not None:
+                self._secondary_received(data)
+            elif self._spliced:
+                self._pipe_write(data)
+            else:
+                self._handshake(data)
             return
         self._heard = True
         peer = self.peer
@@ -179,7 +193,12 @@ class WsProtocol(asyncio.Protocol):
         if self._delegate is not None:
             self._delegate.connection_lost(exc)
             return
+        if self._pipe is not None:
+            self._pipe.close()
         self.server.discard(self)
+        if self.secondary is not None:  # the session stays on long-polling
+            self.secondary.detach()
+            self.secondary = None
         connection = self.connection
         if connection is None:
             return
@@ -212,7 +231,7 @@ class WsProtocol(asyncio.Protocol):
         """uvicorn is shutting down: close with 1012 (service restart; the clients reconnect)."""
         if self._delegate is not None:
             self._delegate.shutdown()
-        elif self.connection is not None:
+        elif self.connection is not None and self.secondary is None:
             self.connection.abort(CLOSE_SERVICE_RESTART)
         else:
             self.transport.close()
@@ -235,6 +254,10 @@ class WsProtocol(asyncio.Protocol):
         if request_path(head) != ENDPOINT_PATH:
             self._delegate_to_uvicorn(head)
             return
+        owner = self._owner(head)
+        if owner is not None:
+            self._splice(owner, head)
+            return
         answer = handshake(head[: end + 4])
         self.transport.write(answer.response)
         request = answer.request
@@ -244,6 +267,9 @@ class WsProtocol(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         _, _, query = request.path.partition("?")
         params = dict(parse_qsl(query, keep_blank_values=True))
+        if "s" in params:
+            self._open_secondary(params["s"], request.headers.get("Host", ""), head[end + 4 :])
+            return
         connection = self.server.endpoint.open(params, request.headers.get("Host", ""))
         connection.outbox.on_ready = self._ready
         connection.on_pause = self._pause_reading
@@ -254,6 +280,106 @@ class WsProtocol(asyncio.Protocol):
         rest = head[end + 4 :]
         if rest:
             self.data_received(rest)
+
+    # -- the upgrade from long-polling --------------------------------------------------
+    def _open_secondary(self, sid: str, host: str, rest: bytes) -> None:
+        """``/.ws?s=<session>``: the client moves its long-polling session here. Unknown (or
+        ended, or already upgrading) sessions get a reset, never a fresh handshake."""
+        self.peer = WsPeer(MAX_MESSAGE_BYTES)
+        self.server.add(self)
+        lp = self.server.endpoint.lp
+        session = lp.upgrade_target(sid) if lp is not None else None
+        if session is None:
+            self._reset(host)
+            return
+        self.secondary = Secondary(session, host, self._send_text, self._promote, self._reset)
+        session.secondary = self.secondary
+        if rest:
+            self._secondary_received(rest)
+
+    def _secondary_received(self, data: bytes) -> None:
+        self._heard = True
+        peer = self.peer
+        assert peer is not None
+        for text in peer.receive(data):
+            secondary = self.secondary
+            if secondary is None:
+                break
+            if not secondary.receive(text):
+                log.info("closing an upgrading WebSocket: bad or too much data before the switch")
+                secondary.detach()
+                self.secondary = None
+                self._send_close(CLOSE_PROTOCOL_ERROR)
+                return
+        if not peer.open and self.secondary is not None:
+            self.secondary.detach()
+            self.secondary = None
+        self._write_protocol()
+
+    def _send_text(self, text: str) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(text_frame(text))
+
+    def _promote(self, connection: Connection, buffered: list[str]) -> None:
+        """The long-polling ``n`` was processed: this socket carries the connection from now on;
+        the data messages it buffered run first."""
+        self.secondary = None
+        self.connection = connection
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        connection.outbox.on_ready = self._ready
+        connection.on_pause = self._pause_reading
+        for text in buffered:
+            connection.feed(text)
+        self._ready()
+
+    def _reset(self, host: str) -> None:
+        if self.secondary is not None:
+            self.secondary.detach()
+            self.secondary = None
+        self._send_text(reset_frame(host))
+        self._send_close(1000)
+
+    # -- --workers: a socket for another worker's session -------------------------------
+    def _owner(self, head: bytes) -> str | None:
+        """The Unix socket of the worker owning the session an upgrade names, if another."""
+        lp = self.server.endpoint.lp
+        if lp is None or lp.forwarder is None or self._spliced:
+            return None
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        _, _, query = line.split(" ")[1].partition("?") if line.count(" ") == 2 else ("", "", "")
+        sid = dict(parse_qsl(query)).get("s")
+        owner = self.server.endpoint.owner_of(sid) if sid else None
+        if owner is None or owner == self.server.endpoint.worker:
+            return None
+        return lp.forwarder.socket_of(owner)
+
+    def _splice(self, path: str, head: bytes) -> None:
+        """Pass the socket's bytes both ways to the worker at ``path`` (its owner)."""
+        self._spliced = True
+        self._piped = bytearray(head)
+        asyncio.get_running_loop().create_task(self._connect_pipe(path))
+
+    async def _connect_pipe(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            pipe, _ = await loop.create_unix_connection(lambda: _Pipe(self.transport), path)
+        except OSError:  # the owner is gone, and its sessions with it: answer here (a reset)
+            head, self._piped = bytes(self._piped or b""), None
+            self._head = head
+            self._handshake(b"")
+            return
+        if self.transport.is_closing():
+            pipe.close()
+            return
+        self._pipe = pipe
+        data, self._piped = bytes(self._piped or b""), None
+        pipe.write(data)  # type: ignore[attr-defined]
+
+    def _pipe_write(self, data: bytes) -> None:
+        if self._pipe is not None:
+            self._pipe.write(data)  # type: ignore[attr-defined]
+        elif self._piped is not None:
+            self._piped += data
 
     def _stop_deadline(self) -> None:
         if self._deadline is not None:
@@ -346,3 +472,17 @@ class WsProtocol(asyncio.Protocol):
             if self.connection is not None:
                 self.connection.close()
             self._send_close(CLOSE_GOING_AWAY, "keep-alive timeout")
+
+
+class _Pipe(asyncio.Protocol):
+    """The owning worker's side of a spliced socket: its bytes go back to the client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        if not self.client.is_closing():
+            self.client.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.close()
