@@ -73,6 +73,8 @@ MAX_BUFFERED_CHARS = DEFAULT_MAX_MESSAGE_CHARS * 4 // 3 + 4096
 """Base64 characters of unassembled segments a session may hold (one largest message)."""
 MAX_SEGMENT_AHEAD = MAX_BUFFERED_CHARS // 1000
 """How far past the next expected segment number a segment may be."""
+MAX_SESSIONS = 100_000
+"""Long-polling sessions one process keeps; more starts get 503 until some end."""
 MAX_SECONDARY_CHARS = DEFAULT_MAX_MESSAGE_CHARS
 """Characters of data messages an upgrading socket may buffer before the switch."""
 
@@ -454,7 +456,7 @@ class LpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] != "GET":
             await _respond(send, 405, b"Long-polling takes GET requests\n", [(b"allow", b"GET")])
             return
         query = scope.get("query_string", b"").decode("latin-1")
@@ -491,6 +493,10 @@ class LpEndpoint:
         if not _CB.fullmatch(cb):
             await _respond(send, 400, b"Invalid long-polling callback id (cb): expected digits\n",
                            [(b"content-type", b"text/plain; charset=utf-8")])
+            return
+        if len(self.sessions) >= MAX_SESSIONS:
+            await _respond(send, 503, b"Too many long-polling sessions; try again later\n",
+                           [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"10")])
             return
         host = _header(scope, "host")
         connection = self.ws.open(params, host)
@@ -551,7 +557,7 @@ def _header(scope: Scope, name: str) -> str:
 
 class Forwarder:
     """Sends a long-polling request to the worker that owns its session, over that worker's
-    Unix socket, and streams the answer back (``--workers``)."""
+    Unix socket, and relays its answer (``--workers``)."""
 
     def __init__(self, socket_of: Callable[[int], str]) -> None:
         import httpx
@@ -565,7 +571,9 @@ class Forwarder:
         client = self._clients.get(worker)
         if client is None:
             httpx = self._httpx
-            transport = httpx.AsyncHTTPTransport(uds=self.socket_of(worker))
+            # no pool limit: every held poll of the owner's sessions that landed here holds a connection
+            transport = httpx.AsyncHTTPTransport(uds=self.socket_of(worker), limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64))
             client = self._clients[worker] = httpx.AsyncClient(transport=transport, timeout=None)
         return client
 
