@@ -43,6 +43,7 @@ import logging
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -155,7 +156,11 @@ class LpSession:
         self.upgraded = False
         self.final: list[Frames] | None = None  # the last packet, once upgraded
         self._release_soon = False
+        self._inbox: deque[str] = deque()  # decoded messages not yet taken by the connection
+        self._inbox_chars = 0
+        self._paused = False
         connection.outbox.on_ready = self._wake
+        connection.on_pause = self._pause
 
     @property
     def sid(self) -> str:
@@ -215,13 +220,13 @@ class LpSession:
             log.info("long-polling session %s: %s; closing it", self.id, exc)
             self.connection.abort(1002)
             return self.answer()
-        for text in messages:
-            if self.ended:
-                break
-            if _is_end_transmission(text):
-                self.end_transmission()
-            elif not self.upgraded:
-                self.connection.feed(text)
+        self._inbox.extend(messages)
+        self._inbox_chars += sum(map(len, messages))
+        if self._inbox_chars > MAX_BUFFERED_CHARS:
+            log.info("long-polling session %s: sends more than it lets the server answer; closing it", self.id)
+            self.connection.abort(1008)
+            return self.answer()
+        self._deliver()
         if self.ended or self.upgraded or len(self.connection.outbox):
             return self.answer()
         if serial < self.max_ser:  # older than a poll seen before: never hold it
@@ -280,6 +285,23 @@ class LpSession:
                 raise BadSegments("a message is not base64 of UTF-8 text") from None
         self.hole_since = now if segments else None  # waiting for the rest: time since the last segment
         return out
+
+    def _deliver(self) -> None:
+        """Feed the connection the client's messages, in order, while it takes them (it pauses
+        when too many of its requests are unanswered; the rest wait here, in order)."""
+        inbox = self._inbox
+        while inbox and not self._paused and not self.ended and not self.upgraded:
+            text = inbox.popleft()
+            self._inbox_chars -= len(text)
+            if _is_end_transmission(text):
+                self.end_transmission()
+            else:
+                self.connection.feed(text)
+
+    def _pause(self, paused: bool) -> None:
+        self._paused = paused
+        if not paused:
+            self._deliver()
 
     # -- the upgrade ------------------------------------------------------------------
     def end_transmission(self) -> None:
