@@ -32,6 +32,7 @@ from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
 from rtdb.realtime.sse import SseStream
 from rtdb.rules import Ruleset
+from rtdb.server import inspect
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
 from rtdb.server.settings import Settings
@@ -197,6 +198,9 @@ class RestApi:
     async def _handle(self, request: Request) -> Response:
         if request.raw_path == RULES_PATH:
             return await self._rules(request)
+        tool = await self._tool(request)
+        if tool is not None:
+            return tool
         if not request.raw_path.endswith(".json"):
             return error_response(404, "Not found: REST paths end in .json")
         method = request.method.upper()
@@ -261,6 +265,30 @@ class RestApi:
         else:
             await self.engine.deploy_rules(ns, source, caller=caller)
         return Response(b'{"status":"ok"}')
+
+    async def _tool(self, request: Request) -> Response | None:
+        """The emulator's tool endpoints (:mod:`rtdb.server.inspect`), else ``None``."""
+        raw_path = request.raw_path
+        if raw_path == inspect.DATABASES_PATH:
+            _, _, caller = self._context(request)
+            return Response(encode(inspect.databases(self.engine, self.settings, caller)))
+        if raw_path == inspect.TRIGGERS_PATH:
+            ns, _, caller = self._context(request)
+            if request.method != "POST":
+                raise InvalidData("Use POST on /.settings/functionTriggers.json")
+            inspect.accept_triggers(ns, caller)
+            await self._raw_body(request)
+            return Response(b'{"status":"ok"}')
+        if raw_path.endswith(inspect.UPLOAD_SUFFIX):
+            if request.method != "POST":
+                raise InvalidData("Use POST to upload")
+            path = inspect.upload_path(raw_path)
+            ns, params, caller = self._context(request)
+            self._check_write_params(params)
+            boundary = inspect.boundary_of(request.headers.get("content-type"))
+            value = await inspect.read_upload(request.stream(), boundary, self.settings.max_body_bytes)
+            return self._ok(await inspect.upload(self.engine, ns, path, value, caller), False, False)
+        return None
 
     async def _get(
         self, request: Request, ns: str, path: paths.Path, params: dict[str, str], caller: Caller,

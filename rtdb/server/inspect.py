@@ -1,0 +1,125 @@
+"""The Firebase emulator's tool endpoints, served by ``rtdb serve`` for firebase-tools and
+the Emulator UI (spec: long-polling.md §6).
+
+* ``GET /.inspect/databases.json``: ``[{"name": ns}, ...]``, the namespaces that exist.
+* ``POST /<path>/.upload``: ``multipart/form-data`` field ``myFile`` (a JSON file) is set
+  at ``<path>`` with the caller's rules (the Emulator UI's import; it authenticates with
+  ``?access_token=``).
+* ``POST /.settings/functionTriggers.json``: accepted and ignored (admins only); rtdb
+  does not run Cloud Functions triggers.
+
+Every answer carries ``Access-Control-Allow-Origin: *`` (``Response.send`` adds it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from multipart import MultipartError, MultipartSegment, PushMultipartParser  # litestar's own parser
+
+from rtdb.core import path as paths
+from rtdb.core.auth import Caller
+from rtdb.core.errors import InvalidData, PermissionDenied, TooBig
+from rtdb.core.value import TOO_DEEP, to_plain
+from rtdb.engine.engine import Engine
+from rtdb.server.settings import Settings
+
+DATABASES_PATH = "/.inspect/databases.json"
+TRIGGERS_PATH = "/.settings/functionTriggers.json"
+UPLOAD_SUFFIX = "/.upload"
+UPLOAD_FIELD = "myFile"
+NAMESPACE_SUFFIX = ".sqlite"
+log = logging.getLogger("rtdb.server.inspect")
+
+
+def list_namespaces(engine: Engine) -> list[str]:
+    """The namespaces that exist: a database file in the data dir, or open in this process."""
+    names = set(engine.open_namespaces())
+    try:
+        for file in engine.data_dir.glob("*" + NAMESPACE_SUFFIX):
+            names.add(file.name[: -len(NAMESPACE_SUFFIX)])
+    except OSError:  # an unreadable data dir lists what is open
+        pass
+    return sorted(names)
+
+
+def databases(engine: Engine, settings: Settings, caller: Caller) -> list[dict[str, str]]:
+    """``/.inspect/databases.json``. In emulator mode anyone may read it, as with Firebase's
+    emulator: the Emulator UI fetches it cross-origin every 5 s with no credentials, and an
+    emulator's namespace names are not secrets. In production mode it is admins only:
+    production Firebase has no such endpoint, and a list of databases tells a stranger
+    which namespaces to probe."""
+    if not settings.emulator and not caller.admin:
+        raise PermissionDenied("Permission denied")
+    return [{"name": ns} for ns in list_namespaces(engine)]
+
+
+def accept_triggers(ns: str, caller: Caller) -> None:
+    """``POST /.settings/functionTriggers.json``: firebase-tools registers Cloud Functions
+    triggers here when the Functions emulator runs; rtdb accepts them so it does not warn,
+    and runs none."""
+    if not caller.admin:
+        raise PermissionDenied("Permission denied")
+    log.info("namespace %s: a function trigger was registered and ignored; rtdb does not run "
+             "Cloud Functions triggers", ns)
+
+
+def upload_path(raw_path: str) -> paths.Path:
+    """The data path of ``/<path>/.upload``."""
+    return paths.parse(raw_path[: -len(UPLOAD_SUFFIX)], decode=True)
+
+
+def boundary_of(content_type: str | None) -> str:
+    """The boundary of a ``multipart/form-data`` request, else :class:`InvalidData`."""
+    kind, _, rest = (content_type or "").partition(";")
+    if kind.strip().lower() != "multipart/form-data":
+        raise InvalidData("Upload must be multipart/form-data with a field myFile")
+    for part in rest.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "boundary" and value.strip('"'):
+            return value.strip('"')
+    raise InvalidData("multipart/form-data without a boundary")
+
+
+async def read_upload(chunks: Any, boundary: str, limit: int) -> Any:
+    """The JSON value of field ``myFile`` of a multipart body streamed in ``chunks``.
+    At most ``limit`` bytes are read; other fields are skipped without being kept."""
+    found: bytearray | None = None
+    current: bytearray | None = None
+    size = 0
+    try:
+        with PushMultipartParser(boundary, max_segment_count=100) as parser:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise TooBig(f"Request body larger than {limit} bytes")
+                for part in parser.parse(chunk):
+                    if isinstance(part, MultipartSegment):
+                        current = bytearray() if part.name == UPLOAD_FIELD and found is None else None
+                    elif part:
+                        if current is not None:
+                            current.extend(part)
+                    elif current is not None:  # end of the myFile part
+                        found, current = current, None
+            for _ in parser.parse(b""):  # end of input: an unfinished body is an error
+                pass
+            if not parser.closed:
+                raise InvalidData("Incomplete multipart/form-data body")
+    except MultipartError as exc:
+        raise InvalidData(f"Invalid multipart/form-data: {exc}") from None
+    if found is None:
+        raise InvalidData("Missing multipart/form-data field myFile")
+    try:
+        return msgspec.json.decode(bytes(found))
+    except msgspec.DecodeError:
+        raise InvalidData("Invalid data; couldn't parse JSON object, array, or value.") from None
+    except RecursionError:
+        raise InvalidData(TOO_DEEP) from None
+
+
+async def upload(engine: Engine, ns: str, path: paths.Path, value: Any, caller: Caller) -> Any:
+    """Set ``path`` to the uploaded value as one write, with the caller's rules."""
+    result = await engine.set(ns, path, value, caller=caller)
+    return to_plain(result.node)
