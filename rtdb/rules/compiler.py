@@ -8,7 +8,7 @@ Evaluation never parses: each syntax node becomes a function of the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rtdb.rules import operators as ops
@@ -25,6 +25,7 @@ Fn = Callable[[Env], Any]
 Typed = tuple[t.Type, Fn]
 
 MAX_DEPTH = 200
+FALSE, TRUE, ERROR = 0, 1, 2  # indexes of CompiledRule.counts
 _UNNOTED = frozenset({t.SNAPSHOT, t.QUERY, t.REGEXP, t.ARRAY})
 
 _VARIABLES: dict[str, tuple[t.Type, Fn]] = {
@@ -41,11 +42,17 @@ class CompiledRule:
     """One compiled expression (or a constant ``true``/``false``).
 
     ``fn`` is the fast form; ``noted_fn`` also records the values of its parts
-    (compiled separately so the fast form pays nothing for explanations)."""
+    (compiled separately so the fast form pays nothing for explanations).
+
+    ``counts`` is the rule's coverage: how often it evaluated to false, to true, and
+    failed with an error (indexes ``FALSE``, ``TRUE``, ``ERROR``; the ruleset adds to it
+    where it evaluates the rule, so a bool outcome indexes it directly). Each compile
+    makes new counters: redeployed rules start from zero."""
 
     source: str
     fn: Fn
     noted_fn: Fn | None = None
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0], compare=False)
 
     def evaluate(self, env: Env) -> tuple[bool, str | None]:
         """``(allowed, error)``; a runtime error gives ``(False, message)``."""

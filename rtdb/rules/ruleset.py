@@ -21,7 +21,7 @@ from typing import Any
 from rtdb.core import path as paths
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, children
-from rtdb.rules.compiler import CompiledRule
+from rtdb.rules.compiler import ERROR, FALSE, TRUE, CompiledRule  # counts[0], [1], [2]
 from rtdb.rules.errors import EvalError
 from rtdb.rules.loader import RuleNode, load
 from rtdb.rules.snapshot import DataView, ObjectValue, Overlay, Snapshot, Tree
@@ -45,7 +45,7 @@ _Step = tuple[RuleNode, Path, dict[str, str]]  # the rules at a data location, w
 class Ruleset:
     """Rules compiled once at load; evaluation never parses."""
 
-    __slots__ = ("_open_writes", "_root", "source")
+    __slots__ = ("_open_counts", "_open_writes", "_root", "source")
 
     def __init__(self, source: str, root: RuleNode) -> None:
         self.source = source
@@ -55,6 +55,7 @@ class Ruleset:
             root.write is not None and root.write.source.strip() == "true"
             and root.validate is None and not root.validates_below
         )
+        self._open_counts = root.write.counts if root.write is not None else [0, 0, 0]
 
     @classmethod
     def compile(cls, source: str) -> Ruleset:
@@ -108,6 +109,20 @@ class Ruleset:
                 stack.append(node.wildcard)
         return found
 
+    def rules(self) -> list[tuple[str, CompiledRule]]:
+        """Every ``.read``/``.write``/``.validate`` with its rule path, in the file's order
+        (a level's named children, then its wildcard)."""
+        found: list[tuple[str, CompiledRule]] = []
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            for kind, rule in ((".read", node.read), (".write", node.write), (".validate", node.validate)):
+                if rule is not None:
+                    found.append((node.rule_path(kind), rule))
+            below = list(node.children.values()) + ([node.wildcard] if node.wildcard is not None else [])
+            stack.extend(reversed(below))
+        return found
+
     # -- decisions ----------------------------------------------------------
 
     def can_read(
@@ -142,6 +157,7 @@ class Ruleset:
         """A set of ``new_node`` (node form, server values resolved) at ``path``."""
         path = _as_path(path)
         if self._open_writes and not explain:
+            self._open_counts[1] += 1  # the root .write, as evaluating it would count
             return Decision(True, ["write allowed by /rules/.write"])
         return _Judgement(self, [(path, new_node)], auth, root, now, explain).run("write")
 
@@ -155,6 +171,7 @@ class Ruleset:
         if not writes:
             return Decision(True, [f"empty update at {paths.to_str(base)}: nothing to check"])
         if self._open_writes and not explain:
+            self._open_counts[1] += len(writes)  # the root .write, once per updated path
             return Decision(True, ["update allowed by /rules/.write"])
         return _Judgement(self, writes, auth, root, now, explain).run("update")
 
@@ -188,9 +205,14 @@ class _Judgement:
         if self.explain:
             return _explained(rule, self.env, step, kind, self.trace)
         try:  # _passes, inlined
-            return rule.fn(self.env) is True
+            if rule.fn(self.env) is True:
+                rule.counts[1] += 1  # TRUE (a constant index: the cheapest increment)
+                return True
         except EvalError:
+            rule.counts[ERROR] += 1
             return False
+        rule.counts[0] += 1  # FALSE
+        return False
 
     def first_time(self, at: Path) -> bool:
         """Whether ``at`` is still to be validated (and it is from now on)."""
@@ -260,17 +282,23 @@ class _Judgement:
 
 
 def _passes(rule: CompiledRule, env: Env) -> bool:
-    """The fast form: a runtime error makes the rule false."""
+    """The fast form: a runtime error makes the rule false. Counts the outcome (coverage)."""
     try:
-        return rule.fn(env) is True
+        if rule.fn(env) is True:
+            rule.counts[1] += 1  # TRUE (a constant index: the cheapest increment)
+            return True
     except EvalError:
+        rule.counts[ERROR] += 1
         return False
+    rule.counts[0] += 1  # FALSE
+    return False
 
 
 def _explained(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str]) -> bool:
     """The explaining form: the rule, where it ran, its outcome and the values it saw."""
     rules, at, captures = step
     ok, error, notes = rule.explain(env)
+    rule.counts[ERROR if error else TRUE if ok else FALSE] += 1
     where = rules.rule_path(kind)
     caps = "".join(f" {k}={v!r}" for k, v in captures.items())
     outcome = "true" if ok else f"false (error: {error})" if error else "false"
