@@ -2,6 +2,8 @@
 the Emulator UI (spec: long-polling.md §6).
 
 * ``GET /.inspect/databases.json``: ``[{"name": ns}, ...]``, the namespaces that exist.
+* ``GET /.inspect/coverage.json?ns=`` and ``GET /.inspect/coverage?ns=``: the rules
+  coverage of a namespace (:mod:`rtdb.rules.coverage`), as JSON or as an HTML page.
 * ``POST /<path>/.upload``: ``multipart/form-data`` field ``myFile`` (a JSON file) is set
   at ``<path>`` with the caller's rules (the Emulator UI's import; it authenticates with
   ``?access_token=``).
@@ -24,9 +26,12 @@ from rtdb.core.auth import Caller
 from rtdb.core.errors import InvalidData, PermissionDenied, TooBig
 from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
+from rtdb.rules.coverage import Coverage, compute_coverage
 from rtdb.server.settings import Settings
 
 DATABASES_PATH = "/.inspect/databases.json"
+COVERAGE_JSON_PATH = "/.inspect/coverage.json"
+COVERAGE_HTML_PATH = "/.inspect/coverage"
 TRIGGERS_PATH = "/.settings/functionTriggers.json"
 UPLOAD_SUFFIX = "/.upload"
 UPLOAD_FIELD = "myFile"
@@ -45,15 +50,29 @@ def list_namespaces(engine: Engine) -> list[str]:
     return sorted(names)
 
 
-def databases(engine: Engine, settings: Settings, caller: Caller) -> list[dict[str, str]]:
-    """``/.inspect/databases.json``. In emulator mode anyone may read it, as with Firebase's
-    emulator: the Emulator UI fetches it cross-origin every 5 s with no credentials, and an
-    emulator's namespace names are not secrets. In production mode it is admins only:
-    production Firebase has no such endpoint, and a list of databases tells a stranger
-    which namespaces to probe."""
+def check_inspector(settings: Settings, caller: Caller) -> None:
+    """Who may read ``/.inspect/*``. In emulator mode anyone, as with Firebase's emulator:
+    the Emulator UI fetches ``databases.json`` cross-origin every 5 s with no credentials,
+    test code saves the coverage page without one, and an emulator holds test data. In
+    production mode admins only: production Firebase has no such endpoints, a list of
+    databases tells a stranger which namespaces to probe, and the coverage report shows
+    the rules' source, which ``/.settings/rules.json`` also gives to admins only."""
     if not settings.emulator and not caller.admin:
         raise PermissionDenied("Permission denied")
+
+
+def databases(engine: Engine, settings: Settings, caller: Caller) -> list[dict[str, str]]:
+    """``/.inspect/databases.json``: ``[{"name": ns}, ...]`` in name order."""
+    check_inspector(settings, caller)
     return [{"name": ns} for ns in list_namespaces(engine)]
+
+
+async def coverage(engine: Engine, settings: Settings, ns: str, caller: Caller) -> Coverage:
+    """The rules coverage of ``ns`` since its rules were last deployed or loaded."""
+    check_inspector(settings, caller)
+    if engine.exists(ns):
+        await engine.store(ns)  # loads the rules deployed to it
+    return compute_coverage(ns, engine.access.ruleset(ns))
 
 
 def accept_triggers(ns: str, caller: Caller) -> None:

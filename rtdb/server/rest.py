@@ -32,6 +32,7 @@ from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
 from rtdb.realtime.sse import SseStream
 from rtdb.rules import Ruleset
+from rtdb.rules.coverage import render_html
 from rtdb.server import inspect
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
@@ -272,6 +273,12 @@ class RestApi:
         if raw_path == inspect.DATABASES_PATH:
             _, _, caller = self._context(request)
             return Response(encode(inspect.databases(self.engine, self.settings, caller)))
+        if raw_path in (inspect.COVERAGE_JSON_PATH, inspect.COVERAGE_HTML_PATH):
+            ns, _, caller = self._context(request)
+            report = await inspect.coverage(self.engine, self.settings, ns, caller)
+            if raw_path == inspect.COVERAGE_JSON_PATH:
+                return Response(encode(report))
+            return Response(render_html(report).encode(), media_type="text/html; charset=utf-8")
         if raw_path == inspect.TRIGGERS_PATH:
             ns, _, caller = self._context(request)
             if request.method != "POST":

@@ -97,3 +97,51 @@ def test_function_triggers_are_accepted_and_ignored_for_admins(http: httpx.Clien
     r = http.post("/.settings/functionTriggers.json", params={"ns": "db"}, json=trigger, headers=OWNER)
     assert r.status_code == 200, r.text
     error_of(http.post("/.settings/functionTriggers.json", params={"ns": "db"}, json=trigger), 401)
+
+
+COVERED = ('{"rules": {".read": "auth != null", "open": {".write": true}, '
+           '"msg": {".write": true, ".validate": "newData.val() !== \'<b>bad</b>\'"}}}')
+
+
+def _coverage(http: httpx.Client, ns: str = "cov") -> dict[str, dict[str, Any]]:
+    r = http.get("/.inspect/coverage.json", params={"ns": ns})
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] == "*"
+    body = r.json()
+    assert body["namespace"] == ns
+    return {rule["rulePath"]: rule for rule in body["rules"]}
+
+
+def test_coverage_counts_the_rules_requests_ran_and_resets_on_deploy(http: httpx.Client) -> None:
+    assert http.put("/.settings/rules.json", params={"ns": "cov"}, content=COVERED, headers=OWNER).status_code == 200
+    http.put("/msg.json", params={"ns": "cov"}, json="hello")
+    http.put("/msg.json", params={"ns": "cov"}, json="<b>bad</b>")
+    http.get("/x.json", params={"ns": "cov"})
+    http.get("/x.json", params={"ns": "cov"}, headers=OWNER)  # admin: rules bypassed, not counted
+    rules = _coverage(http)
+    assert list(rules) == ["/rules/.read", "/rules/open/.write", "/rules/msg/.write", "/rules/msg/.validate"]
+    assert {k: v for k, v in rules["/rules/msg/.validate"].items() if k != "rulePath"} == {
+        "expression": "newData.val() !== '<b>bad</b>'", "evaluations": 2, "true": 1, "false": 1, "errors": 0,
+    }
+    assert (rules["/rules/.read"]["true"], rules["/rules/.read"]["false"]) == (0, 1)
+    assert rules["/rules/open/.write"]["evaluations"] == 0
+    assert http.put("/.settings/rules.json", params={"ns": "cov"}, content=COVERED, headers=OWNER).status_code == 200
+    assert all(rule["evaluations"] == 0 for rule in _coverage(http).values())
+
+
+def test_coverage_html_shows_the_rules_escaped(http: httpx.Client) -> None:
+    assert http.put("/.settings/rules.json", params={"ns": "cov"}, content=COVERED, headers=OWNER).status_code == 200
+    http.put("/msg.json", params={"ns": "cov"}, json="hello")
+    r = http.get("/.inspect/coverage", params={"ns": "cov"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "/rules/msg/.validate" in r.text
+    assert "&lt;b&gt;bad&lt;/b&gt;" in r.text and "<b>bad" not in r.text
+
+
+def test_coverage_is_for_admins_only_in_production_mode(server_factory: Any) -> None:
+    server = server_factory("--admin-token", "sekret")
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for path in ("/.inspect/coverage.json", "/.inspect/coverage"):
+            error_of(http.get(path, params={"ns": "p"}), 401)
+            assert http.get(path, params={"ns": "p"}, headers={"Authorization": "Bearer sekret"}).status_code == 200
