@@ -68,7 +68,8 @@ def databases(engine: Engine, settings: Settings, caller: Caller) -> list[dict[s
 
 
 async def coverage(engine: Engine, settings: Settings, ns: str, caller: Caller) -> Coverage:
-    """The rules coverage of ``ns`` since its rules were last deployed or loaded."""
+    """The rules coverage of ``ns`` since its rules were last deployed or loaded. With
+    ``--workers N`` each worker counts the requests it served: the report is one worker's."""
     check_inspector(settings, caller)
     if engine.exists(ns):
         await engine.store(ns)  # loads the rules deployed to it
