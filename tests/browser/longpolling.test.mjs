@@ -65,6 +65,8 @@ test('forceLongPolling: two pages contending on one transaction both commit (has
     const results = await Promise.all(runs);
     assert.ok(results.every((r) => r.committed));
     assert.equal(await a.ev((h) => window.rt.get(h, 'n'), ha), 10);
+    const logs = [...(await a.logs()), ...(await b.logs())];
+    assert.ok(logs.some((l) => l.includes('datastale')), 'at least one hash mismatch was retried');
     assert.ok([...a.net.lp, ...b.net.lp].some((u) => u.includes('seg')));
     assertOnlyLongPolling(a);
     assertOnlyLongPolling(b);
@@ -103,9 +105,11 @@ for (const how of ['goOffline', 'deleteApp']) {
       await c.ev((h) => window.rt.onDisc(h, 'presence', 'gone'), h);
       await c.ev((h) => window.rt.set(h, 'presence', 'here'), h);
       await obs.waitEvent((e) => e.p === 'presence' && e.v === 'here');
+      const t0 = Date.now();
       if (how === 'goOffline') await c.ev((h) => window.rt.offline(h), h);
       else await c.ev((h) => window.rt.close(h), h);
       await obs.waitEvent((e) => e.p === 'presence' && e.v === 'gone');
+      console.log(`onDisconnect after ${how}(): ${Date.now() - t0} ms; /.lp?disconn= requested: ${c.net.lp.some((u) => u.includes('disconn=t'))}`);
       assertOnlyLongPolling(c);
     });
     await c.context.close();
