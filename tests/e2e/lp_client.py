@@ -165,12 +165,9 @@ class LPClient:
                 self.next_seg += 1
             self.cond.notify_all()
 
-    def _poll_once(self) -> None:
-        with self.cond:
-            tail, self.pending = pack(self.pending)
-            self.in_flight += 1
+    def _poll_once(self, path: str) -> None:
         try:
-            self.get(self.url(tail))
+            self.get(path)
         finally:
             with self.cond:
                 self.in_flight -= 1
@@ -185,15 +182,16 @@ class LPClient:
                         self.cond.wait()
                     if not self.alive:
                         return
-                threading.Thread(target=self._guarded, daemon=True).start()
-                with self.cond:   # let the thread register before deciding again
-                    self.cond.wait_for(lambda: self.in_flight > 0 or not self.alive, timeout=1)
+                    tail, self.pending = pack(self.pending)
+                    path = self.url(tail)   # ser in request order
+                    self.in_flight += 1
+                threading.Thread(target=self._guarded, args=(path,), daemon=True).start()
         self.loop = threading.Thread(target=loop, daemon=True)
         self.loop.start()
 
-    def _guarded(self) -> None:
+    def _guarded(self, path: str) -> None:
         try:
-            self._poll_once()
+            self._poll_once(path)
         except Exception:  # noqa: BLE001 - a failed script load closes the transport (§3.11)
             with self.cond:
                 self.alive = False
