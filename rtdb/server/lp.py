@@ -371,10 +371,10 @@ class Secondary:
         text = self._assembler.feed(frame)
         if text is None:
             return True
-        if text.startswith('{"t":"c"'):
-            try:
-                kind = json.loads(text)["d"]["t"]
-            except (ValueError, KeyError, TypeError):
+        control = _control(text)
+        if control is not None:
+            kind = control.get("t") if isinstance(control, dict) else None
+            if kind is None:
                 return False
             if kind == "p":
                 self._write(PONG)
@@ -398,6 +398,24 @@ class Secondary:
         """The socket closed before the switch: the session stays on long-polling."""
         if self.session.secondary is self:
             self.session.secondary = None
+
+
+MAX_CONTROL_CHARS = 256  # the SDK's control messages are a few dozen characters
+
+
+def _control(text: str) -> object | None:
+    """The ``d`` of a control message (``{"t": "c", ...}``, with any JSON spacing), or
+    ``None`` when ``text`` is a data message. Only short texts are parsed: a control
+    message is never long, and a data message is parsed once, by the connection."""
+    if len(text) > MAX_CONTROL_CHARS or not text.lstrip().startswith("{"):
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("t") != "c":
+        return None
+    return message.get("d")
 
 
 def _is_end_transmission(text: str) -> bool:

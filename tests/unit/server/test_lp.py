@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from rtdb.server.lp import MAX_SEGMENT_AHEAD, BadSegments, LpSession, ascii_json, message_text
+from rtdb.server.lp import (
+    MAX_SEGMENT_AHEAD, PONG, SWITCH_ACK, BadSegments, LpSession, Secondary, ascii_json, message_text,
+)
 
 
 def _b64(message: Any) -> str:
@@ -87,3 +89,31 @@ def test_several_small_messages_in_one_request_come_out_in_order_and_replays_are
 def test_segments_that_cannot_be_a_message_end_the_session(params: dict[str, str]) -> None:
     with pytest.raises(BadSegments):
         _session().ingest(params, 0.0)
+
+
+def _secondary() -> tuple[Secondary, list[str]]:
+    written: list[str] = []
+    secondary = Secondary(_session(), "h", written.append, lambda *_: None, lambda _: None)
+    return secondary, written
+
+
+@pytest.mark.parametrize("spacing", ["", " "])
+def test_the_upgrade_socket_knows_control_messages_in_any_json_spacing(spacing: str) -> None:
+    secondary, written = _secondary()
+    sep = "," + spacing
+    colon = ":" + spacing
+    ping = "{" + sep.join([f'"t"{colon}"c"', f'"d"{colon}' + "{" + sep.join([f'"t"{colon}"p"', f'"d"{colon}' + "{}"]) + "}"]) + "}"
+    ack = ping.replace('"p"', '"a"')
+    data = json.dumps({"t": "d", "d": {"r": 9, "a": "q", "b": {"p": "/x", "h": ""}}}, separators=(sep, colon))
+    assert written == [SWITCH_ACK]
+    assert secondary.receive(" " + ping)
+    assert secondary.receive(ack)
+    assert secondary.receive(data)
+    assert written == [SWITCH_ACK, PONG]
+    assert secondary.acked_at is not None
+    assert secondary.buffered == [data]
+
+
+def test_the_upgrade_socket_closes_on_a_control_message_without_a_kind() -> None:
+    secondary, _ = _secondary()
+    assert not secondary.receive('{"t": "c", "d": 5}')
