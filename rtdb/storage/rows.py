@@ -1,130 +1,323 @@
-"""The path-keyed row layout: a node tree ↔ rows ``(path, parent, key, depth, kind, value, priority, ksort)``.
+"""The row layout of a namespace's tree (format 2): one row per stored node, small
+subtrees packed into one row.
 
-Every node (object or leaf) is one row. ``path`` is the keys joined with
-``SEP`` = U+0001 (``""`` is the root). Keys never contain control characters,
-so the separator sorts below every key character: the primary-key order is a
-depth-first walk of the tree, all descendants of ``p`` lie in the range
-``(p + SEP, p + "\x02")``, a subtree is one range scan that arrives parents
-first, and the children of a node are the rows with ``parent = p``.
+A row is ``(parent, ksort, kind, value, priority)`` with primary key ``(parent, ksort)``:
+
+* ``parent`` is the path of the object holding the node, its keys joined with ``SEP``
+  = U+0001 (``""`` for the root's children). Keys never contain control characters, so
+  the separator sorts below every key character: the rows of a subtree at ``p`` are the
+  rows whose parent lies in ``[p, p + "\\x02")``, one range of the primary key, and in
+  that order every object's row comes before the rows of its children.
+* ``ksort`` is the node's key as bytes whose memcmp order is Firebase's key order
+  (:func:`key_bytes`; decoded by :func:`key_of`). The full path is never stored.
+* ``kind``: ``OBJECT`` (its children are rows), a leaf (``STRING``, ``NUMBER``,
+  ``BOOLEAN``, the value in ``value``), or ``PACKED``/``PACKED_RICH``: an object whose
+  whole subtree is small (at most about ``PACK_MAX`` bytes) and is stored in ``value``
+  as msgpack of its children (keys in Firebase order, priorities inside as
+  ``.priority``/``.value``). ``PACKED`` means the subtree is plain already (no
+  priorities below, nothing a REST read shows as an array), so a read returns it as
+  decoded; ``PACKED_RICH`` needs :func:`rtdb.core.value.to_plain`.
+* ``priority``: the node's own priority (objects, packed objects and leaves alike).
+
+The root is the row ``("", b"")`` (no key encodes to ``b""``): an object row, or a leaf.
+An object row exists exactly while the object has children; the root is never packed.
+
+Packing keeps a write's cost in proportion to what it changes: a write inside a packed
+subtree rewrites that one row (bounded by ``PACK_MAX``); a subtree that grows past it is
+unpacked into rows, its small children packed in turn. :class:`Packer` decides, from a
+depth-first walk, with memory bounded by the depth times ``PACK_MAX``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+import struct
+from collections.abc import Callable
 from typing import Any
 
-from rtdb.core.ordering import key_sort_bytes
-from rtdb.core.path import Path
-from rtdb.core.value import PRIORITY, VALUE, Node, as_array
+import msgspec
 
-OBJECT, STRING, NUMBER, BOOLEAN = 0, 1, 2, 3
+from rtdb.core.ordering import key_order
+from rtdb.core.path import Path
+from rtdb.core.value import PRIORITY, VALUE, Node, as_array, int_key, to_plain
+
+FORMAT = 2
+"""``PRAGMA user_version`` of a file in this layout (format 1 kept one row per node keyed by its full path)."""
+
+OBJECT, STRING, NUMBER, BOOLEAN, PACKED, PACKED_RICH = 0, 1, 2, 3, 4, 5
+PACKED_KINDS = (PACKED, PACKED_RICH)
 
 SEP = "\x01"
+ROOT_KSORT = b""
+PACK_MAX = 4096
+"""The largest subtree (estimated bytes, about its msgpack size) stored as one row."""
 
-Row = tuple[str, str | None, str, int, int, Any, Any, bytes]
+Row = tuple[str, bytes, int, Any, Any]
+
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder().decode
+_INT = struct.Struct(">I")
+
+
+# -- keys -------------------------------------------------------------------------
+def key_bytes(key: str) -> bytes:
+    """``key`` as bytes in Firebase's key order: integer keys first, by value (a key
+    that spells its integer with leading zeros after the plain one), then strings by
+    UTF-16 code units (CESU-8: UTF-8 with astral characters as surrogate pairs)."""
+    n = int_key(key)
+    if n is not None:
+        head = b"\x00" + _INT.pack(n + 2**31)
+        return head if key == str(n) else head + bytes([len(key)]) + key.encode()
+    if key.isascii():
+        return b"\x01" + key.encode()
+    return b"\x01" + _cesu8(key)
+
+
+def _cesu8(key: str) -> bytes:
+    return "".join(_astral(c) or c for c in key).encode("utf-8", "surrogatepass")
+
+
+def _astral(c: str) -> str | None:
+    """A lone astral character as its surrogate pair; ``None`` for anything else."""
+    if len(c) != 1 or ord(c) < 0x10000:
+        return None
+    n = ord(c) - 0x10000
+    return chr(0xD800 + (n >> 10)) + chr(0xDC00 + (n & 0x3FF))
+
+
+@functools.lru_cache(maxsize=65536)
+def key_of(ksort: bytes) -> str:
+    """The key :func:`key_bytes` encoded."""
+    if ksort[0] == 0:
+        if len(ksort) == 5:
+            return str(_INT.unpack_from(ksort, 1)[0] - 2**31)
+        return ksort[6:].decode()
+    text = ksort[1:].decode("utf-8", "surrogatepass")
+    if text.isascii():
+        return text
+    return text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
 
 
 def path_key(path: Path) -> str:
     return SEP.join(path)
 
 
-def parent_key(path: Path) -> str | None:
-    return SEP.join(path[:-1]) if path else None
+def below(p: str) -> tuple[str, str | None]:
+    """Bounds ``[lo, hi)`` of the ``parent`` column over the rows below the node at ``p``
+    (``hi`` is ``None`` for the root: every row)."""
+    return (p, p + "\x02") if p else ("", None)
 
 
-def descendant_range(p: str) -> tuple[str, str]:
-    """Exclusive bounds of the paths strictly below ``p``."""
-    if p == "":
-        return ("", "\U0010ffff")
-    return (p + SEP, p + "\x02")
+def child_path_key(parent: str, key: str) -> str:
+    return parent + SEP + key if parent else key
 
 
-def to_rows(path: Path, node: Node) -> list[Row]:
-    """Rows for ``node`` stored at ``path`` (none for ``None``), parents first."""
-    return list(iter_rows(path, node))
+def locator(path: Path) -> tuple[str, bytes]:
+    """The primary key of the row of the node at ``path``."""
+    if not path:
+        return "", ROOT_KSORT
+    return SEP.join(path[:-1]), key_bytes(path[-1])
 
 
-def iter_rows(path: Path, node: Node) -> Iterator[Row]:
-    """The rows of :func:`to_rows` one at a time: a large write never holds them all
-    (300,000 rows as tuples take about six times the JSON they came from)."""
-    if node is not None:
-        yield from _rows(path_key(path), parent_key(path), path[-1] if path else "", len(path), node)
-
-
-def _rows(p: str, parent: str | None, key: str, depth: int, node: Node) -> Iterator[Row]:
-    if not isinstance(node, dict):
-        yield _leaf_row(p, parent, key, depth, node, None, key_sort_bytes(key))
-        return
-    if VALUE in node:
-        yield _leaf_row(p, parent, key, depth, node[VALUE], node.get(PRIORITY), key_sort_bytes(key))
-        return
-    yield (p, parent, key, depth, OBJECT, None, node.get(PRIORITY), key_sort_bytes(key))
-    prefix = p + SEP if p else ""
-    depth += 1
-    for k, child in node.items():
-        if k == PRIORITY:
-            continue
-        if isinstance(child, dict):
-            yield from _rows(prefix + k, p, k, depth, child)
-        else:  # a plain leaf, the common case: no generator per child
-            yield _leaf_row(prefix + k, p, k, depth, child, None, key_sort_bytes(k))
-
-
-def _leaf_row(p: str, parent: str | None, key: str, depth: int, v: Any, priority: Any, ksort: bytes) -> Row:
-    if isinstance(v, bool):
-        return (p, parent, key, depth, BOOLEAN, int(v), priority, ksort)
-    if isinstance(v, str):
-        return (p, parent, key, depth, STRING, v, priority, ksort)
-    return (p, parent, key, depth, NUMBER, v, priority, ksort)
+# -- values -----------------------------------------------------------------------
+def leaf_row(parent: str, ksort: bytes, value: Any, priority: Any) -> Row:
+    if isinstance(value, bool):
+        return (parent, ksort, BOOLEAN, int(value), priority)
+    if isinstance(value, str):
+        return (parent, ksort, STRING, value, priority)
+    return (parent, ksort, NUMBER, value, priority)
 
 
 def leaf_value(kind: int, value: Any) -> Any:
     return bool(value) if kind == BOOLEAN else value
 
 
-def row_node(kind: int, value: Any, priority: Any) -> Node:
-    """The node of a single leaf row (objects need their children)."""
+def row_node(kind: int, value: Any, priority: Any, *, plain: bool = False) -> Node:
+    """The node a row holds (an ``OBJECT`` row needs its children: not here)."""
+    if kind in PACKED_KINDS:
+        kids = _DECODE(value)
+        if plain:
+            return kids if kind == PACKED else to_plain(kids)
+        if priority is not None:
+            kids[PRIORITY] = priority
+        return kids
     v = bool(value) if kind == BOOLEAN else value
-    return {VALUE: v, PRIORITY: priority} if priority is not None else v
+    if priority is None or plain:
+        return v
+    return {VALUE: v, PRIORITY: priority}
 
 
-def from_rows(top_depth: int, top_row: tuple[int, Any, Any] | None,
-              rows: Iterable[tuple[int, str, int, Any, Any]], *, plain: bool = False) -> Node:
-    """Rebuild a node from its own row ``(kind, value, priority)`` and its descendants'
-    rows ``(depth, key, kind, value, priority)`` in depth-first (primary key) order.
+def unpacked(kind: int, value: Any) -> dict[str, Node]:
+    """The children of a packed row, priorities inside (the row's own priority is not)."""
+    out: dict[str, Node] = _DECODE(value)
+    return out
 
-    With ``plain`` the result is what a REST GET shows (no priorities, arrays where
-    Firebase makes them) built in the same pass."""
-    if top_row is None:
-        return None
-    kind, value, priority = top_row
-    if kind != OBJECT:
-        return leaf_value(kind, value) if plain else row_node(kind, value, priority)
-    root: dict[str, Any] = {PRIORITY: priority} if priority is not None and not plain else {}
-    stack: list[dict[str, Any]] = [root]
-    objects: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
-    base = top_depth + 1
-    for depth, key, kind, value, priority in rows:
-        level = depth - base
-        if len(stack) > level + 1:
-            del stack[level + 1 :]
-        container = stack[level]
-        if kind == OBJECT:
-            d: dict[str, Any] = {PRIORITY: priority} if priority is not None and not plain else {}
-            container[key] = d
-            stack.append(d)
-            if plain:
-                objects.append((container, key, d))
-        elif priority is None or plain:
-            container[key] = bool(value) if kind == BOOLEAN else value
+
+def sorted_children(kids: dict[str, Node]) -> dict[str, Node]:
+    """``kids`` in Firebase key order (priority last), nested objects too."""
+    out: dict[str, Node] = {}
+    for key in sorted((k for k in kids if k != PRIORITY), key=key_order):
+        child = kids[key]
+        out[key] = sorted_children(child) if isinstance(child, dict) and VALUE not in child else child
+    if PRIORITY in kids:
+        out[PRIORITY] = kids[PRIORITY]
+    return out
+
+
+# -- packing ----------------------------------------------------------------------
+def _leaf_size(key: str, value: Any) -> int:
+    if isinstance(value, str):
+        return len(key) + len(value) + 4
+    if isinstance(value, dict):  # {".value": v, ".priority": p}
+        return len(key) + 32 + (len(value[VALUE]) if isinstance(value[VALUE], str) else 9)
+    return len(key) + 11
+
+
+class _Frame:
+    __slots__ = ("parent", "key", "path", "priority", "kids", "size", "rich", "spilled")
+
+    def __init__(self, parent: str, key: str, path: str, priority: Any) -> None:
+        self.parent = parent
+        self.key = key
+        self.path = path
+        self.priority = priority
+        self.kids: dict[str, Node] = {}
+        self.size = len(key) + 4
+        self.rich = False
+        self.spilled = False
+
+
+class Packer:
+    """Turns a depth-first walk of a tree into rows: objects whose subtree stays within
+    ``PACK_MAX`` become one packed row, larger ones an ``OBJECT`` row with their
+    children as rows. ``emit`` receives each row once it is decided; the top object
+    (where the walk starts) is never packed when ``top_packable`` is false (the root)."""
+
+    def __init__(self, emit: Callable[[Row], None], pack_max: int = PACK_MAX) -> None:
+        self.emit = emit
+        self.pack_max = pack_max
+        self.stack: list[_Frame] = []
+
+    # the walk: open/close objects, leaves in between
+    def open(self, parent: str, key: str, priority: Any, *, packable: bool = True) -> None:
+        path = child_path_key(parent, key) if key else parent
+        frame = _Frame(parent, key, path, priority)
+        self.stack.append(frame)
+        if not packable:
+            self._spill(len(self.stack) - 1)
+
+    def leaf(self, key: str, value: Any, priority: Any) -> None:
+        frame = self.stack[-1]
+        if frame.spilled:
+            self.emit(leaf_row(frame.path, key_bytes(key), value, priority))
+            return
+        if priority is None:
+            frame.kids[key] = value
         else:
-            container[key] = {VALUE: bool(value) if kind == BOOLEAN else value, PRIORITY: priority}
-    if not plain:
-        return root
-    for container, key, d in reversed(objects):
-        array = as_array(d)
-        if array is not None:
-            container[key] = array
-    array = as_array(root)
-    return root if array is None else array
+            frame.kids[key] = {VALUE: value, PRIORITY: priority}
+            frame.rich = True
+        frame.size += _leaf_size(key, value)
+        if frame.size > self.pack_max:
+            self._spill(len(self.stack) - 1)
 
+    def close(self) -> None:
+        frame = self.stack.pop()
+        if frame.spilled:
+            return
+        if not frame.kids:  # an empty object is no node
+            return
+        rich = frame.rich or as_array(frame.kids) is not None
+        if not self.stack:  # the walk's top: packed where it stands
+            self.emit(self._packed(frame.parent, frame.key, frame.kids, frame.priority, rich))
+            return
+        parent = self.stack[-1]
+        if parent.spilled:
+            self.emit(self._packed(parent.path, frame.key, frame.kids, frame.priority, rich))
+            return
+        kids = frame.kids
+        if frame.priority is not None:
+            kids[PRIORITY] = frame.priority
+            rich = True
+        parent.kids[frame.key] = kids
+        parent.rich = parent.rich or rich
+        parent.size += frame.size
+        if parent.size > self.pack_max:
+            self._spill(len(self.stack) - 1)
+
+    def _spill(self, i: int) -> None:
+        """Frame ``i`` is too large to pack: it becomes an ``OBJECT`` row (its open
+        ancestors too) and what it holds so far becomes rows."""
+        frame = self.stack[i]
+        if frame.spilled:
+            return
+        if i > 0:
+            self._spill(i - 1)
+        frame.spilled = True
+        self.emit((frame.parent, key_bytes(frame.key) if frame.key else ROOT_KSORT, OBJECT, None, frame.priority))
+        for key, child in frame.kids.items():
+            self._emit_child(frame.path, key, child)
+        frame.kids = {}
+
+    def _emit_child(self, parent: str, key: str, child: Node) -> None:
+        if not isinstance(child, dict):
+            self.emit(leaf_row(parent, key_bytes(key), child, None))
+        elif VALUE in child:
+            self.emit(leaf_row(parent, key_bytes(key), child[VALUE], child.get(PRIORITY)))
+        else:
+            priority = child.pop(PRIORITY, None)
+            self.emit(self._packed(parent, key, child, priority, _rich(child)))
+
+    def _packed(self, parent: str, key: str, kids: dict[str, Node], priority: Any, rich: bool) -> Row:
+        return (parent, key_bytes(key), PACKED_RICH if rich else PACKED, _ENCODE(sorted_children(kids)), priority)
+
+    # a whole node
+    def node(self, parent: str, key: str, node: Node, *, packable: bool = True) -> None:
+        """Walk ``node`` stored under ``parent`` at ``key`` (``key`` empty: the root)."""
+        if not isinstance(node, dict) or VALUE in node:
+            value, priority = (node[VALUE], node.get(PRIORITY)) if isinstance(node, dict) else (node, None)
+            if self.stack:
+                self.leaf(key, value, priority)
+            else:
+                self.emit(leaf_row(parent, key_bytes(key) if key else ROOT_KSORT, value, priority))
+            return
+        self.open(parent, key, node.get(PRIORITY), packable=packable)
+        for k, child in node.items():
+            if k == PRIORITY:
+                continue
+            if isinstance(child, dict) and VALUE not in child:
+                self.node(self.stack[-1].path, k, child)
+            elif isinstance(child, dict):
+                self.leaf(k, child[VALUE], child.get(PRIORITY))
+            else:
+                self.leaf(k, child, None)
+        self.close()
+
+
+def _rich(kids: dict[str, Node]) -> bool:
+    """Whether REST would show ``kids`` differently (priorities, arrays), at any depth."""
+    if as_array(kids) is not None:
+        return True
+    for key, child in kids.items():
+        if key == PRIORITY:
+            return True
+        if isinstance(child, dict) and (VALUE in child or _rich(child)):
+            return True
+    return False
+
+
+def encode_kids(kids: dict[str, Node]) -> tuple[int, bytes]:
+    """The kind and value of a packed row holding ``kids``."""
+    return (PACKED_RICH if _rich(kids) else PACKED), _ENCODE(sorted_children(kids))
+
+
+def packed_size(kids: dict[str, Node], limit: int = PACK_MAX) -> int:
+    """Estimated stored size of ``kids`` (stops counting past ``limit``)."""
+    total = 0
+    for key, child in kids.items():
+        if isinstance(child, dict) and VALUE not in child:
+            total += len(key) + 4 + packed_size(child, limit - total)
+        else:
+            total += _leaf_size(key, child)
+        if total > limit:
+            return total
+    return total

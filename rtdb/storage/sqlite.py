@@ -31,6 +31,7 @@ from pathlib import Path as FsPath
 from typing import Any, TypeVar
 
 from rtdb.core.errors import RtdbError, Unavailable
+from rtdb.storage import migrate
 from rtdb.storage.txn import SCHEMA, Txn
 
 log = logging.getLogger("rtdb.storage")
@@ -103,6 +104,7 @@ class GroupWriter:
         self.file.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.file, self.synchronous)
         try:
+            migrate.ensure_current(conn, self.file.stem)  # an older file is rewritten first
             conn.executescript(SCHEMA)
             self.txn = Txn(conn)
         except BaseException:

@@ -1,45 +1,52 @@
-"""Node-level operations over one SQLite connection inside a transaction."""
+"""Node-level operations over one SQLite connection inside a transaction (the row
+layout is :mod:`rtdb.storage.rows`)."""
 
 from __future__ import annotations
 
 import functools
-import itertools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
-from rtdb.core.ordering import key_sort_bytes, value_sort_bytes
+from rtdb.core.ordering import key_order, key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
-from rtdb.core.value import PRIORITY, Node, children, int_key, is_leaf
+from rtdb.core.value import (
+    PRIORITY, Node, as_array, child_at, children, int_key, is_leaf, replace_at, to_plain, with_priority,
+)
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
     OBJECT,
+    PACK_MAX,
+    PACKED_KINDS,
+    ROOT_KSORT,
     SEP,
+    Packer,
     Row,
-    descendant_range,
-    from_rows,
+    below,
+    child_path_key,
+    encode_kids,
+    key_bytes,
+    key_of,
     leaf_value,
-    parent_key,
-    iter_rows,
+    locator,
+    packed_size,
     path_key,
     row_node,
+    unpacked,
 )
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
-    path     TEXT PRIMARY KEY,
-    parent   TEXT,
-    key      TEXT NOT NULL,
-    depth    INTEGER NOT NULL,
+    parent   TEXT NOT NULL,
+    ksort    BLOB NOT NULL,
     kind     INTEGER NOT NULL,
     value,
     priority,
-    ksort    BLOB NOT NULL
+    PRIMARY KEY (parent, ksort)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nodes_children ON nodes (parent, ksort);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_defs (
     id       INTEGER PRIMARY KEY,
@@ -64,17 +71,37 @@ CHANGELOG_KEEP = 10_000
 
 UNKNOWN: Any = object()
 
-_INSERT = (
-    "INSERT INTO nodes (path, parent, key, depth, kind, value, priority, ksort) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-_ROWS_PER_INSERT = 100  # 800 parameters: under SQLite's limit of 32,766
+_ROWS_PER_INSERT = 100  # 500 parameters: under SQLite's limit of 32,766
+_COLUMNS = "kind, value, priority"
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
 def _insert_sql(n: int) -> str:
-    return _INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (n - 1)
+    return "INSERT INTO nodes (parent, ksort, kind, value, priority) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * n)
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_sql(n: int) -> str:
+    """The rows of a path and its ancestors (at most one per depth), by depth."""
+    return " UNION ALL ".join(
+        f"SELECT {i}, {_COLUMNS} FROM nodes WHERE parent = ? AND ksort = ?" for i in range(n)
+    )
+
+
+def _chain_args(path: Path) -> list[Any]:
+    args: list[Any] = ["", ROOT_KSORT]
+    parent = ""
+    for i, key in enumerate(path):
+        args += (parent, key_bytes(key))
+        parent = child_path_key(parent, key) if i else key
+    return args
+
+
+def descendant_range(p: str) -> tuple[str, str]:
+    """Exclusive bounds of the path keys strictly below ``p`` (``index_entries.parent``)."""
+    if p == "":
+        return ("", "\U0010ffff")
+    return (p + SEP, p + "\x02")
 
 
 class Txn:
@@ -82,18 +109,18 @@ class Txn:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._objects: set[str] = set()  # path keys known to hold objects in this transaction
         self._log: list[tuple[int, bytes]] = []  # change-log entries of the group, written at commit
+        self._pending: list[Row] = []  # rows decided by a Packer, inserted a statement's worth at a time
         self.seq = 0
         self.indexes: list[IndexDef] = []
         self.data_version = -1
         self.load_shared_state()
 
     def forget(self) -> None:
-        """The transaction was rolled back (wholly or to a savepoint): drop what it cached
-        and the change-log entries it has not written."""
-        self._objects.clear()
+        """The transaction was rolled back (wholly or to a savepoint): drop the
+        change-log entries it has not written."""
         self._log.clear()
+        self._pending.clear()
 
     def load_shared_state(self) -> None:
         """(Re-)read what this connection caches of the file: the commit sequence and the
@@ -167,44 +194,114 @@ class Txn:
         row = self.conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
         return row[0] if row else 0
 
+    # -- locating rows ----------------------------------------------------------
+    def _chain(self, path: Path) -> list[tuple[int, int, Any, Any]]:
+        """``(depth, kind, value, priority)`` of the rows of ``path`` and its ancestors."""
+        return self.conn.execute(_chain_sql(len(path) + 1), _chain_args(path)).fetchall()
+
+    def _holder(self, path: Path) -> tuple[int, int, Any, Any] | None:
+        """The row holding the node at ``path``: its own, or the packed ancestor it is
+        inside (``None``: nothing there, or only a leaf above it)."""
+        depth = len(path)
+        for row in self._chain(path):
+            if row[0] == depth:
+                return row
+            if row[1] != OBJECT:
+                return row if row[1] in PACKED_KINDS else None
+        return None
+
+    def _object_rows(self, p: str) -> sqlite3.Cursor:
+        """The rows below the object row at path key ``p``, parents before children."""
+        lo, hi = below(p)
+        if hi is None:
+            return self.conn.execute(
+                "SELECT parent, ksort, kind, value, priority FROM nodes WHERE ksort != x'' ORDER BY parent, ksort"
+            )
+        return self.conn.execute(
+            "SELECT parent, ksort, kind, value, priority FROM nodes WHERE parent >= ? AND parent < ? "
+            "ORDER BY parent, ksort",
+            (lo, hi),
+        )
+
+    def _child_rows(self, p: str, columns: str = "ksort, kind, value, priority") -> sqlite3.Cursor:
+        return self.conn.execute(f"SELECT {columns} FROM nodes WHERE parent = ? ORDER BY ksort", (p,))
+
     # -- reads ----------------------------------------------------------------
     def node(self, path: Path, *, plain: bool = False) -> Node:
         """The whole node at ``path`` (``None`` if absent); ``plain`` as a REST GET shows it."""
-        p = path_key(path)
-        top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
-        if top is None or top[0] != OBJECT:
-            return from_rows(len(path), top, (), plain=plain)
-        lo, hi = descendant_range(p)
-        rows = self.conn.execute(
-            "SELECT depth, key, kind, value, priority FROM nodes WHERE path > ? AND path < ? ORDER BY path",
-            (lo, hi),
-        )
-        return from_rows(len(path), top, rows, plain=plain)
+        held = self._holder(path)
+        if held is None:
+            return None
+        depth, kind, value, priority = held
+        if depth < len(path):  # inside a packed row
+            sub = child_at(row_node(kind, value, priority), path[depth:])
+            return to_plain(sub) if plain else sub
+        if kind != OBJECT:
+            return row_node(kind, value, priority, plain=plain)
+        return self._assemble(path_key(path), priority, plain)
+
+    def _assemble(self, p: str, priority: Any, plain: bool) -> Node:
+        top: dict[str, Any] = {PRIORITY: priority} if priority is not None and not plain else {}
+        containers = {p: top}
+        objects: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+        for parent, ksort, kind, value, prio in self._object_rows(p):
+            container = containers[parent]
+            key = key_of(ksort)
+            if kind == OBJECT:
+                d: dict[str, Any] = {PRIORITY: prio} if prio is not None and not plain else {}
+                container[key] = d
+                containers[child_path_key(parent, key)] = d
+                if plain:
+                    objects.append((container, key, d))
+            else:
+                container[key] = row_node(kind, value, prio, plain=plain)
+        if not plain:
+            return top
+        for container, key, d in reversed(objects):  # deepest first: children are plain before parents
+            array = as_array(d)
+            if array is not None:
+                container[key] = array
+        array = as_array(top)
+        return top if array is None else array
 
     def exists(self, path: Path) -> bool:
-        return self.conn.execute("SELECT 1 FROM nodes WHERE path = ?", (path_key(path),)).fetchone() is not None
+        held = self._holder(path)
+        if held is None:
+            return False
+        if held[0] == len(path):
+            return True
+        return child_at(unpacked(held[1], held[2]), path[held[0]:]) is not None
 
     def child_keys(self, path: Path) -> tuple[Node, list[str]]:
         """The node itself if it is a leaf, else its child keys (grandchildren are not read)."""
-        p = path_key(path)
-        top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
-        if top is None:
+        held = self._holder(path)
+        if held is None:
             return None, []
-        if top[0] != OBJECT:
-            return row_node(*top), []
-        keys = [r[0] for r in self.conn.execute("SELECT key FROM nodes WHERE parent = ? ORDER BY ksort", (p,))]
-        return None, keys
+        depth, kind, value, priority = held
+        if depth == len(path) and kind == OBJECT:
+            return None, [key_of(r[0]) for r in self._child_rows(path_key(path), "ksort")]
+        node = self.node(path)
+        if is_leaf(node):
+            return node, []
+        return None, sorted(children(node), key=key_order)
 
     def shallow(self, path: Path) -> Node:
         """The node at ``path`` with every child replaced by ``True`` (priority kept): what
         rules need to answer ``exists()``/``hasChildren()`` without reading a subtree."""
-        p = path_key(path)
-        top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
-        if top is None or top[0] != OBJECT:
-            return from_rows(len(path), top, ())
-        out: dict[str, Any] = {k: True for (k,) in self.conn.execute("SELECT key FROM nodes WHERE parent = ?", (p,))}
-        if top[2] is not None:
-            out[PRIORITY] = top[2]
+        held = self._holder(path)
+        if held is None:
+            return None
+        depth, kind, value, priority = held
+        if depth == len(path) and kind == OBJECT:
+            out: dict[str, Any] = {key_of(k): True for (k,) in self._child_rows(path_key(path), "ksort")}
+        else:
+            node = self.node(path)
+            if is_leaf(node):
+                return node
+            out = {k: True for k in children(node)}
+            priority = node.get(PRIORITY) if isinstance(node, dict) else None
+        if priority is not None:
+            out[PRIORITY] = priority
         return out
 
     def query(self, path: Path, spec: QuerySpec, index: IndexDef | None) -> list[tuple[str, Node]]:
@@ -214,39 +311,47 @@ class Txn:
 
     def query_keys(self, path: Path, spec: QuerySpec, index: IndexDef | None) -> list[str]:
         p = path_key(path)
+        held = self._holder(path)
+        if held is None:
+            return []
+        if held[0] < len(path) or held[1] != OBJECT:  # a leaf or a packed node: small, in memory
+            kids = children(self.node(path))
+            return spec.select((k, spec.index_value(k, n)) for k, n in kids.items())
         if spec.order_by == "key":
             return self._keys_by_key(p, spec)
         if index is not None:
             return self._keys_by_index(p, spec, index)
-        return spec.select(self._index_values(p, spec))
+        return spec.select(self._index_values(path, p, spec))
 
-    def _index_values(self, p: str, spec: QuerySpec) -> Iterator[tuple[str, Node]]:
+    def _index_values(self, path: Path, p: str, spec: QuerySpec) -> Iterator[tuple[str, Node]]:
         """``(key, index value)`` of every child, reading only what the order needs."""
         if spec.order_by == "priority":
-            for key, priority in self.conn.execute("SELECT key, priority FROM nodes WHERE parent = ?", (p,)):
-                yield key, priority
+            for ksort, priority in self._child_rows(p, "ksort, priority"):
+                yield key_of(ksort), priority
         elif spec.order_by == "value":
-            for key, kind, value in self.conn.execute("SELECT key, kind, value FROM nodes WHERE parent = ?", (p,)):
-                yield key, ({"": 1} if kind == OBJECT else leaf_value(kind, value))
+            for ksort, kind, value in self._child_rows(p, "ksort, kind, value"):
+                yield key_of(ksort), ({"": 1} if kind == OBJECT or kind in PACKED_KINDS else leaf_value(kind, value))
         else:
-            suffix = SEP + SEP.join(spec.child)
-            for key, kind, value in self.conn.execute(
-                "SELECT c.key, v.kind, v.value FROM nodes AS c LEFT JOIN nodes AS v ON v.path = c.path || ? "
-                "WHERE c.parent = ?",
-                (suffix, p),
-            ):
-                yield key, (None if kind is None else {"": 1} if kind == OBJECT else leaf_value(kind, value))
+            for ksort, kind, value, priority in self._child_rows(p):
+                key = key_of(ksort)
+                if kind in PACKED_KINDS:
+                    found = child_at(row_node(kind, value, priority), spec.child)
+                elif kind == OBJECT:
+                    found = self.node(path + (key,) + spec.child)
+                else:
+                    found = None
+                yield key, _comparable(found) if found is not None else None
 
     def _keys_by_key(self, p: str, spec: QuerySpec) -> list[str]:
-        sql = ["SELECT key FROM nodes WHERE parent = ?"]
+        sql = ["SELECT ksort FROM nodes WHERE parent = ?"]
         args: list[Any] = [p]
         if spec.start is not None:
             sql.append("AND ksort >= ?" if spec.start.inclusive else "AND ksort > ?")
-            args.append(key_sort_bytes(str(spec.start.value)))
+            args.append(key_bytes(str(spec.start.value)))
         if spec.end is not None:
             sql.append("AND ksort <= ?" if spec.end.inclusive else "AND ksort < ?")
-            args.append(key_sort_bytes(str(spec.end.value)))
-        return self._ordered(sql, args, spec, "ksort")
+            args.append(key_bytes(str(spec.end.value)))
+        return [key_of(k) for k in self._ordered(sql, args, spec, "ksort")]
 
     def _keys_by_index(self, p: str, spec: QuerySpec, index: IndexDef) -> list[str]:
         sql = ["SELECT key FROM index_entries WHERE ix = ? AND parent = ?"]
@@ -259,7 +364,7 @@ class Txn:
             args += _bound_sort(spec.end, low=False)
         return self._ordered(sql, args, spec, "vsort, ksort")
 
-    def _ordered(self, sql: list[str], args: list[Any], spec: QuerySpec, order: str) -> list[str]:
+    def _ordered(self, sql: list[str], args: list[Any], spec: QuerySpec, order: str) -> list[Any]:
         if spec.limit is not None and spec.from_last:
             desc = ", ".join(c.strip() + " DESC" for c in order.split(","))
             sql.append(f"ORDER BY {desc} LIMIT ?")
@@ -284,26 +389,21 @@ class Txn:
     def export_chunks(self, path: Path, *, keep_priorities: bool) -> Iterator[str]:
         """The node at ``path`` as JSON text in pieces, one stored object at a time
         (memory bounded by the widest object, not by the tree)."""
-        p = path_key(path)
-        top = self.conn.execute("SELECT kind, value, priority FROM nodes WHERE path = ?", (p,)).fetchone()
-        if top is None:
+        held = self._holder(path)
+        if held is None:
             yield "null"
-            return
-        yield from self._export(p, top[0], top[1], top[2], keep_priorities)
+        elif held[0] == len(path) and held[1] == OBJECT:
+            yield from self._export(path_key(path), held[3], keep_priorities)
+        else:
+            yield _json(self.node(path, plain=not keep_priorities))
 
-    def _export(self, p: str, kind: int, value: Any, priority: Any, keep: bool) -> Iterator[str]:
-        if kind != OBJECT:
-            leaf = leaf_value(kind, value)
-            yield _json({".value": leaf, ".priority": priority} if keep and priority is not None else leaf)
-            return
-        rows = self.conn.execute(
-            "SELECT key, kind, value, priority FROM nodes WHERE parent = ? ORDER BY ksort", (p,)
-        ).fetchall()
-        as_array = not keep and _is_array([r[0] for r in rows])
+    def _export(self, p: str, priority: Any, keep: bool) -> Iterator[str]:
+        rows = self._child_rows(p).fetchall()
+        keys = [key_of(r[0]) for r in rows]
+        as_array = not keep and _is_array(keys)
         yield "[" if as_array else "{"
-        prefix = p + SEP if p else ""
         if as_array:
-            by_index = {int(r[0]): r for r in rows}
+            by_index = {int(k): r for k, r in zip(keys, rows)}
             for i in range(max(by_index) + 1):
                 if i:
                     yield ","
@@ -311,73 +411,140 @@ class Txn:
                 if r is None:
                     yield "null"
                 else:
-                    yield from self._export(prefix + r[0], r[1], r[2], r[3], keep)
+                    yield from self._export_row(child_path_key(p, str(i)), r, keep)
             yield "]"
             return
         first = True
-        for key, ckind, cvalue, cpriority in rows:
+        for key, r in zip(keys, rows):
             yield ("" if first else ",") + _json(key) + ":"
             first = False
-            yield from self._export(prefix + key, ckind, cvalue, cpriority, keep)
+            yield from self._export_row(child_path_key(p, key), r, keep)
         if keep and priority is not None:
             yield ("" if first else ",") + '".priority":' + _json(priority)
         yield "}"
 
+    def _export_row(self, p: str, row: tuple[bytes, int, Any, Any], keep: bool) -> Iterator[str]:
+        _, kind, value, priority = row
+        if kind == OBJECT:
+            yield from self._export(p, priority, keep)
+        else:
+            yield _json(row_node(kind, value, priority, plain=not keep))
+
     # -- writes ---------------------------------------------------------------
     def set(self, path: Path, node: Node, *, old: Node = UNKNOWN) -> None:
         """Replace the node at ``path`` (``None`` deletes), keeping the tree's invariants:
-        no empty objects, every object's ancestors are objects. ``old``, when the caller
-        has read it, spares the deletes that cannot match anything."""
-        p = path_key(path)
-        if old is not None:
-            self._objects.clear()  # what was at and below ``path`` goes
-            self.conn.execute("DELETE FROM nodes WHERE path = ?", (p,))
-        if old is UNKNOWN or not is_leaf(old):
-            lo, hi = descendant_range(p)
-            self.conn.execute("DELETE FROM nodes WHERE path > ? AND path < ?", (lo, hi))
-        if node is None:
-            self._prune(path)
+        no empty objects, every object's ancestors are objects, nothing stored below a
+        packed row. (``old`` is accepted for callers that read it; the row chain this
+        reads tells all that is needed.)"""
+        chain = self._chain(path)
+        depth = len(path)
+        for row in chain:
+            if row[0] < depth and row[1] in PACKED_KINDS:
+                self._set_inside(path, row, node)
+                break
         else:
-            self._insert(iter_rows(path, node))
-            self._ensure_ancestors(path)
+            self._replace(path, chain, node)
         if self.indexes:
             self._reindex(path, node)
 
-    def _insert(self, rows: Iterator[Row]) -> None:
-        """Insert rows with as few statements as possible: each SQLite call hands the GIL
-        to the event loop's thread and must win it back. Rows are made as they are
-        inserted, a statement's worth at a time, so a large write never holds them all."""
-        while chunk := list(itertools.islice(rows, _ROWS_PER_INSERT)):
-            self.conn.execute(_insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+    def _replace(self, path: Path, chain: list[tuple[int, int, Any, Any]], node: Node) -> None:
+        depth = len(path)
+        own = chain[-1] if chain and chain[-1][0] == depth else None
+        if own is not None:
+            self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(path))
+            if own[1] == OBJECT:
+                self._delete_below(path_key(path))
+        if node is None:
+            if own is not None and path:
+                self._prune(path[:-1])
+            return
+        if not path:
+            self._write_node("", "", node, packable=False)
+            return
+        above = [r for r in chain if r[0] < depth]
+        deepest = above[-1] if above else None
+        if deepest is None:  # an empty database
+            self.conn.execute(_insert_sql(1), ("", ROOT_KSORT, OBJECT, None, None))
+            top = 0
+        else:
+            top = deepest[0]
+            if deepest[1] != OBJECT:  # writing below a leaf makes it an object (priority kept)
+                self.conn.execute(
+                    "UPDATE nodes SET kind = ?, value = NULL WHERE parent = ? AND ksort = ?",
+                    (OBJECT, *locator(path[:top])),
+                )
+        for key in reversed(path[top + 1 :]):  # the objects missing between them, built around the node
+            node = {key: node}
+        self._write_node(path_key(path[:top]), path[top], node)
+
+    def _write_node(self, parent: str, key: str, node: Node, *, packable: bool = True) -> None:
+        Packer(self._collect).node(parent, key, node, packable=packable)
+        if self._pending:
+            self._flush_rows()
+
+    def _collect(self, row: Row) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= _ROWS_PER_INSERT:
+            self._flush_rows()
+
+    def _flush_rows(self) -> None:
+        """Insert the decided rows in one statement: each SQLite call hands the GIL to the
+        event loop's thread and must win it back; a large write never holds all its rows."""
+        rows, self._pending = self._pending, []
+        args: list[Any] = []
+        for row in rows:
+            args += row
+        self.conn.execute(_insert_sql(len(rows)), args)
+
+    def _set_inside(self, path: Path, row: tuple[int, int, Any, Any], node: Node) -> None:
+        """Write inside the packed row at depth ``row[0]``: rewrite it (small), or unpack it
+        when it outgrows ``PACK_MAX``."""
+        depth, kind, value, priority = row
+        holder = path[:depth]
+        current = row_node(kind, value, priority)
+        new = replace_at(current, path[depth:], node)
+        if new is current:
+            return
+        if new is None:
+            self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(holder))
+            self._prune(holder[:-1])
+            return
+        kids = children(new)
+        new_priority = new.get(PRIORITY) if isinstance(new, dict) else None
+        if packed_size(kids) <= PACK_MAX:
+            new_kind, blob = encode_kids(kids)
+            self.conn.execute(
+                "UPDATE nodes SET kind = ?, value = ?, priority = ? WHERE parent = ? AND ksort = ?",
+                (new_kind, blob, new_priority, *locator(holder)),
+            )
+            return
+        self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(holder))
+        self._write_node(path_key(holder[:-1]), holder[-1], new)
+
+    def _delete_below(self, p: str) -> None:
+        lo, hi = below(p)
+        if hi is None:
+            self.conn.execute("DELETE FROM nodes WHERE ksort != x''")
+        else:
+            self.conn.execute("DELETE FROM nodes WHERE parent >= ? AND parent < ?", (lo, hi))
 
     def set_priority(self, path: Path, priority: Any) -> None:
-        self.conn.execute("UPDATE nodes SET priority = ? WHERE path = ?", (priority, path_key(path)))
-
-    def _ensure_ancestors(self, path: Path) -> None:
-        objects = self._objects
-        for i in range(len(path) - 1, -1, -1):
-            a = path[:i]
-            p = path_key(a)
-            if p in objects:
-                return
-            row = self.conn.execute("SELECT kind FROM nodes WHERE path = ?", (p,)).fetchone()
-            if row is not None and row[0] == OBJECT:
-                objects.add(p)
-                return
-            if row is None:
-                key = a[-1] if a else ""
-                self.conn.execute(_INSERT, (p, parent_key(a), key, len(a), OBJECT, None, None, key_sort_bytes(key)))
-            else:
-                self.conn.execute("UPDATE nodes SET kind = ?, value = NULL WHERE path = ?", (OBJECT, p))
-            objects.add(p)
+        held = self._holder(path)
+        if held is None:
+            return
+        if held[0] == len(path):
+            self.conn.execute("UPDATE nodes SET priority = ? WHERE parent = ? AND ksort = ?", (priority, *locator(path)))
+        else:
+            self.set(path, with_priority(self.node(path), priority))
 
     def _prune(self, path: Path) -> None:
-        self._objects.clear()
-        for i in range(len(path) - 1, -1, -1):
+        """Delete the objects at and above ``path`` that were left without children."""
+        for i in range(len(path), -1, -1):
             p = path_key(path[:i])
-            if self.conn.execute("SELECT 1 FROM nodes WHERE parent = ? LIMIT 1", (p,)).fetchone():
+            if self.conn.execute("SELECT 1 FROM nodes WHERE parent = ? AND ksort != x'' LIMIT 1", (p,)).fetchone():
                 return
-            self.conn.execute("DELETE FROM nodes WHERE path = ?", (p,))
+            self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(path[:i]))
+
 
     # -- indexes --------------------------------------------------------------
     def declare_index(self, pattern: Path, child: Path) -> IndexDef:

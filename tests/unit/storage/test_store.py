@@ -8,10 +8,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import children, normalize
+from rtdb.storage.rows import NUMBER, OBJECT, PACK_MAX, PACKED, SEP, STRING, child_path_key, key_bytes, key_of
 from rtdb.storage.sqlite import SqliteStore
 from rtdb.storage.txn import Txn
 
@@ -25,8 +27,11 @@ async def store(tmp_path: Path):
 
 
 def rows(store: SqliteStore) -> list[tuple[str, int]]:
+    """``(path, kind)`` of every stored row, paths with ``/``, in path order."""
     with sqlite3.connect(store.file) as conn:
-        return conn.execute("SELECT path, kind FROM nodes ORDER BY path").fetchall()
+        found = conn.execute("SELECT parent, ksort, kind FROM nodes").fetchall()
+    return sorted((child_path_key(parent, key_of(ksort)).replace(SEP, "/") if ksort else "", kind)
+                  for parent, ksort, kind in found)
 
 
 async def test_set_then_read_round_trips_nested_values(store: SqliteStore) -> None:
@@ -37,18 +42,30 @@ async def test_set_then_read_round_trips_nested_values(store: SqliteStore) -> No
     assert await store.read(lambda t: t.node(())) == {"root": value}
 
 
-async def test_every_node_is_one_row_not_one_blob(store: SqliteStore) -> None:
+async def test_a_small_subtree_is_one_row_and_a_large_one_a_row_per_child(store: SqliteStore) -> None:
     await store.write(lambda t: t.set(("a",), normalize({"b": {"c": 1, "d": 2}, "e": "x"})))
-    assert [(p.replace("\x01", "/"), k) for p, k in rows(store)] == [
-        ("", 0), ("a", 0), ("a/b", 0), ("a/b/c", 2), ("a/b/d", 2), ("a/e", 1)
-    ]
+    assert rows(store) == [("", OBJECT), ("a", PACKED)]
+    big = {f"k{i:04d}": {"text": "x" * 40, "n": i} for i in range(200)}
+    await store.write(lambda t: t.set(("a",), normalize({**big, "e": "x"})))
+    assert rows(store) == [("", OBJECT), ("a", OBJECT), ("a/e", STRING), *((f"a/k{i:04d}", PACKED) for i in range(200))]
+    assert await store.read(lambda t: t.node(("a", "k0007"))) == {"text": "x" * 40, "n": 7}
+
+
+async def test_a_packed_subtree_that_outgrows_its_row_is_unpacked(store: SqliteStore) -> None:
+    await store.write(lambda t: t.set(("u",), {"name": "ada", "tags": {"a": True}}))
+    await store.write(lambda t: t.set(("u", "bio"), "b" * (PACK_MAX + 10)))
+    assert rows(store) == [("", OBJECT), ("u", OBJECT), ("u/bio", STRING), ("u/name", STRING), ("u/tags", PACKED)]
+    await store.write(lambda t: t.set(("u", "tags", "b"), True))
+    assert await store.read(lambda t: t.node(("u",))) == {
+        "name": "ada", "tags": {"a": True, "b": True}, "bio": "b" * (PACK_MAX + 10)
+    }
 
 
 async def test_deleting_the_last_child_prunes_empty_ancestors(store: SqliteStore) -> None:
     await store.write(lambda t: t.set(("a", "b", "c"), 1))
     await store.write(lambda t: t.set(("x",), 1))
     await store.write(lambda t: t.set(("a", "b", "c"), None))
-    assert rows(store) == [("", 0), ("x", 2)]
+    assert rows(store) == [("", OBJECT), ("x", NUMBER)]
     assert await store.read(lambda t: t.node(("a",))) is None
 
 
@@ -322,7 +339,8 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         errors = [p.communicate(timeout=60)[1].decode() for p in procs]
         assert [p.returncode for p in procs] == [0] * 8, errors
         with sqlite3.connect(file) as conn:
-            assert conn.execute("SELECT count(*) FROM nodes WHERE parent = 'k'").fetchone()[0] == 8
+            (blob,) = conn.execute("SELECT value FROM nodes WHERE parent = '' AND ksort = ?", (key_bytes("k"),)).fetchone()
+            assert msgspec.msgpack.decode(blob) == {str(i): 1 for i in range(8)}
 
 
 async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(store: SqliteStore) -> None:
