@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="`export` keeps priorities (as format=export does).")
     _add_store_args(exp)
     _add_progress_arg(exp)
+    mig = sub.add_parser("migrate", help="Rewrite the data dir's namespace files in the current storage format "
+                                         "(rtdb serve also does it at start).")
+    mig.add_argument("--data-dir", dest="data_dir", default=None, help="Data directory [env RTDB_DATA_DIR].")
     rules = sub.add_parser("rules", help="Check or simulate a security rules file.")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     check = rsub.add_parser("check", help="Compile a rules file; exit 1 with located errors if it is invalid.")
@@ -150,6 +153,10 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.rules_command == "check":
             return run_check(args.file)
         return run_simulate(args.file, args.data, args.auth, args.op, args.path, args.value, args.query)
+    if args.command == "migrate":
+        from .transfer import run_migrate
+
+        return run_migrate(_settings({"data_dir": args.data_dir}))
     from .transfer import run_export, run_import
 
     settings = _settings({"data_dir": args.data_dir, "namespace": args.namespace})

@@ -7,7 +7,9 @@ import gc
 import logging
 import os
 import resource
+import sqlite3
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -19,6 +21,7 @@ from rtdb.server.app import create_app
 from rtdb.server.httpprotocol import http_protocol_class
 from rtdb.server.settings import Settings
 from rtdb.server.wsprotocol import WsServer
+from rtdb.storage import migrate
 
 from . import datadir
 from .errors import CliError
@@ -55,6 +58,7 @@ def _serve(settings: Settings) -> int:
         log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
                     "--admin-token or --secret.")
     _raise_open_files_limit()
+    migrate_data_dir(settings.data_dir)
     if settings.workers == 0:
         settings = replace(settings, workers=os.cpu_count() or 1)
     if settings.workers > 1:
@@ -65,6 +69,19 @@ def _serve(settings: Settings) -> int:
     gc.freeze()  # see below
     RtdbServer(uvicorn_config(settings, app), app).run()
     return 0
+
+
+def migrate_data_dir(data_dir: Path) -> None:
+    """Rewrite namespace files of an older storage format before anything opens them (once)."""
+    def progress(name: str, nodes: int) -> None:
+        log.info("migrating namespace %s to the current storage format: %s nodes so far", name, f"{nodes:,}")
+
+    try:
+        done = migrate.migrate_dir(data_dir, progress)
+    except (sqlite3.Error, ValueError) as exc:
+        raise CliError(f"cannot start: migrating the data dir {data_dir} failed: {exc}") from None
+    if done:
+        log.info("migrated %d namespace(s) to the current storage format: %s", len(done), ", ".join(done))
 
 
 # Each process calls ``gc.freeze()`` once its app is built: the hundreds of thousands of objects

@@ -36,6 +36,8 @@ from rtdb.core.value import PRIORITY, SV, TOO_DEEP, VALUE, Node, normalize
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine, check_namespace
 from rtdb.server.settings import Settings
+from rtdb.storage import migrate
+from rtdb.storage.rows import FORMAT
 from rtdb.storage.txn import Txn
 
 from . import datadir
@@ -236,3 +238,23 @@ async def _export(settings: Settings, base: paths.Path, fmt: str, progress: Prog
         return written
     finally:
         await engine.close()
+
+
+def run_migrate(settings: Settings) -> int:
+    """``rtdb migrate``: rewrite every namespace file of an older storage format (offline)."""
+    datadir.check_writable(settings.data_dir)
+    try:
+        lock = datadir.hold(settings.data_dir, "rtdb migrate")
+    except datadir.DataDirInUse as exc:
+        raise CliError(f"{exc.message}: nothing migrated (a running server has migrated its files already)") from None
+    progress = Progress("migrate")
+    try:
+        done = migrate.migrate_dir(settings.data_dir, lambda name, n: progress.say(f"{name}: {n:,} nodes"))
+    finally:
+        lock.release()
+    if done:
+        progress.print(f"migrated {len(done)} namespace(s) to storage format {FORMAT}: {', '.join(done)} "
+                       f"in {progress.elapsed:.1f} s")
+    else:
+        progress.print(f"every namespace in {settings.data_dir} is in storage format {FORMAT} already")
+    return 0
