@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path as FsPath
 
-from rtdb.storage.rows import BOOLEAN, FORMAT, OBJECT, ROOT_KSORT, Packer, Row, leaf_row
+from rtdb.storage.rows import BOOLEAN, FORMAT, OBJECT, PAGE_SIZE, ROOT_KSORT, Packer, Row, leaf_row
 from rtdb.storage.txn import SCHEMA
 
 log = logging.getLogger("rtdb.storage.migrate")
@@ -38,10 +38,13 @@ def file_format(conn: sqlite3.Connection) -> int:
     return 1 if "path" in columns else FORMAT
 
 
-def ensure_current(conn: sqlite3.Connection, name: str = "", progress: Callable[[int], None] | None = None) -> bool:
+def ensure_current(conn: sqlite3.Connection, name: str = "", progress: Callable[[int], None] | None = None,
+                   *, exclusive: bool = False) -> bool:
     """Bring the file of ``conn`` (outside a transaction) to the current layout; ``True``
     if it was migrated. A new file is marked current. Safe against other processes
-    opening the same file: the check is repeated under the write lock."""
+    opening the same file: the check is repeated under the write lock. ``exclusive``:
+    nobody else has the file open, so the final ``VACUUM`` may also change its page size
+    (which WAL mode forbids) to ``PAGE_SIZE``."""
     if file_format(conn) == FORMAT:
         return False
     conn.execute("BEGIN IMMEDIATE")
@@ -61,7 +64,13 @@ def ensure_current(conn: sqlite3.Connection, name: str = "", progress: Callable[
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect with the VACUUM: space comes back later too
+    if exclusive:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("VACUUM")
+    if exclusive:
+        conn.execute("PRAGMA journal_mode=WAL")
     log.info("migrated %s to storage format %d: %d nodes in %.1f s", name or "a namespace", FORMAT, count,
              time.monotonic() - started)
     return True
@@ -116,7 +125,8 @@ def _migrate_v1(conn: sqlite3.Connection, progress: Callable[[int], None] | None
 
 
 def migrate_dir(data_dir: FsPath, progress: Callable[[str, int], None] | None = None) -> list[str]:
-    """Migrate every namespace file of ``data_dir``; the names of those migrated."""
+    """Migrate every namespace file of ``data_dir`` (held by the caller: nobody else has
+    them open); the names of those migrated."""
     done = []
     for file in sorted(data_dir.glob("*.sqlite")):
         conn = sqlite3.connect(file, isolation_level=None)
@@ -124,7 +134,7 @@ def migrate_dir(data_dir: FsPath, progress: Callable[[str, int], None] | None = 
             conn.execute("PRAGMA busy_timeout=10000")
             name = file.stem
             step = (lambda n, name=name: progress(name, n)) if progress is not None else None
-            if ensure_current(conn, name, step):
+            if ensure_current(conn, name, step, exclusive=True):
                 done.append(name)
         finally:
             conn.close()

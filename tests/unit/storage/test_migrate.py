@@ -17,7 +17,7 @@ import pytest
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import normalize, to_plain
 from rtdb.storage import migrate
-from rtdb.storage.rows import FORMAT, PACKED_KINDS
+from rtdb.storage.rows import FORMAT, PACKED_KINDS, PAGE_SIZE
 from rtdb.storage.sqlite import SqliteStore
 
 DATA = Path(__file__).parent / "data"
@@ -68,6 +68,10 @@ def test_migrate_dir_rewrites_each_old_file_once(old_file: Path) -> None:
     seen: list[tuple[str, int]] = []
     assert migrate.migrate_dir(old_file.parent, lambda name, n: seen.append((name, n))) == ["demo"]
     assert migrate.migrate_dir(old_file.parent) == []
+    with sqlite3.connect(old_file) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     assert old_file.stat().st_size < (DATA / "format1.sqlite").stat().st_size
 
 
