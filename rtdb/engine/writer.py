@@ -154,6 +154,7 @@ class WriterProcess:
         self._starting = loop.create_future()
         parent_end, child_end = socket.socketpair()
         try:
+            await self._reap()
             config = {"fd": child_end.fileno(), "data_dir": str(self.data_dir), "synchronous": self.synchronous,
                       "rules": self.default_rules(), "shared": self.shared,
                       "log_level": logging.getLogger("rtdb").getEffectiveLevel()}
@@ -177,6 +178,18 @@ class WriterProcess:
             raise
         finally:
             self._starting = None
+
+    async def _reap(self) -> None:
+        """Wait for the previous child, whose link is gone, to be gone too (killing it if it
+        lingers), so that no process is left unwaited when its successor starts."""
+        old, self.proc = self.proc, None
+        if old is None or old.poll() is not None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, old.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            await asyncio.get_running_loop().run_in_executor(None, old.wait)
 
     def _lost(self, link: _Link) -> None:
         """The child's end closed: expected when stopping, else it died."""
