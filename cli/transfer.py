@@ -38,7 +38,7 @@ from rtdb.engine.engine import Engine, check_namespace
 from rtdb.server.settings import Settings
 from rtdb.storage import migrate
 from rtdb.storage.rows import FORMAT
-from rtdb.storage.txn import Txn
+from rtdb.storage.store import Txn
 
 from . import datadir
 from .errors import CliError

@@ -43,8 +43,8 @@ from rtdb.engine.writes import (
 )
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
-from rtdb.storage.sqlite import EmptyStore, SqliteStore
-from rtdb.storage.txn import Txn
+from rtdb.storage.sqlite_backend import SqliteBackend
+from rtdb.storage.store import Backend, Store, Txn
 
 log = logging.getLogger("rtdb.engine")
 T = TypeVar("T")
@@ -84,22 +84,25 @@ class Engine:
         shared: bool = False,
         write_process: bool = False,
         idle_close_s: float = IDLE_CLOSE_S,
+        backend: Backend | None = None,
     ) -> None:
         """``shared``: other processes write the same files (`rtdb serve --workers`); every
         commit is then also kept in the namespace's change log for them. ``write_process``:
-        writes run in a child process of their own (:mod:`rtdb.engine.writer`)."""
+        writes run in a child process of their own (:mod:`rtdb.engine.writer`). ``backend``:
+        where namespaces live (default: SQLite files in ``data_dir``)."""
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
         self.feed: Broker = feed if feed is not None else InProcessBroker()
         self.synchronous = synchronous
+        self.backend: Backend = backend if backend is not None else SqliteBackend(data_dir, synchronous=synchronous)
         self.indexes = dict(indexes or {})
         self.require_indexes = require_indexes
         self.shared = shared
         self.push_ids = PushIdGenerator()
-        self._stores: dict[str, SqliteStore] = {}
-        self._opening: dict[str, asyncio.Future[SqliteStore]] = {}
-        self._empty = EmptyStore()  # what a namespace that does not exist reads as
+        self._stores: dict[str, Store] = {}
+        self._opening: dict[str, asyncio.Future[Store]] = {}
+        self._empty = self.backend.empty()  # what a namespace that does not exist reads as
         self._admitting: dict[str, asyncio.Future[None]] = {}  # the last write waiting to open its namespace
         self._busy: dict[str, int] = {}  # operations under way per open namespace
         self._last_used: dict[str, float] = {}
@@ -125,7 +128,7 @@ class Engine:
         return writer.pid if writer is not None else None
 
     # -- namespaces -----------------------------------------------------------
-    async def store(self, ns: str) -> SqliteStore:
+    async def store(self, ns: str) -> Store:
         store = self._stores.get(ns)
         if store is not None:
             return store
@@ -133,10 +136,10 @@ class Engine:
         pending = self._opening.get(ns)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[SqliteStore] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Store] = asyncio.get_running_loop().create_future()
         self._opening[ns] = future
         try:
-            store = SqliteStore(self._file(ns), synchronous=self.synchronous, writer=self._writer_process is None)
+            store = self.backend.store(ns, writer=self._writer_process is None)
             self.feed.open_namespace(ns)
             if self._writer_process is not None:
                 await self._writer_process.write(ns, ("open",))  # it creates the file
@@ -165,15 +168,12 @@ class Engine:
         """The namespaces whose files this process holds open now."""
         return sorted(self._stores)
 
-    def _file(self, ns: str) -> FsPath:
-        return self.data_dir / f"{ns}.sqlite"
-
     def exists(self, ns: str) -> bool:
         """Whether the namespace has a database (an invalid name raises :class:`NoNamespace`)."""
         if ns in self._stores or ns in self._opening:
             return True
         check_namespace(ns)
-        return self._file(ns).exists()
+        return self.backend.exists(ns)
 
     async def _reading(self, ns: str, fn: Callable[[Txn], T]) -> T:
         """Run a read; a namespace that does not exist reads as an empty database and is not created."""
@@ -194,7 +194,7 @@ class Engine:
         broker keep the commits another process makes to it from now on (its listeners may
         have just subscribed). ``True`` if the file appeared meanwhile: read it instead."""
         self.feed.open_namespace(ns)  # from here on, what arrives for ns is kept
-        if self._file(ns).exists():
+        if self.backend.exists(ns):
             return True
         self.feed.start_namespace(ns, 0, functools.partial(self._read_log, ns))
         return False
@@ -219,7 +219,7 @@ class Engine:
                     except Exception:
                         log.exception("closing idle namespace %s failed", ns)
 
-    async def _declare_indexes(self, ns: str, store: SqliteStore) -> None:
+    async def _declare_indexes(self, ns: str, store: Store) -> None:
         wanted = [(pattern, child) for pattern, children in self.indexes.items() for child in children]
         wanted += self.access.declared_indexes(ns)
         if wanted:
@@ -416,7 +416,7 @@ class Engine:
         key = self.push_ids.next(self.clock())
         return key, await self.set(ns, path + (key,), value, caller=caller)
 
-    async def _run(self, ns: str, command: Command, store: SqliteStore | None = None) -> Any:
+    async def _run(self, ns: str, command: Command, store: Store | None = None) -> Any:
         """Run a write command in the writer (thread or process); its result once committed.
         Only a write the rules allow creates a namespace: on one that does not exist, the
         write is first tried on an empty database (and undone); if that fails, so does the
@@ -434,7 +434,7 @@ class Engine:
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
 
-    async def _admit(self, ns: str, command: Command) -> SqliteStore:
+    async def _admit(self, ns: str, command: Command) -> Store:
         """The open store for a write to a namespace that is not open (or still opening): a
         new namespace is created only by a write the rules allow. Writes pass here one at a
         time, in the order they came, so none overtakes another while the file is opened."""

@@ -31,7 +31,7 @@ from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, with_priority
 from rtdb.engine.access import RulesAccess
 from rtdb.rules import Decision
-from rtdb.storage.txn import Txn
+from rtdb.storage.store import Txn
 
 Command = tuple[Any, ...]
 

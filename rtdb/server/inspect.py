@@ -35,19 +35,12 @@ COVERAGE_HTML_PATH = "/.inspect/coverage"
 TRIGGERS_PATH = "/.settings/functionTriggers.json"
 UPLOAD_SUFFIX = "/.upload"
 UPLOAD_FIELD = "myFile"
-NAMESPACE_SUFFIX = ".sqlite"
 log = logging.getLogger("rtdb.server.inspect")
 
 
 def list_namespaces(engine: Engine) -> list[str]:
     """The namespaces that exist: a database file in the data dir, or open in this process."""
-    names = set(engine.open_namespaces())
-    try:
-        for file in engine.data_dir.glob("*" + NAMESPACE_SUFFIX):
-            names.add(file.name[: -len(NAMESPACE_SUFFIX)])
-    except OSError:  # an unreadable data dir lists what is open
-        pass
-    return sorted(names)
+    return sorted(set(engine.open_namespaces()) | set(engine.backend.namespaces()))
 
 
 def check_inspector(settings: Settings, caller: Caller) -> None:

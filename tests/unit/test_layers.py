@@ -78,3 +78,27 @@ def test_pure_layers_do_no_io() -> None:
 def test_the_checker_sees_a_wrong_import() -> None:
     assert _layer("rtdb.core.value") == "rtdb.core"
     assert "rtdb.engine" not in ALLOWED["rtdb.storage"]
+
+
+# The storage seam: outside rtdb.storage, code depends on rtdb.storage.store's protocols. Only
+# these name the SQLite implementation: the engine's default backend, the --write-process child
+# (it drives SQLite's group writer itself) and the data-dir write probe of serve and /healthz.
+SQLITE_MODULES = {"rtdb.storage.sqlite", "rtdb.storage.txn", "rtdb.storage.sqlite_backend", "rtdb.storage.rows"}
+NAMES_SQLITE = {
+    "rtdb.engine.engine": {"rtdb.storage.sqlite_backend"},
+    "rtdb.engine.writer": {"rtdb.storage.sqlite"},
+    "rtdb.server.app": {"rtdb.storage.sqlite"},
+    "rtdb_cli.datadir": {"rtdb.storage.sqlite"},
+    "rtdb_cli.transfer": {"rtdb.storage.rows"},  # the format number `rtdb migrate` reports
+}
+
+
+def test_only_the_named_modules_depend_on_the_sqlite_store() -> None:
+    wrong = []
+    for module, file in _modules():
+        if _layer(module) == "rtdb.storage" or module.startswith("rtdb_sdk"):
+            continue
+        for imported in _imports(file):
+            if imported in SQLITE_MODULES and imported not in NAMES_SQLITE.get(module, set()):
+                wrong.append(f"{module} imports {imported}")
+    assert wrong == []

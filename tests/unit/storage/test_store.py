@@ -1,4 +1,5 @@
-"""The SQLite store against real files in tmp_path (WAL only shows with files)."""
+"""The store protocol against every backend (conftest.BACKENDS), with real files in tmp_path; the
+row-layout and multi-process tests are the SQLite store's own."""
 
 from __future__ import annotations
 
@@ -15,26 +16,21 @@ from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import children, normalize
 from rtdb.storage.rows import NUMBER, OBJECT, PACK_MAX, PACKED, SEP, STRING, child_path_key, key_bytes, key_of
 from rtdb.storage.sqlite import SqliteStore
+from rtdb.storage.store import Backend, Store
 from rtdb.storage.txn import Txn
 
 
-@pytest.fixture
-async def store(tmp_path: Path):
-    s = SqliteStore(tmp_path / "ns.sqlite", synchronous="NORMAL")
-    await s.open()
-    yield s
-    await s.close()
-
-
-def rows(store: SqliteStore) -> list[tuple[str, int]]:
-    """``(path, kind)`` of every stored row, paths with ``/``, in path order."""
+def rows(store: Store) -> list[tuple[str, int]]:
+    """``(path, kind)`` of every stored row, paths with ``/``, in path order (SQLite's layout)."""
+    if not isinstance(store, SqliteStore):
+        pytest.skip("the row layout of the SQLite store")
     with sqlite3.connect(store.file) as conn:
         found = conn.execute("SELECT parent, ksort, kind FROM nodes").fetchall()
     return sorted((child_path_key(parent, key_of(ksort)).replace(SEP, "/") if ksort else "", kind)
                   for parent, ksort, kind in found)
 
 
-async def test_set_then_read_round_trips_nested_values(store: SqliteStore) -> None:
+async def test_set_then_read_round_trips_nested_values(store: Store) -> None:
     value = normalize({"a": {"b": 1, "c": [True, "x", 2.5]}, "d": {".value": "p", ".priority": 3}, ".priority": "r"})
     await store.write(lambda t: t.set(("root",), value))
     assert await store.read(lambda t: t.node(("root",))) == value
@@ -42,7 +38,7 @@ async def test_set_then_read_round_trips_nested_values(store: SqliteStore) -> No
     assert await store.read(lambda t: t.node(())) == {"root": value}
 
 
-async def test_a_small_subtree_is_one_row_and_a_large_one_a_row_per_child(store: SqliteStore) -> None:
+async def test_a_small_subtree_is_one_row_and_a_large_one_a_row_per_child(store: Store) -> None:
     await store.write(lambda t: t.set(("a",), normalize({"b": {"c": 1, "d": 2}, "e": "x"})))
     assert rows(store) == [("", OBJECT), ("a", PACKED)]
     big = {f"k{i:04d}": {"text": "x" * 40, "n": i} for i in range(200)}
@@ -51,7 +47,7 @@ async def test_a_small_subtree_is_one_row_and_a_large_one_a_row_per_child(store:
     assert await store.read(lambda t: t.node(("a", "k0007"))) == {"text": "x" * 40, "n": 7}
 
 
-async def test_a_packed_subtree_that_outgrows_its_row_is_unpacked(store: SqliteStore) -> None:
+async def test_a_packed_subtree_that_outgrows_its_row_is_unpacked(store: Store) -> None:
     await store.write(lambda t: t.set(("u",), {"name": "ada", "tags": {"a": True}}))
     await store.write(lambda t: t.set(("u", "bio"), "b" * (PACK_MAX + 10)))
     assert rows(store) == [("", OBJECT), ("u", OBJECT), ("u/bio", STRING), ("u/name", STRING), ("u/tags", PACKED)]
@@ -61,7 +57,7 @@ async def test_a_packed_subtree_that_outgrows_its_row_is_unpacked(store: SqliteS
     }
 
 
-async def test_deleting_the_last_child_prunes_empty_ancestors(store: SqliteStore) -> None:
+async def test_deleting_the_last_child_prunes_empty_ancestors(store: Store) -> None:
     await store.write(lambda t: t.set(("a", "b", "c"), 1))
     await store.write(lambda t: t.set(("x",), 1))
     await store.write(lambda t: t.set(("a", "b", "c"), None))
@@ -69,13 +65,13 @@ async def test_deleting_the_last_child_prunes_empty_ancestors(store: SqliteStore
     assert await store.read(lambda t: t.node(("a",))) is None
 
 
-async def test_writing_below_a_leaf_turns_it_into_an_object(store: SqliteStore) -> None:
+async def test_writing_below_a_leaf_turns_it_into_an_object(store: Store) -> None:
     await store.write(lambda t: t.set(("a",), "leaf"))
     await store.write(lambda t: t.set(("a", "b"), 1))
     assert await store.read(lambda t: t.node(("a",))) == {"b": 1}
 
 
-async def test_sibling_with_longer_name_is_not_part_of_a_subtree(store: SqliteStore) -> None:
+async def test_sibling_with_longer_name_is_not_part_of_a_subtree(store: Store) -> None:
     await store.write(lambda t: t.set(("a",), {"x": 1}))
     await store.write(lambda t: t.set(("a0",), 2))
     await store.write(lambda t: t.set(("a!",), 3))
@@ -84,7 +80,7 @@ async def test_sibling_with_longer_name_is_not_part_of_a_subtree(store: SqliteSt
     assert await store.read(lambda t: t.node(())) == {"a0": 2, "a!": 3}
 
 
-async def test_concurrent_writes_are_grouped_but_keep_their_own_results(store: SqliteStore) -> None:
+async def test_concurrent_writes_are_grouped_but_keep_their_own_results(store: Store) -> None:
     def failing(t: Txn) -> None:
         t.set(("bad",), 1)
         from rtdb.core.errors import InvalidData
@@ -103,7 +99,7 @@ async def test_concurrent_writes_are_grouped_but_keep_their_own_results(store: S
     assert store.stats.largest_batch > 1
 
 
-async def test_shallow_lists_child_keys_without_values(store: SqliteStore) -> None:
+async def test_shallow_lists_child_keys_without_values(store: Store) -> None:
     await store.write(lambda t: t.set(("p",), normalize({"b": {"deep": 1}, "a": 2, "10": 3, "9": 4})))
     leaf, keys = await store.read(lambda t: t.child_keys(("p",)))
     assert leaf is None and keys == ["9", "10", "a", "b"]
@@ -134,9 +130,9 @@ SPECS = [
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[repr(s) for s in SPECS])
-async def test_indexed_unindexed_and_in_memory_queries_agree(tmp_path: Path, spec: QuerySpec) -> None:
+async def test_indexed_unindexed_and_in_memory_queries_agree(backend: Backend, spec: QuerySpec) -> None:
     data = normalize(_data(60, 7))
-    s = SqliteStore(tmp_path / "q.sqlite", synchronous="NORMAL")
+    s = backend.store("q")
     await s.open()
     try:
         await s.write(lambda t: t.set(("list",), data))
@@ -150,8 +146,8 @@ async def test_indexed_unindexed_and_in_memory_queries_agree(tmp_path: Path, spe
         await s.close()
 
 
-async def test_index_follows_writes_at_every_depth(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "i.sqlite", synchronous="NORMAL")
+async def test_index_follows_writes_at_every_depth(backend: Backend) -> None:
+    s = backend.store("i")
     await s.open()
     try:
         index = await s.write(lambda t: t.declare_index(("rooms", "$r", "msgs"), ("ts",)))
@@ -168,13 +164,13 @@ async def test_index_follows_writes_at_every_depth(tmp_path: Path) -> None:
         await s.close()
 
 
-async def test_committed_data_survives_reopening(tmp_path: Path) -> None:
-    s = SqliteStore(tmp_path / "d.sqlite")
+async def test_committed_data_survives_reopening(backend: Backend) -> None:
+    s = backend.store("d")
     await s.open()
     await s.write(lambda t: t.set(("a",), 1))
     seq = await s.write(lambda t: (t.next_seq(), t.seq)[1])
     await s.close()
-    s2 = SqliteStore(tmp_path / "d.sqlite")
+    s2 = backend.store("d")
     await s2.open()
     try:
         assert await s2.read(lambda t: t.node(("a",))) == 1
@@ -183,17 +179,17 @@ async def test_committed_data_survives_reopening(tmp_path: Path) -> None:
         await s2.close()
 
 
-async def test_shallow_node_for_rules_replaces_children_with_true(store: SqliteStore) -> None:
+async def test_shallow_node_for_rules_replaces_children_with_true(store: Store) -> None:
     await store.write(lambda t: t.set(("p",), normalize({"a": {"deep": 1}, "b": 2, ".priority": 5})))
     assert await store.read(lambda t: t.shallow(("p",))) == {"a": True, "b": True, ".priority": 5}
     assert await store.read(lambda t: t.shallow(("p", "b"))) == 2
     assert await store.read(lambda t: t.shallow(("missing",))) is None
 
 
-async def test_close_commits_what_was_submitted_and_refuses_later_writes(tmp_path: Path) -> None:
+async def test_close_commits_what_was_submitted_and_refuses_later_writes(backend: Backend) -> None:
     from rtdb.core.errors import Unavailable
 
-    s = SqliteStore(tmp_path / "c.sqlite", synchronous="NORMAL")
+    s = backend.store("c")
     await s.open()
     pending = [asyncio.ensure_future(s.write(lambda t, i=i: t.set(("k", str(i)), i))) for i in range(50)]
     await asyncio.sleep(0)
@@ -201,7 +197,7 @@ async def test_close_commits_what_was_submitted_and_refuses_later_writes(tmp_pat
     assert all(p.done() and p.exception() is None for p in pending)
     with pytest.raises(Unavailable):
         await s.write(lambda t: t.set(("late",), 1))
-    s2 = SqliteStore(tmp_path / "c.sqlite")
+    s2 = backend.store("c")
     await s2.open()
     try:
         assert len(children(await s2.read(lambda t: t.node(("k",))))) == 50
@@ -209,10 +205,10 @@ async def test_close_commits_what_was_submitted_and_refuses_later_writes(tmp_pat
         await s2.close()
 
 
-async def test_two_stores_on_one_file_continue_each_others_seq_and_indexes(tmp_path: Path) -> None:
+async def test_two_stores_on_one_file_continue_each_others_seq_and_indexes(backend: Backend) -> None:
     """`--workers`: each process has its own writer; the second sees what the first committed."""
-    a = SqliteStore(tmp_path / "shared.sqlite", synchronous="NORMAL")
-    b = SqliteStore(tmp_path / "shared.sqlite", synchronous="NORMAL")
+    a = backend.store("shared")
+    b = backend.store("shared")
     await a.open()
     await b.open()
     try:
@@ -239,14 +235,14 @@ async def test_two_stores_on_one_file_continue_each_others_seq_and_indexes(tmp_p
         await b.close()
 
 
-async def test_the_change_log_keeps_recent_commits_in_order(tmp_path: Path, store: SqliteStore) -> None:
+async def test_the_change_log_keeps_recent_commits_in_order(tmp_path: Path, store: Store) -> None:
     for seq in range(1, 6):
         await store.write(lambda t, seq=seq: t.log_change(seq, f"c{seq}".encode()))
     assert await store.read(lambda t: t.changes_after(2)) == [b"c3", b"c4", b"c5"]
     assert await store.read(lambda t: t.changes_after(4, limit=5)) == [b"c5"]
 
 
-async def grouped(store: SqliteStore, fns: list) -> list:  # type: ignore[type-arg]
+async def grouped(store: Store, fns: list) -> list:  # type: ignore[type-arg]
     """Run ``fns`` as one group: the writer is held on a first op until all are queued."""
     import threading
 
@@ -263,7 +259,7 @@ async def grouped(store: SqliteStore, fns: list) -> list:  # type: ignore[type-a
     return results
 
 
-async def test_a_group_runs_without_savepoints_unless_an_op_fails_after_writing(store: SqliteStore) -> None:
+async def test_a_group_runs_without_savepoints_unless_an_op_fails_after_writing(store: Store) -> None:
     from rtdb.core.errors import InvalidData, PermissionDenied
 
     def refused(t: Txn) -> None:
@@ -292,7 +288,7 @@ async def test_a_group_runs_without_savepoints_unless_an_op_fails_after_writing(
     assert await store.read(lambda t: t.node(("d",))) == "after"
 
 
-async def test_ancestors_known_to_a_group_are_rechecked_after_a_replace_or_a_rollback(store: SqliteStore) -> None:
+async def test_ancestors_known_to_a_group_are_rechecked_after_a_replace_or_a_rollback(store: Store) -> None:
     from rtdb.core.errors import InvalidData
 
     def fails_after_creating_parent(t: Txn) -> None:
@@ -343,7 +339,7 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
             assert msgspec.msgpack.decode(blob) == {str(i): 1 for i in range(8)}
 
 
-async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(store: SqliteStore) -> None:
+async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(store: Store) -> None:
     from rtdb.core.errors import InvalidData
 
     def logged(seq: int) -> Any:
@@ -367,7 +363,7 @@ async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(
     assert await store.read(lambda t: t.changes_after(4)) == [b"c5"]
 
 
-async def test_a_reader_finds_an_index_declared_after_it_opened(store: SqliteStore) -> None:
+async def test_a_reader_finds_an_index_declared_after_it_opened(store: Store) -> None:
     spec = QuerySpec("child", ("age",))
     await store.write(lambda t: t.set(("users", "u1"), {"age": 3}))
     assert await store.read(lambda t: t.find_index(("users",), spec)) is None  # the reader connection opens

@@ -1,0 +1,93 @@
+"""The storage seam: what the engine, the rules' data access and the tools need of a store,
+whatever keeps the data (SQLite files today: :mod:`rtdb.storage.sqlite`; a PostgreSQL store
+implements the same protocols).
+
+* :class:`Txn` — node-level reads and writes inside one transaction (a consistent
+  snapshot for reads; for writes, part of a group that commits together).
+* :class:`Store` — one namespace: ``read(fn)`` runs ``fn(txn)`` in a read transaction,
+  ``write(fn)`` runs it in the next group commit and returns once that committed;
+  ``on_commit`` receives the results of each committed group, in commit order.
+* :class:`Backend` — where the namespaces live: makes a namespace's store, says which
+  exist, and gives the empty database a namespace that does not exist reads as.
+
+The engine depends on these protocols only; it never names a store class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+from rtdb.core.path import Path
+from rtdb.core.query import QuerySpec
+from rtdb.core.value import Node
+from rtdb.storage.indexes import IndexDef
+
+T = TypeVar("T")
+
+
+class Txn(Protocol):
+    """Reads and writes of one transaction (not thread-safe)."""
+
+    seq: int
+    """The last commit sequence number of the namespace as this transaction sees it."""
+
+    # reads
+    def node(self, path: Path, *, plain: bool = False) -> Node: ...
+    def exists(self, path: Path) -> bool: ...
+    def child_keys(self, path: Path) -> tuple[Node, list[str]]: ...
+    def shallow(self, path: Path) -> Node: ...
+    def query(self, path: Path, spec: QuerySpec, index: IndexDef | None) -> list[tuple[str, Node]]: ...
+    def query_keys(self, path: Path, spec: QuerySpec, index: IndexDef | None) -> list[str]: ...
+    def find_index(self, path: Path, spec: QuerySpec) -> IndexDef | None: ...
+    def export_chunks(self, path: Path, *, keep_priorities: bool) -> Iterator[str]: ...
+    def meta(self, name: str) -> Any: ...
+    def committed_seq(self) -> int: ...
+    def changes_after(self, seq: int, limit: int = 1000) -> list[bytes]: ...
+
+    # writes
+    def set(self, path: Path, node: Node, *, old: Node = ...) -> None: ...
+    def set_meta(self, name: str, value: Any) -> None: ...
+    def declare_index(self, pattern: Path, child: Path) -> IndexDef: ...
+    def next_seq(self) -> int: ...
+    def log_change(self, seq: int, data: bytes) -> None: ...
+
+
+class Store(Protocol):
+    """One namespace's data."""
+
+    on_commit: Callable[[list[Any]], None] | None
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def read(self, fn: Callable[[Txn], T]) -> T: ...
+    async def write(self, fn: Callable[[Txn], T]) -> T: ...
+
+
+class EmptyReads(Protocol):
+    """The empty database: reads see nothing; ``try_write`` runs a write and undoes it."""
+
+    async def read(self, fn: Callable[[Txn], T]) -> T: ...
+    async def try_write(self, fn: Callable[[Txn], T]) -> T: ...
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where a server's namespaces live."""
+
+    def store(self, ns: str, *, writer: bool = True) -> Store:
+        """A new, unopened store of ``ns`` (created on open if it does not exist). With
+        ``writer=False`` it only reads: another process writes (``--write-process``)."""
+        ...
+
+    def exists(self, ns: str) -> bool:
+        """Whether ``ns`` has a database (without creating one)."""
+        ...
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that have a database."""
+        ...
+
+    def empty(self) -> EmptyReads:
+        """What a namespace that does not exist reads as."""
+        ...
