@@ -339,18 +339,19 @@ class Engine:
     # -- reads ----------------------------------------------------------------
     async def read(
         self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None, plain: bool = False,
-        require_index: bool = False,
+        require_index: bool = False, raw: bool = False,
     ) -> ReadResult:
         """The node at ``path`` (or the children a query selects) and the commit sequence
         number it reflects. With ``plain`` a plain read comes as a REST GET shows it
         (:func:`rtdb.core.value.to_plain`), built in the same pass. ``require_index``: an
-        unindexed query is refused (after the read check) even without ``require_indexes``."""
+        unindexed query is refused (after the read check) even without ``require_indexes``.
+        ``raw``: the caller only encodes the node as JSON (see :meth:`Txn.node`)."""
         now = self.clock()
 
         def op(txn: Txn) -> ReadResult:
             check(self.access.can_read(ns, caller, path, txn, now, query))
             if query is None or query.is_default and query.order_by == "priority":
-                return ReadResult(txn.node(path, plain=plain), txn.committed_seq())
+                return ReadResult(txn.node(path, plain=plain, raw=raw), txn.committed_seq())
             index = txn.find_index(path, query)
             if self.require_indexes or require_index:
                 self.check_indexed(ns, path, query)

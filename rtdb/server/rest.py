@@ -327,7 +327,8 @@ class RestApi:
         export = params.get("format") == "export"
         plain = not (export or wants_etag)
         try:
-            read = self.engine.read(ns, path, caller=caller, query=query, plain=plain, require_index=require_index)
+            read = self.engine.read(ns, path, caller=caller, query=query, plain=plain, require_index=require_index,
+                                    raw=not wants_etag)  # only encoded: stored JSON passes through
             node = (await asyncio.wait_for(read, timeout)).node
         except TimeoutError:
             raise InvalidQuery("The read took longer than the timeout") from None

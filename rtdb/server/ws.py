@@ -631,8 +631,8 @@ class Connection:
     async def _get(self, request: m.Get) -> None:
         path = paths.parse(request.b.p)
         spec = _query_spec(request.b.q)
-        result = await self.engine.read(self.ns, path, caller=self.session.caller, query=spec)
-        self._respond(request.r, "ok", result.node)
+        result = await self.engine.read(self.ns, path, caller=self.session.caller, query=spec, raw=True)
+        self._respond(request.r, "ok", result.node)  # only encoded: stored JSON passes through
 
     # -- onDisconnect ---------------------------------------------------------------
     # Bad data and denied writes are refused when registered (and the rules are checked

@@ -13,10 +13,12 @@ A row is ``(parent, ksort, kind, value, priority)`` with primary key ``(parent, 
 * ``kind``: ``OBJECT`` (its children are rows), a leaf (``STRING``, ``NUMBER``,
   ``BOOLEAN``, the value in ``value``), or ``PACKED``/``PACKED_RICH``: an object whose
   whole subtree is small (at most about ``PACK_MAX`` bytes) and is stored in ``value``
-  as msgpack of its children (keys in Firebase order, priorities inside as
+  as the JSON text of its children (keys in Firebase order, priorities inside as
   ``.priority``/``.value``). ``PACKED`` means the subtree is plain already (no
-  priorities below, nothing a REST read shows as an array), so a read returns it as
-  decoded; ``PACKED_RICH`` needs :func:`rtdb.core.value.to_plain`.
+  priorities below, nothing a REST read shows as an array): its text is what a read
+  sends, so a read that only sends it passes the stored bytes through
+  (``msgspec.Raw``) without building a value; ``PACKED_RICH`` needs
+  :func:`rtdb.core.value.to_plain`.
 * ``priority``: the node's own priority (objects, packed objects and leaves alike).
 
 The root is the row ``("", b"")`` (no key encodes to ``b""``): an object row, or a leaf.
@@ -50,7 +52,7 @@ PACKED_KINDS = (PACKED, PACKED_RICH)
 SEP = "\x01"
 ROOT_KSORT = b""
 PACK_MAX = 1900
-"""The largest subtree (estimated bytes, a little above its msgpack size) stored as one row:
+"""The largest subtree (estimated bytes, a little above its JSON size) stored as one row:
 with ``PAGE_SIZE`` pages SQLite keeps a row of up to about 2,030 bytes on its b-tree page; a
 larger one would spill into an overflow page of its own, mostly empty."""
 PAGE_SIZE = 8192
@@ -59,8 +61,8 @@ JSON of a 1,000 × 100 tree, against 1.0× with 8,192; 16,384 costs more per sma
 
 Row = tuple[str, bytes, int, Any, Any]
 
-_ENCODE = msgspec.msgpack.Encoder().encode
-_DECODE = msgspec.msgpack.Decoder().decode
+_ENCODE = msgspec.json.Encoder().encode
+_DECODE = msgspec.json.Decoder().decode
 _INT = struct.Struct(">I")
 
 
@@ -137,8 +139,12 @@ def leaf_value(kind: int, value: Any) -> Any:
     return bool(value) if kind == BOOLEAN else value
 
 
-def row_node(kind: int, value: Any, priority: Any, *, plain: bool = False) -> Node:
-    """The node a row holds (an ``OBJECT`` row needs its children: not here)."""
+def row_node(kind: int, value: Any, priority: Any, *, plain: bool = False, raw: bool = False) -> Node:
+    """The node a row holds (an ``OBJECT`` row needs its children: not here). ``raw``: the
+    caller only encodes the result as JSON, so a plain packed row may come as its stored
+    text (``msgspec.Raw``)."""
+    if raw and kind == PACKED and (plain or priority is None):
+        return msgspec.Raw(value)
     if kind in PACKED_KINDS:
         kids = _DECODE(value)
         if plain:
@@ -170,12 +176,18 @@ def sorted_children(kids: dict[str, Node]) -> dict[str, Node]:
 
 
 # -- packing ----------------------------------------------------------------------
+def _text_size(text: str) -> int:
+    """At least the UTF-8 length of ``text`` (without encoding it)."""
+    return len(text) if text.isascii() else 3 * len(text)
+
+
 def _leaf_size(key: str, value: Any) -> int:
+    """About the JSON size of ``"key":value,`` (numbers at their longest)."""
     if isinstance(value, str):
-        return len(key) + len(value) + 4
+        return _text_size(key) + _text_size(value) + 6
     if isinstance(value, dict):  # {".value": v, ".priority": p}
-        return len(key) + 32 + (len(value[VALUE]) if isinstance(value[VALUE], str) else 9)
-    return len(key) + 11
+        return _leaf_size(key, value[VALUE]) + 48
+    return _text_size(key) + 28
 
 
 class _Frame:

@@ -224,11 +224,14 @@ class Txn:
         )
 
     def _child_rows(self, p: str, columns: str = "ksort, kind, value, priority") -> sqlite3.Cursor:
-        return self.conn.execute(f"SELECT {columns} FROM nodes WHERE parent = ? ORDER BY ksort", (p,))
+        # ksort > x'': the root's own row shares the parent "" with the root's children
+        return self.conn.execute(f"SELECT {columns} FROM nodes WHERE parent = ? AND ksort > x'' ORDER BY ksort", (p,))
 
     # -- reads ----------------------------------------------------------------
-    def node(self, path: Path, *, plain: bool = False) -> Node:
-        """The whole node at ``path`` (``None`` if absent); ``plain`` as a REST GET shows it."""
+    def node(self, path: Path, *, plain: bool = False, raw: bool = False) -> Node:
+        """The whole node at ``path`` (``None`` if absent); ``plain`` as a REST GET shows it.
+        ``raw``: the caller only encodes the node as JSON, so plain packed subtrees may come
+        as their stored JSON text (``msgspec.Raw``), never decoded."""
         held = self._holder(path)
         if held is None:
             return None
@@ -237,10 +240,10 @@ class Txn:
             sub = child_at(row_node(kind, value, priority), path[depth:])
             return to_plain(sub) if plain else sub
         if kind != OBJECT:
-            return row_node(kind, value, priority, plain=plain)
-        return self._assemble(path_key(path), priority, plain)
+            return row_node(kind, value, priority, plain=plain, raw=raw)
+        return self._assemble(path_key(path), priority, plain, raw)
 
-    def _assemble(self, p: str, priority: Any, plain: bool) -> Node:
+    def _assemble(self, p: str, priority: Any, plain: bool, raw: bool = False) -> Node:
         top: dict[str, Any] = {PRIORITY: priority} if priority is not None and not plain else {}
         containers = {p: top}
         objects: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
@@ -254,7 +257,7 @@ class Txn:
                 if plain:
                     objects.append((container, key, d))
             else:
-                container[key] = row_node(kind, value, prio, plain=plain)
+                container[key] = row_node(kind, value, prio, plain=plain, raw=raw)
         if not plain:
             return top
         for container, key, d in reversed(objects):  # deepest first: children are plain before parents
@@ -343,7 +346,7 @@ class Txn:
                 yield key, _comparable(found) if found is not None else None
 
     def _keys_by_key(self, p: str, spec: QuerySpec) -> list[str]:
-        sql = ["SELECT ksort FROM nodes WHERE parent = ?"]
+        sql = ["SELECT ksort FROM nodes WHERE parent = ? AND ksort > x''"]
         args: list[Any] = [p]
         if spec.start is not None:
             sql.append("AND ksort >= ?" if spec.start.inclusive else "AND ksort > ?")

@@ -336,7 +336,7 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         assert [p.returncode for p in procs] == [0] * 8, errors
         with sqlite3.connect(file) as conn:
             (blob,) = conn.execute("SELECT value FROM nodes WHERE parent = '' AND ksort = ?", (key_bytes("k"),)).fetchone()
-            assert msgspec.msgpack.decode(blob) == {str(i): 1 for i in range(8)}
+            assert msgspec.json.decode(blob) == {str(i): 1 for i in range(8)}
 
 
 async def test_a_group_logs_its_changes_as_one_row_and_a_failed_op_logs_nothing(store: Store) -> None:
@@ -370,3 +370,28 @@ async def test_a_reader_finds_an_index_declared_after_it_opened(store: Store) ->
     declared = await store.write(lambda t: t.declare_index(("users",), ("age",)))
     for _ in range(4):  # whichever reader connection answers
         assert await store.read(lambda t: t.find_index(("users",), spec)) == declared
+
+
+async def test_a_raw_read_encodes_to_the_same_json_as_a_decoded_one(store: Store) -> None:
+    value = normalize({
+        "plain": {f"c{i}": {"name": f"n{i}", "n": i, "ok": True, "deep": {"x": 1.5}} for i in range(50)},
+        "rich": {"a": {".priority": 1, "b": 2}, "arr": {"0": "x", "1": "y"}},
+        "flat": {f"k{i}": i for i in range(400)},
+    })
+    await store.write(lambda t: t.set(("root",), value))
+    for path in [("root",), ("root", "plain"), ("root", "plain", "c7"), ("root", "rich"), ("root", "rich", "arr")]:
+        for plain in (True, False):
+            raw = await store.read(lambda t: t.node(path, plain=plain, raw=True))
+            decoded = await store.read(lambda t: t.node(path, plain=plain))
+            assert msgspec.json.decode(msgspec.json.encode(raw)) == decoded
+    assert isinstance(await store.read(lambda t: t.node(("root", "plain", "c7"), plain=True, raw=True)), msgspec.Raw)
+
+
+async def test_the_root_lists_queries_and_exports_its_children_only(store: Store) -> None:
+    await store.write(lambda t: t.set((), normalize({"b": 2, "a": {"x": 1}, "c": "z"})))
+    assert await store.read(lambda t: t.child_keys(())) == (None, ["a", "b", "c"])
+    assert await store.read(lambda t: t.shallow(())) == {"a": True, "b": True, "c": True}
+    assert await store.read(lambda t: t.query_keys((), QuerySpec(order_by="key", limit=2), None)) == ["a", "b"]
+    assert await store.read(lambda t: t.query_keys((), QuerySpec(order_by="value"), None)) == ["b", "c", "a"]
+    exported = await store.read(lambda t: "".join(t.export_chunks((), keep_priorities=False)))
+    assert msgspec.json.decode(exported) == {"a": {"x": 1}, "b": 2, "c": "z"}
