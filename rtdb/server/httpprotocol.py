@@ -15,6 +15,12 @@ connections and sending nothing). When the process's client connections come
 within a reserve of its open files limit, each new connection closes the oldest
 one still waiting for its request head, so a client that sends its request at once
 is served rather than turned away at ``accept``.
+
+A response goes out in one write: uvicorn writes its head and its body separately,
+and on loopback each write wakes the client (a second system call and a second
+wake-up per request, about a tenth of a lone REST write). :class:`OneWrite` holds
+the head until the body's first write, or until the end of the event-loop turn
+for a response that streams (SSE) or has no body.
 """
 
 from __future__ import annotations
@@ -67,7 +73,11 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_head_clock()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not before and cycle is not None:  # a request (not an upgrade): its task has not run yet
+            cycle.transport = OneWrite(self.transport, self.loop)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_clock()
@@ -95,6 +105,46 @@ class HttpProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(_TIMEOUT_RESPONSE)
             self.transport.close()
+
+
+class OneWrite:
+    """The transport as one response sees it: the first write (the head) waits for the
+    next one, or for the end of the event-loop turn, so that a head and a short body
+    reach the client as one write. Order is kept: held bytes go out before anything later."""
+
+    __slots__ = ("_transport", "_loop", "_held", "_first")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def http_protocol_class(header_timeout: float) -> type[HttpProtocol]:
