@@ -43,7 +43,7 @@ def parse(raw: str, *, decode: bool = False, allow_priority: bool = False) -> Pa
     for segment in segments:
         if not segment:
             continue
-        if decode:
+        if decode and "%" in segment:
             if "%2f" in segment.lower() or "%5c" in segment.lower():
                 raise InvalidPath("Invalid path: Invalid token in path")
             try:  # %ff, an encoded surrogate (%ED%A0%80) or an overlong form (%C0%AF) is not UTF-8

@@ -92,9 +92,13 @@ class Request:
         self.headers: dict[str, str] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self._receive = receive
 
-    async def stream(self) -> Any:
+    async def receive(self) -> Any:
+        return await self._receive()
+
+    async def stream(self, first: Any = None) -> Any:
+        """The body's chunks (after ``first``, a message already received, if given)."""
         while True:
-            message = await self._receive()
+            message, first = first or await self._receive(), None
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")
@@ -173,7 +177,7 @@ class RestApi:
 
     def _context(self, request: Request) -> tuple[str, dict[str, str], Caller]:
         """Namespace, parameters and caller of any request."""
-        pairs = parse_qsl(request.query_string, keep_blank_values=True)
+        pairs = parse_qsl(request.query_string, keep_blank_values=True) if request.query_string else []
         params = dict(pairs)
         if sum(name == "orderBy" for name, _ in pairs) > 1:
             raise InvalidQuery("orderBy may be given only once")
@@ -199,9 +203,10 @@ class RestApi:
     async def _handle(self, request: Request) -> Response:
         if request.raw_path == RULES_PATH:
             return await self._rules(request)
-        tool = await self._tool(request)
-        if tool is not None:
-            return tool
+        if request.raw_path.startswith("/.") or request.raw_path.endswith(inspect.UPLOAD_SUFFIX):
+            tool = await self._tool(request)
+            if tool is not None:
+                return tool
         if not request.raw_path.endswith(".json"):
             return error_response(404, "Not found: REST paths end in .json")
         method = request.method.upper()
@@ -369,9 +374,15 @@ class RestApi:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise TooBig(f"Request body larger than {limit} bytes")
+        first = await request.receive()
+        if first["type"] == "http.request" and not first.get("more_body", False):  # the usual case: one message
+            body: bytes = first.get("body", b"")
+            if len(body) > limit:
+                raise TooBig(f"Request body larger than {limit} bytes")
+            return body
         chunks = []
         size = 0
-        async for chunk in request.stream():
+        async for chunk in request.stream(first):
             size += len(chunk)
             if size > limit:
                 raise TooBig(f"Request body larger than {limit} bytes")
