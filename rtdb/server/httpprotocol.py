@@ -32,6 +32,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rtdb.server.rest import LONE_EXTENSION
+
 _TIMEOUT_BODY = b"request head not sent in time\n"
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -78,6 +80,11 @@ class HttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not before and cycle is not None:  # a request (not an upgrade): its task has not run yet
             cycle.transport = OneWrite(self.transport, self.loop)  # type: ignore[assignment]
+            self.scope.setdefault("extensions", {})[LONE_EXTENSION] = self.is_lone  # type: ignore[index]
+
+    def is_lone(self) -> bool:
+        """Whether this connection, with its one request under way, is all the server serves now."""
+        return len(self.connections) == 1 and len(self.tasks) <= 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_clock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -38,6 +39,7 @@ from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
+from rtdb.storage.lone import ALONE
 
 JSON_TYPE = "application/json; charset=utf-8"
 CORS_ORIGIN = (b"access-control-allow-origin", b"*")  # Firebase's REST API answers any origin
@@ -48,6 +50,11 @@ GET_ONLY_PARAMS = ("shallow", "callback", "download", "format")
 RULES_PATH = "/.settings/rules.json"
 WRITE_SIZE_LIMITS = ("tiny", "small", "medium", "large", "unlimited")
 _TIMEOUT = re.compile(r"([0-9]{1,7})(ms|s|min)")  # ASCII digits, few enough for int()
+LONE_EXTENSION = "rtdb.lone"
+"""The ASGI scope extension by which the HTTP server tells whether a request is its only work."""
+LONE_METHODS = ("PUT", "POST", "PATCH", "DELETE")
+LONE_BODY_MAX = 64 * 1024
+"""A lone write with a larger body goes to the writer thread all the same: applying it takes long."""
 _encoder = msgspec.json.Encoder()
 log = logging.getLogger("rtdb.server.rest")
 
@@ -83,7 +90,7 @@ class Response:
 class Request:
     """The parts of an ASGI HTTP request the REST API reads."""
 
-    __slots__ = ("method", "raw_path", "query_string", "headers", "_receive")
+    __slots__ = ("method", "raw_path", "query_string", "headers", "_receive", "lone")
 
     def __init__(self, scope: dict[str, Any], receive: Any) -> None:
         self.method: str = scope["method"]
@@ -91,6 +98,7 @@ class Request:
         self.query_string: str = scope["query_string"].decode("latin-1")
         self.headers: dict[str, str] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self._receive = receive
+        self.lone: Callable[[], bool] | None = scope.get("extensions", {}).get(LONE_EXTENSION)
 
     async def receive(self) -> Any:
         return await self._receive()
@@ -136,9 +144,25 @@ class RestApi:
                 stream, caller = opened
                 await self.sse.serve(stream, caller, receive, send)
             return
-        response = await self.handle(request)
+        if request.method in LONE_METHODS and self._is_lone(request):
+            token = ALONE.set(True)  # the store may commit this write on this thread (rtdb.storage.lone)
+            try:
+                response = await self.handle(request)
+            finally:
+                ALONE.reset(token)
+        else:
+            response = await self.handle(request)
         response.head = request.method == "HEAD"
         await response.send(send)
+
+    def _is_lone(self, request: Request) -> bool:
+        """Whether this write is all this process has to do now: the HTTP server says this
+        connection is its only one (:mod:`rtdb.server.httpprotocol`), no other process writes
+        the namespace's file, and the body is small."""
+        if request.lone is None or self.engine.shared:
+            return False
+        declared = request.headers.get("content-length", "0")
+        return declared.isdigit() and int(declared) <= LONE_BODY_MAX and request.lone()
 
     @staticmethod
     def _preflight(request: Request) -> Response:

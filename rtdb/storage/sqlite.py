@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from rtdb.core.errors import RtdbError, Unavailable
 from rtdb.storage import migrate
+from rtdb.storage.lone import ALONE
 from rtdb.storage.txn import SCHEMA, Txn
 
 log = logging.getLogger("rtdb.storage")
@@ -197,6 +198,8 @@ class SqliteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._inbox: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._queued = 0  # writes handed to the writer thread and not finished yet (event loop only)
+        self._writing = threading.Lock()  # whoever uses the write connection holds it
         self._closing = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -264,7 +267,16 @@ class SqliteStore:
             raise Unavailable("The database is not open")
         assert self._loop is not None
         future: asyncio.Future[T] = self._loop.create_future()
-        self._inbox.put(Op(fn, future))
+        op = Op(fn, future)
+        if self._queued == 0 and ALONE.get() and self._writing.acquire(blocking=False):
+            try:  # nothing before it and nobody else to serve: commit here, without two thread wake-ups
+                committed = self._apply([op])
+            finally:
+                self._writing.release()
+            self._finish([op], committed)
+        else:
+            self._queued += 1
+            self._inbox.put(op)
         return await future
 
     def _run_writer(self, ready: asyncio.Future[None]) -> None:
@@ -300,17 +312,27 @@ class SqliteStore:
                     stopping = True
                     break
                 batch.append(op)
-            try:
-                committed: bool | None = self._writer.apply(batch)
-            except Exception:  # the commit itself failed: nothing of the batch happened (logged, not sent)
-                log.exception("group commit failed")
-                committed = None
-            loop.call_soon_threadsafe(self._finish, batch, committed)
+            with self._writing:
+                committed = self._apply(batch)
+            loop.call_soon_threadsafe(self._finish_queued, batch, committed)
             batch, first, op = [], None, None  # handed over: keep no write (it may be large) while waiting
+
+    def _apply(self, batch: list[Op]) -> bool | None:
+        """Commit ``batch`` (holding ``_writing``); ``None`` if the commit itself failed:
+        then nothing of the batch happened (logged, not sent)."""
+        try:
+            return self._writer.apply(batch)
+        except Exception:
+            log.exception("group commit failed")
+            return None
 
     def _finish_stopping(self) -> None:
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
+
+    def _finish_queued(self, batch: list[Op], committed: bool | None) -> None:
+        self._queued -= len(batch)
+        self._finish(batch, committed)
 
     def _finish(self, batch: list[Op], committed: bool | None) -> None:
         """On the event loop: publish what committed, then resolve every op's future."""
