@@ -58,6 +58,8 @@ class HttpProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     waiting: dict[HttpProtocol, None] = {}
     """The connections whose request head is due, oldest first (one per configured class)."""
+    http_open = 0
+    """How many of the server's connections speak HTTP (the others are WebSockets)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,6 +67,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        type(self).http_open += 1
         self._start_head_clock()
         if len(self.connections) > connection_budget():
             self._close_oldest_waiting()
@@ -83,10 +86,18 @@ class HttpProtocol(HttpToolsProtocol):
             self.scope.setdefault("extensions", {})[LONE_EXTENSION] = self.is_lone  # type: ignore[index]
 
     def is_lone(self) -> bool:
-        """Whether this connection, with its one request under way, is all the server serves now."""
-        return len(self.connections) == 1 and len(self.tasks) <= 1
+        """Whether this request is all the server serves now: no other request under way
+        (a streamed response or a held long poll is one) and no WebSocket connection. Idle
+        kept-alive connections do not count: a request arriving on one while a lone write
+        commits waits for that commit, as it would behind any busy turn of the event loop."""
+        return len(self.tasks) <= 1 and len(self.connections) == self.http_open
+
+    def handle_websocket_upgrade(self) -> None:
+        type(self).http_open -= 1  # the connection is a WebSocket's from now on
+        super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        type(self).http_open -= 1
         self._stop_head_clock()
         super().connection_lost(exc)
 
@@ -162,4 +173,5 @@ def http_protocol_class(header_timeout: float) -> type[HttpProtocol]:
 
     Configured.header_timeout = header_timeout
     Configured.waiting = {}
+    Configured.http_open = 0
     return Configured

@@ -156,9 +156,9 @@ class RestApi:
         await response.send(send)
 
     def _is_lone(self, request: Request) -> bool:
-        """Whether this write is all this process has to do now: the HTTP server says this
-        connection is its only one (:mod:`rtdb.server.httpprotocol`), no other process writes
-        the namespace's file, and the body is small."""
+        """Whether this write is all this process has to do now: the HTTP server says no
+        other request is under way and no WebSocket is open (:mod:`rtdb.server.httpprotocol`),
+        no other process writes the namespace's file, and the body is small."""
         if request.lone is None or self.engine.shared:
             return False
         declared = request.headers.get("content-length", "0")

@@ -3,8 +3,8 @@
 A write is normally applied by its namespace's writer thread and its result handed
 back to the event loop: two thread wake-ups, which on a small shared machine cost
 about as much as the rest of a small write. When the transport knows the request
-is the only thing the process serves (one client connection, no other request
-under way), nobody waits on the event loop while that write commits: the
+is the only thing the process serves (no other request under way, no WebSocket
+open), nobody waits on the event loop while that write commits: the
 transport sets :data:`ALONE` around the engine call, and a store whose writer
 thread is idle with nothing queued applies and commits the write on the calling
 thread (:meth:`rtdb.storage.sqlite.SqliteStore.write`). Order, group commit and

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from rtdb.server.httpprotocol import OneWrite
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from rtdb.server.httpprotocol import HttpProtocol, OneWrite, http_protocol_class
 
 
 class FakeTransport:
@@ -20,6 +24,18 @@ class FakeTransport:
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 9000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_protocol(self, protocol: Any) -> None:
+        pass
 
 
 async def test_a_head_and_its_body_go_out_as_one_write() -> None:
@@ -53,3 +69,57 @@ async def test_closing_writes_what_is_held_first() -> None:
     one.close()
     assert transport.writes == [b"HTTP/1.1 204 No Content\r\n\r\n"]
     assert transport.closed and one.is_closing()
+
+
+class FakeWebSocket:
+    def __init__(self, *, config: Any, server_state: ServerState, app_state: Any) -> None:
+        self.state = server_state
+
+    def connection_made(self, transport: Any) -> None:
+        self.state.connections.add(self)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
+
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+def connect(cls: type[HttpProtocol], state: ServerState) -> HttpProtocol:
+    config = Config(app, log_level="warning", ws=FakeWebSocket)  # type: ignore[arg-type]
+    config.load()
+    protocol = cls(config=config, server_state=state, app_state={})  # type: ignore[arg-type]
+    protocol.connection_made(FakeTransport())  # type: ignore[arg-type]
+    return protocol
+
+
+async def test_a_request_is_lone_unless_another_is_under_way_or_a_websocket_is_open() -> None:
+    cls = http_protocol_class(10)
+    state = ServerState()
+    first, second = connect(cls, state), connect(cls, state)
+    state.tasks.add(asyncio.get_running_loop().create_future())  # type: ignore[arg-type]  # first's request
+    assert first.is_lone()  # the other connection is idle
+    state.tasks.add(asyncio.get_running_loop().create_future())  # type: ignore[arg-type]  # a streamed response
+    assert not first.is_lone()
+    state.tasks.pop()
+    websocket = object()
+    state.connections.add(websocket)  # type: ignore[arg-type]  # as rtdb's WebSocket protocol adds itself
+    assert not first.is_lone()
+    state.connections.discard(websocket)  # type: ignore[arg-type]
+    second.connection_lost(None)
+    assert first.is_lone() and cls.http_open == 1
+    first.connection_lost(None)
+
+
+async def test_a_connection_upgraded_to_a_websocket_stops_counting_as_http() -> None:
+    cls = http_protocol_class(10)
+    state = ServerState()
+    first, second = connect(cls, state), connect(cls, state)
+    second.data_received(b"GET /.ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert cls.http_open == 1 and len(state.connections) == 2
+    state.tasks.add(asyncio.get_running_loop().create_future())  # type: ignore[arg-type]
+    assert not first.is_lone()
+    first.connection_lost(None)
