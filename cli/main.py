@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="Rewrite the data dir's namespace files in the current storage format "
                                          "(rtdb serve also does it at start).")
     mig.add_argument("--data-dir", dest="data_dir", default=None, help="Data directory [env RTDB_DATA_DIR].")
+    nsp = sub.add_parser("namespace", help="Drop or compact a namespace (with no server running).")
+    nsub = nsp.add_subparsers(dest="namespace_command", required=True, parser_class=_Parser)
+    drop = nsub.add_parser("drop", help="Delete a namespace: its file, WAL and shared-memory file.")
+    drop.add_argument("name", help="The namespace.")
+    drop.add_argument("--data-dir", dest="data_dir", default=None, help="Data directory [env RTDB_DATA_DIR].")
+    compact = nsub.add_parser("compact", help="Give a namespace's free pages back and truncate its WAL; a file "
+                                              "without incremental auto-vacuum is rewritten (VACUUM).")
+    compact.add_argument("name", help="The namespace.")
+    compact.add_argument("--data-dir", dest="data_dir", default=None, help="Data directory [env RTDB_DATA_DIR].")
+    compact.add_argument("--full", action="store_true",
+                         help="Rewrite the whole file (VACUUM): also packs half-empty pages; needs free disk "
+                              "space about the file's size.")
     rules = sub.add_parser("rules", help="Check or simulate a security rules file.")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     check = rsub.add_parser("check", help="Compile a rules file; exit 1 with located errors if it is invalid.")
@@ -153,6 +165,11 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.rules_command == "check":
             return run_check(args.file)
         return run_simulate(args.file, args.data, args.auth, args.op, args.path, args.value, args.query)
+    if args.command == "namespace":
+        from .namespace import run_namespace
+
+        return run_namespace(_settings({"data_dir": args.data_dir}), args.namespace_command, args.name,
+                             full=getattr(args, "full", False))
     if args.command == "migrate":
         from .transfer import run_migrate
 

@@ -41,6 +41,11 @@ class RulesAccess:
         self._namespaces[ns] = ruleset
         self._changed(ns)
 
+    def forget_namespace(self, ns: str) -> None:
+        """The namespace was dropped: its deployed rules went with its file."""
+        if self._namespaces.pop(ns, None) is not None:
+            self._changed(ns)
+
     def on_change(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
         """``callback(ns)`` after rules change (``None``: every namespace may be affected)."""
         self._listeners.append(callback)

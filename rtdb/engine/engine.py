@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet, decode_changeset
-from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied
+from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, Unavailable
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
@@ -43,6 +43,8 @@ from rtdb.engine.writes import (
 )
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
+from rtdb.storage.files import DROP_WAIT_S
+from rtdb.storage.space import Compacting, CompactReport, Dropping, SpacePolicy
 from rtdb.storage.sqlite_backend import SqliteBackend
 from rtdb.storage.store import Backend, Store, Txn
 
@@ -52,6 +54,8 @@ T = TypeVar("T")
 _NAMESPACE_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # whole names only (fullmatch)
 IDLE_CLOSE_S = 60.0
 """A namespace nobody has read or written for this long closes its files (reopened on use)."""
+DROP_GATE_S = DROP_WAIT_S + 5.0
+"""Longest that another process's drop keeps this one from opening the namespace again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +89,21 @@ class Engine:
         write_process: bool = False,
         idle_close_s: float = IDLE_CLOSE_S,
         backend: Backend | None = None,
+        space: SpacePolicy | None = None,
     ) -> None:
         """``shared``: other processes write the same files (`rtdb serve --workers`); every
         commit is then also kept in the namespace's change log for them. ``write_process``:
         writes run in a child process of their own (:mod:`rtdb.engine.writer`). ``backend``:
-        where namespaces live (default: SQLite files in ``data_dir``)."""
+        where namespaces live (default: SQLite files in ``data_dir``). ``space``: when the SQLite
+        writers give space back (:mod:`rtdb.storage.space`)."""
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
         self.feed: Broker = feed if feed is not None else InProcessBroker()
         self.synchronous = synchronous
-        self.backend: Backend = backend if backend is not None else SqliteBackend(data_dir, synchronous=synchronous)
+        self.space = space if space is not None else SpacePolicy()
+        self.backend: Backend = (backend if backend is not None
+                                 else SqliteBackend(data_dir, synchronous=synchronous, space=self.space))
         self.indexes = dict(indexes or {})
         self.require_indexes = require_indexes
         self.shared = shared
@@ -107,6 +115,7 @@ class Engine:
         self._busy: dict[str, int] = {}  # operations under way per open namespace
         self._last_used: dict[str, float] = {}
         self._validating: asyncio.Future[None] | None = None  # settles once that write (and all before it) is queued
+        self._dropping: dict[str, asyncio.Future[None]] = {}  # namespaces being dropped: nothing opens them
         self.idle_close_s = idle_close_s
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,11 +123,13 @@ class Engine:
         self.writes = Writes(access, shared=shared)
         self.on_lost: Callable[[str], None] = lambda ns: None
         """Called when commits of ``ns`` may never reach this process's listeners."""
+        self.on_dropped: Callable[[str], None] = lambda ns: None
+        """Called when ``ns`` is dropped (here or by another process): its realtime clients start over."""
         self._writer_process: WriterProcess | None = None
         if write_process:
             self._writer_process = WriterProcess(
                 data_dir, synchronous=synchronous, default_rules=lambda: self.access.default.source, shared=shared,
-                on_commit=self._publish, on_lost=lambda ns: self.on_lost(ns),
+                on_commit=self._publish, on_lost=lambda ns: self.on_lost(ns), space=self.space,
             )
 
     @property
@@ -133,6 +144,11 @@ class Engine:
         if store is not None:
             return store
         check_namespace(ns)
+        if ns in self._dropping:
+            await self._dropped(ns)
+            store = self._stores.get(ns)
+            if store is not None:
+                return store
         pending = self._opening.get(ns)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -177,6 +193,8 @@ class Engine:
 
     async def _reading(self, ns: str, fn: Callable[[Txn], T]) -> T:
         """Run a read; a namespace that does not exist reads as an empty database and is not created."""
+        if ns in self._dropping:
+            await self._dropped(ns)
         if not self.exists(ns):
             result = await self._empty.read(fn)
             if not self.shared or not self._watch_absent(ns):
@@ -210,7 +228,8 @@ class Engine:
             await asyncio.sleep(max(0.05, self.idle_close_s / 4))
             cutoff = time.monotonic() - self.idle_close_s
             for ns, store in list(self._stores.items()):
-                if self._busy.get(ns, 0) == 0 and self._last_used.get(ns, 0.0) < cutoff and ns not in self._opening:
+                if (self._busy.get(ns, 0) == 0 and self._last_used.get(ns, 0.0) < cutoff and ns not in self._opening
+                        and ns not in self._dropping):
                     del self._stores[ns]
                     self._busy.pop(ns, None)
                     self._last_used.pop(ns, None)
@@ -224,6 +243,109 @@ class Engine:
         wanted += self.access.declared_indexes(ns)
         if wanted:
             await self._run(ns, ("indexes", wanted), store)
+
+    # -- dropping and compacting ----------------------------------------------
+    async def drop(self, ns: str, *, caller: Caller) -> int | None:
+        """Delete namespace ``ns``, admins only: its realtime clients are told it is gone
+        (:attr:`on_dropped`), it is closed here and in every other process (told through the
+        broker), then its data is deleted. The bytes freed, ``None`` if it did not exist.
+        Operations that arrive meanwhile wait, then see a namespace that does not exist; a
+        write afterwards creates it anew, as any first write does."""
+        if not caller.admin:
+            raise PermissionDenied("Permission denied")
+        check_namespace(ns)
+        backend = self.backend
+        if not isinstance(backend, Dropping):
+            raise Unavailable("This store cannot drop namespaces")
+        while ns in self._dropping:  # a drop of it under way here: after it, this one finds less
+            await self._dropped(ns)
+        self._close_gate(ns)
+        self.feed.announce("drop", ns)
+        try:
+            await self._let_go(ns)
+            if self._writer_process is not None:
+                await self._writer_process.write(ns, ("close",))
+            freed = await asyncio.to_thread(backend.drop, ns)
+        finally:
+            self.feed.forget_namespace(ns)  # commits of the old file that arrived meanwhile are not kept
+            self.feed.announce("dropped", ns)
+            self._open_gate(ns)
+        log.info("namespace %s dropped (%s bytes)", ns, freed)
+        return freed
+
+    async def compact(self, ns: str, *, caller: Caller) -> CompactReport:
+        """Give every free page of ``ns`` back and truncate its WAL, admins only, in steps
+        between write groups (a file created before incremental auto-vacuum only gets the
+        checkpoint: ``rtdb namespace compact`` rewrites it offline)."""
+        if not caller.admin:
+            raise PermissionDenied("Permission denied")
+        if ns in self._dropping:
+            await self._dropped(ns)
+        if not self.exists(ns):
+            raise NoNamespace(f"Namespace {ns} does not exist")
+        store = self._stores.get(ns) or await self.store(ns)
+        self._busy[ns] = self._busy.get(ns, 0) + 1
+        try:
+            if self._writer_process is not None:
+                report: CompactReport = await self._writer_process.write(ns, ("compact",))
+                return report
+            if not isinstance(store, Compacting):
+                raise Unavailable("This store cannot compact namespaces")
+            return await store.compact()
+        finally:
+            self._busy[ns] -= 1
+            self._last_used[ns] = time.monotonic()
+
+    def _close_gate(self, ns: str) -> asyncio.Future[None]:
+        gate = self._dropping.get(ns)
+        if gate is None:
+            gate = self._dropping[ns] = asyncio.get_running_loop().create_future()
+        return gate
+
+    def _open_gate(self, ns: str) -> None:
+        gate = self._dropping.pop(ns, None)
+        if gate is not None and not gate.done():
+            gate.set_result(None)
+
+    async def _dropped(self, ns: str) -> None:
+        """Wait until a drop of ``ns`` under way is over."""
+        gate = self._dropping.get(ns)
+        if gate is not None:
+            await asyncio.shield(gate)
+
+    async def _let_go(self, ns: str) -> None:
+        """Close ``ns`` in this process for a drop: its clients start over, its deployed
+        rules are forgotten, its store closes (writes already queued commit first)."""
+        pending = self._opening.get(ns)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+        store = self._stores.pop(ns, None)
+        self._last_used.pop(ns, None)
+        self.feed.forget_namespace(ns)
+        try:
+            self.on_dropped(ns)
+        except Exception:
+            log.exception("telling the clients of %s that it was dropped failed", ns)
+        self.access.forget_namespace(ns)
+        if store is not None:
+            await store.close()
+
+    async def _let_go_for_another(self, ns: str) -> None:
+        """Another process drops ``ns``: close it here, and open it again only once that
+        process says it is done (or after :data:`DROP_GATE_S`, should it never say)."""
+        gate = self._close_gate(ns)
+        timer = asyncio.get_running_loop().call_later(DROP_GATE_S, self._open_gate, ns)
+        gate.add_done_callback(lambda _: timer.cancel())
+        try:
+            await self._let_go(ns)
+        except Exception:
+            log.exception("closing %s for a drop failed", ns)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- rules ----------------------------------------------------------------
     def rules_source(self, ns: str) -> str:
@@ -242,7 +364,14 @@ class Engine:
         self.feed.announce("rules", ns)
 
     def _announced(self, kind: str, ns: str) -> None:
-        """Another process deployed rules for ``ns``: load them from the file."""
+        """Another process deployed rules for ``ns`` (load them from the file), or is dropping
+        it (let go of it until it is done)."""
+        if kind == "drop":
+            self._spawn(self._let_go_for_another(ns))
+            return
+        if kind == "dropped":
+            self._open_gate(ns)
+            return
         if kind != "rules" or ns not in self._stores:
             return  # a namespace opened later reads its rules from the file then
         task = asyncio.get_running_loop().create_task(self._reload_rules(ns))
@@ -445,6 +574,8 @@ class Engine:
         try:
             if before is not None:
                 await asyncio.shield(before)
+            if ns in self._dropping:
+                await self._dropped(ns)
             if command[0] in ("set", "priority", "update") and not command[3].admin and not self.exists(ns):
                 await self._empty.try_write(functools.partial(self.writes.run, ns, command))
             return self._stores.get(ns) or await self.store(ns)

@@ -42,6 +42,7 @@ from rtdb.engine.access import RulesAccess
 from rtdb.engine.writes import Command, WriteResult, Writes
 from rtdb.realtime.relay import FrameReader, frame
 from rtdb.rules import Ruleset
+from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite import MAX_BATCH, GroupWriter, Op
 
 log = logging.getLogger("rtdb.engine.writer")
@@ -62,9 +63,11 @@ class WriterProcess:
     """The server's side: starts the child, sends it write commands, hands back results."""
 
     def __init__(self, data_dir: FsPath, *, synchronous: str, default_rules: Callable[[], str], shared: bool,
-                 on_commit: Callable[[list[WriteResult]], None], on_lost: Callable[[str], None]) -> None:
+                 on_commit: Callable[[list[WriteResult]], None], on_lost: Callable[[str], None],
+                 space: SpacePolicy | None = None) -> None:
         self.data_dir = data_dir
         self.synchronous = synchronous
+        self.space = space if space is not None else SpacePolicy()
         self.default_rules = default_rules  # the server-wide rules source, read at each (re)start
         self.shared = shared
         self.on_commit = on_commit
@@ -157,6 +160,8 @@ class WriterProcess:
             await self._reap()
             config = {"fd": child_end.fileno(), "data_dir": str(self.data_dir), "synchronous": self.synchronous,
                       "rules": self.default_rules(), "shared": self.shared,
+                      "space": {"vacuum_free_percent": self.space.vacuum_free_percent,
+                                "wal_truncate_bytes": self.space.wal_truncate_bytes},
                       "log_level": logging.getLogger("rtdb").getEffectiveLevel()}
             try:
                 self.proc = subprocess.Popen(
@@ -247,9 +252,11 @@ class _Link(asyncio.Protocol):
 class _Child:
     """Owns the write connections; applies what arrives together as one group per namespace."""
 
-    def __init__(self, data_dir: FsPath, synchronous: str, rules: str, shared: bool) -> None:
+    def __init__(self, data_dir: FsPath, synchronous: str, rules: str, shared: bool,
+                 space: SpacePolicy | None = None) -> None:
         self.data_dir = data_dir
         self.synchronous = synchronous
+        self.space = space
         self.access = RulesAccess(Ruleset.compile(rules))
         self.writes = Writes(self.access, shared=shared, encode=True)
         self.writers: dict[str, GroupWriter] = {}
@@ -257,7 +264,7 @@ class _Child:
     def writer(self, ns: str) -> GroupWriter:
         writer = self.writers.get(ns)
         if writer is None:
-            writer = GroupWriter(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous)
+            writer = GroupWriter(self.data_dir / f"{ns}.sqlite", synchronous=self.synchronous, space=self.space)
             writer.open()
             assert writer.txn is not None
             source = writer.txn.meta("rules")
@@ -274,8 +281,49 @@ class _Child:
                 self._commit(groups, answer)  # later writes see the new rules, earlier ones the old
                 self.access.set_default(Ruleset.compile(command[1]))
                 continue
+            if command[0] == "close":  # the namespace is being dropped: let go of its file
+                self._commit(groups, answer)
+                abandoned = self._close(ns)
+                gone = Unavailable("The namespace was closed before the compaction finished")
+                answer((True, [(rid, None, False, None, None)] + [(a, gone, False, None, None) for a in abandoned]))
+                continue
+            if command[0] == "compact":  # answered by maintain() once done
+                self._commit(groups, answer)
+                try:
+                    self.writer(ns).request_compact(rid)
+                except Exception as exc:
+                    log.exception("compacting %s failed", ns)
+                    answer((None, [(rid, RtdbError("Internal server error") if not isinstance(exc, RtdbError)
+                                    else exc, False, None, None)]))
+                continue
             groups.setdefault(ns, []).append(Op(self._fn(ns, command), rid))
         self._commit(groups, answer)
+
+    def _close(self, ns: str) -> list[Any]:
+        """Close the namespace's file; the ids of compactions that will not finish."""
+        writer = self.writers.pop(ns, None)
+        self.access.forget_namespace(ns)
+        if writer is None:
+            return []
+        abandoned = writer.space.abandon() if writer.space is not None else []
+        writer.close()
+        return abandoned
+
+    def busy(self) -> bool:
+        return any(w.space is not None and w.space.busy for w in self.writers.values())
+
+    def due_in(self) -> float | None:
+        """Seconds until some namespace has vacuum or checkpoint work (``None``: none)."""
+        due = [d for w in self.writers.values() if w.space is not None and (d := w.space.due_in()) is not None]
+        return min(due) if due else None
+
+    def maintain(self, answer: Callable[[Any], None]) -> None:
+        """One step of due work in each namespace that has some; finished compactions are answered."""
+        for writer in list(self.writers.values()):
+            if writer.space is not None and writer.space.due_in() == 0:
+                done = writer.maintain()
+                if done:
+                    answer((True, [(rid, None, False, report, None) for rid, report in done]))
 
     def _fn(self, ns: str, command: Command) -> Callable[[Any], Any]:
         run = self.writes.run
@@ -326,13 +374,24 @@ def child_main(config: dict[str, Any]) -> int:
     logging.basicConfig(level=config.get("log_level", logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s[writer %(process)d]: %(message)s")
     sock = socket.socket(fileno=config["fd"])
-    child = _Child(FsPath(config["data_dir"]), config["synchronous"], config["rules"], config["shared"])
+    space = SpacePolicy(**config.get("space", {}))
+    child = _Child(FsPath(config["data_dir"]), config["synchronous"], config["rules"], config["shared"], space)
     gc.freeze()  # start-up objects stay out of every collection (as in the server: cli/serve.py)
     reader = FrameReader()
+
+    def answer(group: Any) -> None:
+        sock.setblocking(True)
+        sock.sendall(_pack([group]))
+
     try:
         while True:
-            sock.setblocking(True)
-            data = sock.recv(1 << 20)
+            due = child.due_in()  # vacuum and checkpoint steps run while no request waits
+            sock.settimeout(due)
+            try:
+                data = sock.recv(1 << 20)
+            except (TimeoutError, BlockingIOError):
+                child.maintain(answer)
+                continue
             if not data:
                 return 0
             requests: list[Any] = []
@@ -345,8 +404,9 @@ def child_main(config: dict[str, Any]) -> int:
                         requests += pickle.loads(payload)
             except BlockingIOError:
                 pass
-            sock.setblocking(True)
-            child.handle(requests, lambda group: sock.sendall(_pack([group])))
+            child.handle(requests, answer)
+            if child.busy():
+                child.maintain(answer)  # requests keep coming: pending work gets a step after each round
     finally:
         child.close()
 

@@ -41,6 +41,10 @@ class Broker(Protocol):
     def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
         """``ns`` is open at commit ``seq``; ``fetch`` reads commits a broker missed."""
 
+    def forget_namespace(self, ns: str) -> None:
+        """``ns`` was dropped: forget where its commits were (a new file counts from 0 again);
+        subscribers stay."""
+
     def delivered(self, changeset: ChangeSet) -> Awaitable[None] | None:
         """``None`` if local subscribers already have ``changeset``, else something to await."""
 
@@ -89,6 +93,9 @@ class InProcessBroker:
         pass
 
     def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
+        pass
+
+    def forget_namespace(self, ns: str) -> None:
         pass
 
     def delivered(self, changeset: ChangeSet) -> Awaitable[None] | None:

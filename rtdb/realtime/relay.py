@@ -157,6 +157,18 @@ class RelayBroker:
         for changeset in sorted(early, key=lambda c: c.seq):
             self._accept(changeset)
 
+    def forget_namespace(self, ns: str) -> None:
+        """``ns`` was dropped: its order starts again when it is next opened. Commits of the old
+        file still on their way are dropped while it is closed (its clients were disconnected)."""
+        state = self._namespaces.pop(ns, None)
+        if state is None:
+            return
+        if state.gap_timer is not None:
+            state.gap_timer.cancel()
+        for _, future in state.waiters:
+            if not future.done():
+                future.set_result(None)
+
     def delivered(self, changeset: ChangeSet) -> Awaitable[None] | None:
         state = self._namespaces.get(changeset.namespace)
         if state is None or state.orderer is None or state.orderer.last_seq >= changeset.seq:
@@ -214,7 +226,9 @@ class RelayBroker:
             state.gap_timer = None
 
     def _gap_expired(self, ns: str) -> None:
-        state = self._namespaces[ns]
+        state = self._namespaces.get(ns)
+        if state is None:
+            return  # dropped meanwhile
         state.gap_timer = None
         if state.orderer is None or not state.orderer.holding() or state.filling:
             return
@@ -233,6 +247,8 @@ class RelayBroker:
             log.exception("reading the change log of %s failed", ns)
             missing = []
         state.filling = False
+        if self._namespaces.get(ns) is not state:
+            return  # the namespace was dropped while its change log was read
         ready: list[ChangeSet] = []
         for changeset in missing:
             if changeset.seq > orderer.last_seq and not orderer.is_held(changeset.seq):

@@ -24,6 +24,7 @@ from rtdb.server.rulesfile import load_rules, watch_rules
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
 from rtdb.server.ws import WsEndpoint
+from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite import probe_write
 
 log = logging.getLogger("rtdb.server")
@@ -45,6 +46,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             indexes=settings.index_map(),
             require_indexes=settings.require_indexes,
             write_process=settings.write_process,
+            space=space_policy(settings),
             **kwargs,
         )
     authenticator = Authenticator(settings)
@@ -73,6 +75,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         sse.end_streams(ns)
 
     engine.on_lost = on_lost
+
+    def on_dropped(ns: str) -> None:
+        """``ns`` was dropped: its listeners hear ``null``, then start over on the new namespace."""
+        ws_endpoint.drop(ns)
+        sse.drop(ns)
+
+    engine.on_dropped = on_dropped
     if isinstance(engine.feed, RelayBroker):
         engine.feed.on_lost = on_lost
 
@@ -149,6 +158,12 @@ class RtdbApp(Litestar):
             await self.rest(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def space_policy(settings: Settings) -> SpacePolicy:
+    """When namespace writers give space back (:mod:`rtdb.storage.space`)."""
+    return SpacePolicy(vacuum_free_percent=settings.vacuum_free_percent,
+                       wal_truncate_bytes=settings.wal_truncate_mb * 1024 * 1024)
 
 
 def storage_problem(data_dir: FsPath) -> str | None:

@@ -34,7 +34,7 @@ from rtdb.engine.engine import Engine
 from rtdb.realtime.sse import SseStream
 from rtdb.rules import Ruleset
 from rtdb.rules.coverage import render_html
-from rtdb.server import inspect
+from rtdb.server import inspect, namespaces
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
 from rtdb.server.settings import Settings
@@ -308,6 +308,9 @@ class RestApi:
             if raw_path == inspect.COVERAGE_JSON_PATH:
                 return Response(encode(report))
             return Response(render_html(report).encode(), media_type="text/html; charset=utf-8")
+        if raw_path in (namespaces.NAMESPACE_PATH, namespaces.COMPACT_PATH):
+            ns, _, caller = self._context(request)
+            return Response(encode(await namespaces.handle(self.engine, raw_path, request.method, ns, caller)))
         if raw_path == inspect.TRIGGERS_PATH:
             ns, _, caller = self._context(request)
             if request.method != "POST":

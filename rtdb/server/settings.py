@@ -61,6 +61,12 @@ class Settings:
     lp_idle_timeout_s: int = _setting(60, "Seconds a long-polling session (`/.lp`) may go without a request "
                                           "before it ends and its onDisconnect writes run (browsers cannot be "
                                           "relied on to say they left).", kind="int", metavar="SECONDS")
+    vacuum_free_percent: int = _setting(10, "Once this percentage of a namespace's file (and at least 4 MiB) is "
+                                            "free pages, its writer gives them back to the file system, in small "
+                                            "steps between writes; 0: only on demand (`POST /.compact.json`).", kind="int", metavar="PERCENT")
+    wal_truncate_mb: int = _setting(64, "A namespace's WAL larger than this many MiB is checkpointed and "
+                                        "truncated between writes (and SQLite's `journal_size_limit`).",
+                                    kind="int", metavar="MIB")
 
     @staticmethod
     def env_name(name: str) -> str:
@@ -166,6 +172,10 @@ def check_settings(settings: Settings) -> None:
                  "lp_idle_timeout_s"):
         if getattr(settings, name, 1) <= 0:
             raise ValueError(f"{Settings.flag_name(name)} {getattr(settings, name)}: expected more than 0")
+    if not 0 <= settings.vacuum_free_percent <= 100:
+        raise ValueError(f"--vacuum-free-percent {settings.vacuum_free_percent}: expected 0 to 100")
+    if settings.wal_truncate_mb <= 0:
+        raise ValueError(f"--wal-truncate-mb {settings.wal_truncate_mb}: expected more than 0")
     if settings.workers < 0:
         raise ValueError(f"--workers {settings.workers}: expected 0 (one per core) or more")
     try:

@@ -111,6 +111,15 @@ class SseEndpoint:
                 stream.outbox.send((CANCEL,))
                 stream.outbox.close()
 
+    def drop(self, ns: str) -> None:
+        """``ns`` was dropped: each of its streams gets ``put`` ``null`` and ends; the client
+        reconnects and streams the new namespace."""
+        for stream in list(self.callers):
+            if stream.ns == ns:
+                self.fanout.remove(stream)
+                stream.outbox.send((event("put", (), None),))
+                stream.outbox.close()
+
     def end_streams(self, ns: str | None = None) -> None:
         """Finish every open stream (of ``ns``, or all: server shutdown); clients reconnect
         and get a fresh ``put``."""

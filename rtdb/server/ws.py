@@ -176,6 +176,15 @@ class WsEndpoint:
             if connection.ns == ns:
                 connection.abort(CLOSE_SERVICE_RESTART)
 
+    def drop(self, ns: str) -> None:
+        """``ns`` was dropped: every listen of its connections gets its data as ``null``, their
+        onDisconnect writes are discarded (running them would recreate the namespace they were
+        meant for), and they are closed with 1012, so the clients reconnect and listen again
+        (with the hash of their ``null``: nothing more is sent until the data changes)."""
+        for connection in list(self.connections.values()):
+            if connection.ns == ns:
+                connection.dropped()
+
     async def recheck(self, ns: str | None) -> None:
         """Rules changed (in ``ns``, or everywhere): revoke listens whose callers lost read access."""
         for connection in list(self.connections.values()):
@@ -260,6 +269,13 @@ class Connection:
         """Close this connection from the server side (e.g. its client reconnected)."""
         self.close_code = code
         self.outbox.close()
+
+    def dropped(self) -> None:
+        """The namespace was dropped (:meth:`WsEndpoint.drop`)."""
+        self.session.take_on_disconnect()
+        for entry in self.session.listens():
+            self.outbox.send(data_push_frames(entry.path, None, entry.tag))
+        self.abort(CLOSE_SERVICE_RESTART)
 
     def take_over(self) -> None:
         """The client came back (``ls=``): end its old session, and so run its onDisconnect

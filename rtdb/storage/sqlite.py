@@ -32,7 +32,11 @@ from typing import Any, TypeVar
 
 from rtdb.core.errors import RtdbError, Unavailable
 from rtdb.storage import migrate
+from rtdb.storage.files import Hold, hold
 from rtdb.storage.lone import ALONE
+from rtdb.storage.space import CompactReport, SpaceKeeper, SpacePolicy, prepare
+from rtdb.storage.space import enable_incremental_vacuum as enable_incremental_vacuum  # for the migration
+from rtdb.storage.rows import PAGE_SIZE
 from rtdb.storage.txn import SCHEMA, Txn
 
 log = logging.getLogger("rtdb.storage")
@@ -72,6 +76,32 @@ class Op:
 
 
 @dataclass
+class _Compact:
+    """A compaction asked of the writer thread (:meth:`SqliteStore.compact`)."""
+
+    future: asyncio.Future[CompactReport]
+
+
+class _Wake:
+    """Asks the writer thread to look at its vacuum and checkpoint work again: a lone write
+    committed on the event loop's thread (:meth:`SqliteStore.write`) may have made some due."""
+
+
+_WAKE = _Wake()
+
+
+def _resolve(done: list[tuple[Any, CompactReport]]) -> None:
+    for future, report in done:
+        if not future.done():
+            future.set_result(report)
+
+
+def _fail(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(Unavailable("The database closed before the compaction finished"))
+
+
+@dataclass
 class StoreStats:
     batches: int = 0
     ops: int = 0
@@ -81,9 +111,11 @@ class StoreStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def connect(file: FsPath, synchronous: str) -> sqlite3.Connection:
+def connect(file: FsPath, synchronous: str, space: SpacePolicy | None = None) -> sqlite3.Connection:
     conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: packed rows of up to ~2 KB stay on their page
+    prepare(conn, space)  # before the switch to WAL: a new file gets incremental auto-vacuum
     _set_wal(conn)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA cache_size=-16000")
@@ -94,28 +126,70 @@ class GroupWriter:
     """The write connection of one file and group commit over it, synchronous: the
     store's writer thread drives it, and so does the writer process (`--write-process`)."""
 
-    def __init__(self, file: FsPath, *, synchronous: str = "FULL", stats: StoreStats | None = None) -> None:
+    def __init__(self, file: FsPath, *, synchronous: str = "FULL", stats: StoreStats | None = None,
+                 space: SpacePolicy | None = None) -> None:
         self.file = file
         self.synchronous = synchronous
         self.stats = stats if stats is not None else StoreStats()
+        self.policy = space if space is not None else SpacePolicy()
         self.txn: Txn | None = None
+        self.space: SpaceKeeper | None = None
+        """Vacuum and checkpoint work between groups (:mod:`rtdb.storage.space`)."""
+        self._hold: Hold | None = None
 
     def open(self) -> None:
         """Create the file (and its tables) if needed and take the write connection."""
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.file, self.synchronous)
+        self._hold = hold(self.file)  # waits while the namespace is being dropped
+        try:
+            conn = connect(self.file, self.synchronous, self.policy)
+        except BaseException:
+            self._release()
+            raise
         try:
             migrate.ensure_current(conn, self.file.stem)  # an older file is rewritten first
             conn.executescript(SCHEMA)
             self.txn = Txn(conn)
+            self.space = SpaceKeeper.of(conn, self.file, self.policy, busy_timeout_ms=BUSY_TIMEOUT_MS)
         except BaseException:
             conn.close()
+            self._release()
             raise
 
     def close(self) -> None:
         if self.txn is not None:
             self.txn.conn.close()
             self.txn = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
+
+    def request_compact(self, token: Any) -> None:
+        """Give back every free page and truncate the WAL, between groups; :meth:`maintain`
+        returns ``(token, CompactReport)`` once done."""
+        assert self.txn is not None and self.space is not None
+        self.space.request_compact(token, self.txn.conn)
+
+    def maintain(self) -> list[tuple[Any, CompactReport]]:
+        """One bounded step of vacuum or checkpoint work, outside any group (see
+        :meth:`SpaceKeeper.due_in` for when); the compactions it finished. A failure is
+        logged and the work dropped: giving space back must never stop the writes."""
+        txn, space = self.txn, self.space
+        if txn is None or space is None:
+            return []
+        try:
+            return space.step(txn.conn)
+        except sqlite3.Error:
+            log.exception("giving space back in %s failed", self.file.name)
+            if txn.conn.in_transaction:
+                txn.conn.execute("ROLLBACK")
+            tokens = space.abandon()
+            self.space = SpaceKeeper.of(txn.conn, self.file, self.policy, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            report = CompactReport(0, 0, 0, self.space.mode, False)
+            return [(token, report) for token in tokens]
 
     def apply(self, batch: list[Op]) -> bool:
         """Apply ``batch`` as one transaction and commit it; ``False`` if nothing committed
@@ -127,6 +201,7 @@ class GroupWriter:
         assert txn is not None
         conn = txn.conn
         seq_before = txn.seq
+        changes_before = conn.total_changes
         conn.execute("BEGIN IMMEDIATE")
         txn.forget()  # what it knew of the file may be stale (another process may have written)
         try:
@@ -154,6 +229,8 @@ class GroupWriter:
         self.stats.batches += 1
         self.stats.ops += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        if self.space is not None:
+            self.space.committed(conn.total_changes - changes_before)
         return True
 
     def _apply_ops(self, txn: Txn, batch: list[Op], *, savepoints: bool) -> bool:
@@ -188,7 +265,8 @@ class SqliteStore:
     """One namespace's database file. With ``writer=False`` it only reads: another
     process (the writer process) owns the writes and must have created the file."""
 
-    def __init__(self, file: FsPath, *, synchronous: str = "FULL", readers: int = 2, writer: bool = True) -> None:
+    def __init__(self, file: FsPath, *, synchronous: str = "FULL", readers: int = 2, writer: bool = True,
+                 space: SpacePolicy | None = None) -> None:
         self.file = file
         self.synchronous = synchronous
         self.stats = StoreStats()
@@ -197,19 +275,35 @@ class SqliteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._inbox: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Op | _Compact | _Wake | None] = queue.SimpleQueue()
         self._queued = 0  # writes handed to the writer thread and not finished yet (event loop only)
-        self._writing = threading.Lock()  # whoever uses the write connection holds it
+        self._writing = threading.Lock()  # held by whichever thread uses the write connection
+        self._sleeping = False  # the writer thread waits with no vacuum or checkpoint work due
+        self._woken = False  # a _WAKE is on its way to the writer thread
         self._closing = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
-        self._writer = GroupWriter(file, synchronous=synchronous, stats=self.stats)
+        self._writer = GroupWriter(file, synchronous=synchronous, stats=self.stats, space=space)
+        self._hold: Hold | None = None  # this store's readers (the writer holds its own)
         self.on_commit: Callable[[list[Any]], None] | None = None
+
+    @property
+    def space(self) -> SpaceKeeper | None:
+        """The writer's vacuum and checkpoint state (``None`` without a writer thread)."""
+        return self._writer.space
 
     # -- lifetime -------------------------------------------------------------
     async def open(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        self._hold = await asyncio.to_thread(hold, self.file)  # waits while the namespace is being dropped
+        try:
+            await self._start_writer(loop)
+        except BaseException:
+            self._hold.release()
+            raise
+
+    async def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._writes:
             return
         ready: asyncio.Future[None] = loop.create_future()
@@ -232,21 +326,26 @@ class SqliteStore:
             await self._stopped
             self._thread.join()
             self._thread = None
-        self._readers.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._readers.shutdown, True)  # reads under way end
         with self._conns_lock:
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
+        if self._hold is not None:
+            self._hold.release()  # after the last connection: a drop may delete the files now
+            self._hold = None
 
     # -- reads ----------------------------------------------------------------
     async def read(self, fn: Callable[[Txn], T]) -> T:
+        if self._closing:
+            raise Unavailable("The database is not open")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read_in_thread, fn)
 
     def _reader_txn(self) -> Txn:
         txn: Txn | None = getattr(self._local, "txn", None)
         if txn is None:
-            conn = connect(self.file, self.synchronous)
+            conn = connect(self.file, self.synchronous, self._writer.policy)
             with self._conns_lock:
                 self._reader_conns.append(conn)
             txn = Txn(conn)
@@ -271,6 +370,7 @@ class SqliteStore:
         if self._queued == 0 and ALONE.get() and self._writing.acquire(blocking=False):
             try:  # nothing before it and nobody else to serve: commit here, without two thread wake-ups
                 committed = self._apply([op])
+                self._wake_for_space()
             finally:
                 self._writing.release()
             self._finish([op], committed)
@@ -278,6 +378,15 @@ class SqliteStore:
             self._queued += 1
             self._inbox.put(op)
         return await future
+
+    def _wake_for_space(self) -> None:
+        """After a lone write: have the writer thread see vacuum or checkpoint work it made due."""
+        space = self._writer.space
+        if space is None or self._woken:
+            return
+        if self._sleeping and space.due_in() is not None or space.busy:
+            self._woken = True
+            self._inbox.put(_WAKE)
 
     def _run_writer(self, ready: asyncio.Future[None]) -> None:
         """The writer thread: own the write connection; take what has arrived, apply it
@@ -296,26 +405,65 @@ class SqliteStore:
             self._writer.close()
             loop.call_soon_threadsafe(self._finish_stopping)
 
+    async def compact(self) -> CompactReport:
+        """Give back every free page and truncate the WAL, in steps between write groups."""
+        if self._thread is None or self._closing:
+            raise Unavailable("The database is not open")
+        assert self._loop is not None
+        future: asyncio.Future[CompactReport] = self._loop.create_future()
+        self._inbox.put(_Compact(future))
+        return await future
+
     def _serve_writes(self, loop: asyncio.AbstractEventLoop) -> None:
+        writer = self._writer
+        groups = 0
         stopping = False
         while not stopping:
-            first = self._inbox.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
+            item = self._next(loop)
+            batch: list[Op] = []
+            while item is not None:
+                if isinstance(item, _Compact):
+                    with self._writing:
+                        writer.request_compact(item.future)
+                elif isinstance(item, _Wake):
+                    self._woken = False
+                else:
+                    batch.append(item)
+                if len(batch) >= MAX_BATCH:
+                    break
                 try:
-                    op = self._inbox.get_nowait()
+                    item = self._inbox.get_nowait()
                 except queue.Empty:
                     break
-                if op is None:
-                    stopping = True
-                    break
-                batch.append(op)
-            with self._writing:
-                committed = self._apply(batch)
-            loop.call_soon_threadsafe(self._finish_queued, batch, committed)
-            batch, first, op = [], None, None  # handed over: keep no write (it may be large) while waiting
+            else:
+                stopping = True
+            if batch:
+                with self._writing:
+                    committed = self._apply(batch)
+                loop.call_soon_threadsafe(self._finish_queued, batch, committed)
+                groups += 1
+            batch, item = [], None  # handed over: keep no write (it may be large) while waiting
+            space = writer.space
+            if not stopping and space is not None and space.busy and groups >= space.policy.busy_step_every:
+                groups = 0  # writes keep coming: one step of pending work now and then all the same
+                self._maintain(loop)
+        if writer.space is not None:
+            for future in writer.space.abandon():
+                loop.call_soon_threadsafe(_fail, future)
+
+    def _next(self, loop: asyncio.AbstractEventLoop) -> Op | _Compact | None:
+        """The next request; while none is waiting, vacuum and checkpoint work runs in steps."""
+        space = self._writer.space
+        while True:
+            with self._writing:  # a lone write may be committing on the event loop's thread
+                due = space.due_in() if space is not None else None
+                self._sleeping = due is None
+            try:
+                if due is None:
+                    return self._inbox.get()
+                return self._inbox.get(timeout=due) if due > 0 else self._inbox.get_nowait()
+            except queue.Empty:
+                self._maintain(loop)
 
     def _apply(self, batch: list[Op]) -> bool | None:
         """Commit ``batch`` (holding ``_writing``); ``None`` if the commit itself failed:
@@ -325,6 +473,12 @@ class SqliteStore:
         except Exception:
             log.exception("group commit failed")
             return None
+
+    def _maintain(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._writing:
+            done = self._writer.maintain()
+        if done:
+            loop.call_soon_threadsafe(_resolve, done)
 
     def _finish_stopping(self) -> None:
         if self._stopped is not None and not self._stopped.done():
