@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rtdb.core.value import normalize
 from rtdb.storage.lone import ALONE
+from rtdb.storage.space import SpacePolicy, file_bytes
 from rtdb.storage.sqlite import SqliteStore
 from rtdb.storage.txn import Txn
 
@@ -22,6 +25,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await s.open()
     yield s
     await s.close()
+
+
+ITEMS = {f"k{i:06d}": "x" * 400 for i in range(6_000)}  # ~2.6 MB of leaves
 
 
 def writing(key: str, value: Any, seen: list[tuple[str, int]]) -> Any:
@@ -93,3 +99,40 @@ async def test_a_failed_lone_write_leaves_no_trace_and_raises(store: SqliteStore
     assert published == []
     assert await store.read(lambda t: t.node(("k",))) is None
     assert await lone_write(store, writing("y", 2, [])) == "y"
+
+
+async def test_lone_writes_still_let_the_writer_thread_give_space_back(tmp_path: Path) -> None:
+    file = tmp_path / "ns.sqlite"
+    store = SqliteStore(file, synchronous="NORMAL",
+                        space=SpacePolicy(min_free_bytes=256 * 1024, idle_check_s=0.01, wal_truncate_bytes=1024 * 1024))
+    await store.open()
+    try:
+        assert await lone_write(store, lambda t: t.set(("items",), normalize(ITEMS))) is None
+        assert await lone_write(store, lambda t: t.set(("items",), None)) is None  # committed on this thread
+        assert store.space is not None
+        deadline = time.monotonic() + 30
+        while file_bytes(file) > 200_000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert file_bytes(file) <= 200_000, file_bytes(file)
+        assert store.space.stats.pages_freed > 0
+    finally:
+        await store.close()
+
+
+async def test_lone_writes_go_on_while_a_compaction_runs(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "ns.sqlite", synchronous="NORMAL",
+                        space=SpacePolicy(vacuum_free_percent=0, step_pages=8))
+    await store.open()
+    try:
+        await lone_write(store, lambda t: t.set(("items",), normalize(ITEMS)))
+        await lone_write(store, lambda t: t.set(("items",), None))
+        compaction = asyncio.ensure_future(store.compact())
+        seen: list[tuple[str, int]] = []
+        for i in range(20):
+            await lone_write(store, writing(str(i), i, seen))
+        report = await compaction
+        assert report.pages_freed > 0
+        assert [key for key, _ in seen] == [str(i) for i in range(20)]
+        assert await store.read(lambda t: t.node(("k", "19"))) == 19
+    finally:
+        await store.close()
