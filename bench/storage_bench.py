@@ -48,6 +48,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -348,9 +349,12 @@ async def put_concurrently(port: int, paths: list[str], body: bytes, in_flight: 
 
 
 def namespace_files(data_dir: Path) -> dict[str, float]:
-    """MB of the namespace's main file, its WAL and shared memory, and their total."""
+    """MB of the namespace's main file, its WAL and shared memory, and their total (files
+    named ``<ns>.*`` anywhere in the data directory but its lock files)."""
     sizes = {"main": 0.0, "wal": 0.0, "shm": 0.0}
-    for f in data_dir.glob(f"{NS}.*"):
+    for f in data_dir.rglob(f"{NS}.*"):
+        if ".locks" in f.relative_to(data_dir).parts or not f.is_file():
+            continue
         kind = "wal" if f.name.endswith("-wal") else "shm" if f.name.endswith("-shm") else "main"
         sizes[kind] += f.stat().st_size / 1e6
     sizes["total"] = sizes["main"] + sizes["wal"] + sizes["shm"]
@@ -426,9 +430,7 @@ def phase_export(fig: Figures, sys_: Systems, export: Export, run: int, args: ar
         time.sleep(args.idle)
         add_files(fig, f"{args.idle:g} s after deleting everything", data_dir)
     add_files(fig, "after deleting everything, server stopped", data_dir)
-    for f in data_dir.iterdir():
-        f.unlink()
-    data_dir.rmdir()
+    shutil.rmtree(data_dir)
 
 
 def load_big_tree(server: Server) -> float:
