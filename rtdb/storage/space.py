@@ -72,7 +72,7 @@ class SpacePolicy:
     """... and only once they add up to this much."""
     wal_truncate_bytes: int = 64 * 1024 * 1024
     """A WAL above this is checkpointed and truncated; also SQLite's ``journal_size_limit``."""
-    step_pages: int = 128
+    step_pages: int = 64
     """Pages per vacuum step: one short commit between groups."""
     check_every_groups: int = 64
     big_group_rows: int = 1000
