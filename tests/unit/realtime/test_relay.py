@@ -168,3 +168,18 @@ async def test_without_a_link_publishing_still_reaches_local_subscribers() -> No
     broker.attach(None)
     broker.publish(cs(1))
     assert seen == [1] and broker.stats.sent == 0
+
+
+async def test_a_dropped_namespace_counts_its_commits_from_its_new_file() -> None:
+    broker, seen = started(at=0)
+    broker.received(relayed(cs(1)))
+    broker.received(relayed(cs(2)))
+    waiting = broker.delivered(cs(5))  # a writer of the old file waits for commit 5
+    assert waiting is not None
+    broker.forget_namespace("ns")
+    assert waiting.done()  # nobody waits for ever on a dropped namespace
+    broker.received(relayed(cs(3)))  # the old file's, still on its way: kept by nobody
+    broker.open_namespace("ns")
+    broker.start_namespace("ns", 0, Log().fetch)  # the new file starts from 0
+    broker.received(relayed(cs(1)))
+    assert seen == [1, 2, 1]
