@@ -81,21 +81,29 @@ def _normalize(value: Any, depth: int, nbytes: int, *, top: bool = False) -> Nod
             return None
         return {VALUE: inner, PRIORITY: priority} if priority is not None else inner
     children: dict[str, Node] = {}
+    child_depth = depth + 1
+    if child_depth > MAX_DEPTH and any(k != PRIORITY for k in value):
+        raise InvalidData(TOO_DEEP)
+    sep = 1 if depth else 0
     for key, child in value.items():
         if key == PRIORITY:
             continue
-        if not isinstance(key, str):
+        if type(key) is not str:
             raise InvalidData("Invalid data; keys must be strings")
         check_key(key)
-        child_depth = depth + 1
-        child_bytes = nbytes + len(key.encode()) + (1 if depth else 0)
-        if child_depth > MAX_DEPTH:
-            raise InvalidData(TOO_DEEP)
+        child_bytes = nbytes + (len(key) if key.isascii() else len(key.encode())) + sep
         if child_bytes > MAX_PATH_BYTES:
             raise InvalidData(f"Invalid data; key path longer than {MAX_PATH_BYTES} bytes")
-        node = _normalize(child, child_depth, child_bytes)
-        if node is not None:
-            children[key] = node
+        kind = type(child)
+        # the common leaves without a call each (an import normalizes millions of them)
+        if kind is str and child.isascii() and len(child) <= MAX_STRING_BYTES or kind is bool:
+            children[key] = child
+        elif kind is int and -MAX_SAFE_INT <= child <= MAX_SAFE_INT:
+            children[key] = child
+        else:
+            node = _normalize(child, child_depth, child_bytes)
+            if node is not None:
+                children[key] = node
     if not children:
         return None
     if priority is not None:

@@ -64,6 +64,7 @@ Row = tuple[str, bytes, int, Any, Any]
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE = msgspec.json.Decoder().decode
 _INT = struct.Struct(">I")
+_NUMERIC_START = frozenset("-0123456789")  # an integer key starts with one of these
 
 
 # -- keys -------------------------------------------------------------------------
@@ -71,6 +72,8 @@ def key_bytes(key: str) -> bytes:
     """``key`` as bytes in Firebase's key order: integer keys first, by value (a key
     that spells its integer with leading zeros after the plain one), then strings by
     UTF-16 code units (CESU-8: UTF-8 with astral characters as surrogate pairs)."""
+    if key[:1] not in _NUMERIC_START and key.isascii():  # the common key: no integer, ASCII
+        return b"\x01" + key.encode()
     n = int_key(key)
     if n is not None:
         head = b"\x00" + _INT.pack(n + 2**31)
@@ -164,10 +167,16 @@ def unpacked(kind: int, value: Any) -> dict[str, Node]:
     return out
 
 
+def _plain_order(keys: list[str]) -> bool:
+    """Whether sorting ``keys`` as strings gives Firebase's order (no integer keys, ASCII)."""
+    return all(k[:1] not in _NUMERIC_START and k.isascii() for k in keys)
+
+
 def sorted_children(kids: dict[str, Node]) -> dict[str, Node]:
     """``kids`` in Firebase key order (priority last), nested objects too."""
     out: dict[str, Node] = {}
-    for key in sorted((k for k in kids if k != PRIORITY), key=key_order):
+    keys = [k for k in kids if k != PRIORITY]
+    for key in sorted(keys) if _plain_order(keys) else sorted(keys, key=key_order):
         child = kids[key]
         out[key] = sorted_children(child) if isinstance(child, dict) and VALUE not in child else child
     if PRIORITY in kids:
