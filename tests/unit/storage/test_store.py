@@ -1,4 +1,4 @@
-"""The store protocol against every backend (conftest.BACKENDS), with real files in tmp_path; the
+"""The store protocol against every backend (BACKENDS below), with real files in tmp_path; the
 row-layout and multi-process tests are the SQLite store's own."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,31 @@ from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import children, normalize
 from rtdb.storage.rows import NUMBER, OBJECT, PACK_MAX, PACKED, SEP, STRING, child_path_key, key_bytes, key_of
 from rtdb.storage.sqlite import SqliteStore
+from rtdb.storage.sqlite_backend import SqliteBackend
 from rtdb.storage.store import Backend, Store
 from rtdb.storage.txn import Txn
+
+
+
+# One fixture for every store implementation: these tests run against each backend in
+# BACKENDS (SQLite files today; a PostgreSQL store adds itself here). It lives in this file,
+# not in a conftest.py: the e2e tests import the top-level conftest by that module name.
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "sqlite": lambda data_dir: SqliteBackend(data_dir, synchronous="NORMAL"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    s = backend.store("ns")
+    await s.open()
+    yield s
+    await s.close()
 
 
 def rows(store: Store) -> list[tuple[str, int]]:
