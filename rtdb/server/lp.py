@@ -419,14 +419,10 @@ def _control(text: str) -> object | None:
 
 
 def _is_end_transmission(text: str) -> bool:
-    if len(text) > 64 or '"n"' not in text:
+    if '"n"' not in text:  # most messages are data: no parse
         return False
-    try:
-        message = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("t") == "c" and isinstance(message.get("d"), dict) \
-        and message["d"].get("t") == "n"
+    control = _control(text)
+    return isinstance(control, dict) and control.get("t") == "n"
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path as FsPath
 
 from rtdb.storage.rows import BOOLEAN, FORMAT, OBJECT, PAGE_SIZE, ROOT_KSORT, Packer, Row, leaf_row
-from rtdb.storage.txn import SCHEMA
+from rtdb.storage.txn import SCHEMA, insert_sql
 
 log = logging.getLogger("rtdb.storage.migrate")
 
@@ -88,8 +88,7 @@ def _migrate_v1(conn: sqlite3.Connection, progress: Callable[[int], None] | None
 
     def flush() -> None:
         args = [v for row in pending for v in row]
-        conn.execute("INSERT INTO nodes (parent, ksort, kind, value, priority) VALUES "
-                     + ", ".join(["(?, ?, ?, ?, ?)"] * len(pending)), args)
+        conn.execute(insert_sql(len(pending)), args)
         pending.clear()
 
     packer = Packer(emit)

@@ -161,7 +161,7 @@ def row_node(kind: int, value: Any, priority: Any, *, plain: bool = False, raw: 
     return {VALUE: v, PRIORITY: priority}
 
 
-def unpacked(kind: int, value: Any) -> dict[str, Node]:
+def unpacked(value: Any) -> dict[str, Node]:
     """The children of a packed row, priorities inside (the row's own priority is not)."""
     out: dict[str, Node] = _DECODE(value)
     return out

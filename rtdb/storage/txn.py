@@ -14,7 +14,7 @@ from rtdb.core.ordering import key_order, key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import (
-    PRIORITY, Node, as_array, child_at, children, int_key, is_leaf, replace_at, to_plain, with_priority,
+    PRIORITY, Node, as_array, child_at, children, int_key, is_leaf, replace_at, to_plain,
 )
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
@@ -76,7 +76,8 @@ _COLUMNS = "kind, value, priority"
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
-def _insert_sql(n: int) -> str:
+def insert_sql(n: int) -> str:
+    """An INSERT of ``n`` rows of :data:`rows.Row` into ``nodes``."""
     return "INSERT INTO nodes (parent, ksort, kind, value, priority) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * n)
 
 
@@ -273,7 +274,7 @@ class Txn:
             return False
         if held[0] == len(path):
             return True
-        return child_at(unpacked(held[1], held[2]), path[held[0]:]) is not None
+        return child_at(unpacked(held[2]), path[held[0]:]) is not None
 
     def child_keys(self, path: Path) -> tuple[Node, list[str]]:
         """The node itself if it is a leaf, else its child keys (grandchildren are not read)."""
@@ -467,7 +468,7 @@ class Txn:
         above = [r for r in chain if r[0] < depth]
         deepest = above[-1] if above else None
         if deepest is None:  # an empty database
-            self.conn.execute(_insert_sql(1), ("", ROOT_KSORT, OBJECT, None, None))
+            self.conn.execute(insert_sql(1), ("", ROOT_KSORT, OBJECT, None, None))
             top = 0
         else:
             top = deepest[0]
@@ -497,7 +498,7 @@ class Txn:
         args: list[Any] = []
         for row in rows:
             args += row
-        self.conn.execute(_insert_sql(len(rows)), args)
+        self.conn.execute(insert_sql(len(rows)), args)
 
     def _set_inside(self, path: Path, row: tuple[int, int, Any, Any], node: Node) -> None:
         """Write inside the packed row at depth ``row[0]``: rewrite it (small), or unpack it
@@ -530,15 +531,6 @@ class Txn:
             self.conn.execute("DELETE FROM nodes WHERE ksort != x''")
         else:
             self.conn.execute("DELETE FROM nodes WHERE parent >= ? AND parent < ?", (lo, hi))
-
-    def set_priority(self, path: Path, priority: Any) -> None:
-        held = self._holder(path)
-        if held is None:
-            return
-        if held[0] == len(path):
-            self.conn.execute("UPDATE nodes SET priority = ? WHERE parent = ? AND ksort = ?", (priority, *locator(path)))
-        else:
-            self.set(path, with_priority(self.node(path), priority))
 
     def _prune(self, path: Path) -> None:
         """Delete the objects at and above ``path`` that were left without children."""
