@@ -44,9 +44,9 @@ from rtdb.engine.writes import (
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
 from rtdb.storage.files import DROP_WAIT_S
-from rtdb.storage.space import Compacting, CompactReport, Dropping, SpacePolicy
+from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite_backend import SqliteBackend
-from rtdb.storage.store import Backend, Store, Txn
+from rtdb.storage.store import Backend, CompactReport, Store, Txn
 
 log = logging.getLogger("rtdb.engine")
 T = TypeVar("T")
@@ -255,8 +255,6 @@ class Engine:
             raise PermissionDenied("Permission denied")
         check_namespace(ns)
         backend = self.backend
-        if not isinstance(backend, Dropping):
-            raise Unavailable("This store cannot drop namespaces")
         while ns in self._dropping:  # a drop of it under way here: after it, this one finds less
             await self._dropped(ns)
         self._close_gate(ns)
@@ -289,8 +287,6 @@ class Engine:
             if self._writer_process is not None:
                 report: CompactReport = await self._writer_process.write(ns, ("compact",))
                 return report
-            if not isinstance(store, Compacting):
-                raise Unavailable("This store cannot compact namespaces")
             return await store.compact()
         finally:
             self._busy[ns] -= 1

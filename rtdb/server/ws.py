@@ -585,8 +585,11 @@ class Connection:
         )
         entry.handle = listener
         self.hub.listen(listener)
+        # a listen without a query or a hash only sends what it reads: stored JSON may pass
+        # through undecoded (a query's window and a hash need the values themselves)
+        raw = listener.spec is None and not body.h
         try:
-            result = await self.engine.read(self.ns, path, caller=caller, query=spec)
+            result = await self.engine.read(self.ns, path, caller=caller, query=spec, raw=raw)
         except BaseException:
             self.hub.unlisten(listener)
             raise

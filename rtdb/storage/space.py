@@ -35,27 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
+
+from rtdb.storage.store import CompactReport
 
 log = logging.getLogger("rtdb.storage.space")
 
-
-@runtime_checkable
-class Compacting(Protocol):
-    """A :class:`~rtdb.storage.store.Store` that can give its free space back on demand."""
-
-    async def compact(self) -> CompactReport: ...
-
-
-@runtime_checkable
-class Dropping(Protocol):
-    """A :class:`~rtdb.storage.store.Backend` that can delete a namespace's data."""
-
-    def drop(self, ns: str) -> int | None:
-        """Delete ``ns`` once no process has it open (they were asked to close it): the bytes
-        freed, ``None`` if it did not exist; :class:`~rtdb.core.errors.Unavailable` if some
-        process kept it open. Blocking: run it in a thread."""
-        ...
 
 AUTO_VACUUM_MODES = {0: "none", 1: "full", 2: "incremental"}
 CHECKPOINT_TRIES = 8
@@ -142,19 +127,6 @@ def checkpoint(conn: sqlite3.Connection, busy_ms: int, *, restore_busy_ms: int) 
     finally:
         conn.execute(f"PRAGMA busy_timeout={int(restore_busy_ms)}")
     return busy == 0
-
-
-@dataclass(frozen=True, slots=True)
-class CompactReport:
-    bytes_before: int
-    bytes_after: int
-    pages_freed: int
-    auto_vacuum: str
-    wal_truncated: bool
-
-    def as_json(self) -> dict[str, Any]:
-        return {"bytesBefore": self.bytes_before, "bytesAfter": self.bytes_after, "pagesFreed": self.pages_freed,
-                "autoVacuum": self.auto_vacuum, "walTruncated": self.wal_truncated}
 
 
 @dataclass

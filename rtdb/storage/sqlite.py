@@ -149,7 +149,7 @@ class GroupWriter:
         try:
             migrate.ensure_current(conn, self.file.stem)  # an older file is rewritten first
             conn.executescript(SCHEMA)
-            self.txn = Txn(conn)
+            self.txn = Txn(conn, writing=True)
             self.space = SpaceKeeper.of(conn, self.file, self.policy, busy_timeout_ms=BUSY_TIMEOUT_MS)
         except BaseException:
             conn.close()

@@ -16,6 +16,7 @@ The engine depends on these protocols only; it never names a store class.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from rtdb.core.path import Path
@@ -53,6 +54,21 @@ class Txn(Protocol):
     def log_change(self, seq: int, data: bytes) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CompactReport:
+    """What :meth:`Store.compact` gave back."""
+
+    bytes_before: int
+    bytes_after: int
+    pages_freed: int
+    auto_vacuum: str
+    wal_truncated: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"bytesBefore": self.bytes_before, "bytesAfter": self.bytes_after, "pagesFreed": self.pages_freed,
+                "autoVacuum": self.auto_vacuum, "walTruncated": self.wal_truncated}
+
+
 class Store(Protocol):
     """One namespace's data."""
 
@@ -62,6 +78,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
     async def read(self, fn: Callable[[Txn], T]) -> T: ...
     async def write(self, fn: Callable[[Txn], T]) -> T: ...
+
+    async def compact(self) -> CompactReport:
+        """Give the space of deleted data back to the file system (or the database server)
+        between write groups; writers wait at most one short step."""
+        ...
 
 
 class EmptyReads(Protocol):
@@ -86,6 +107,12 @@ class Backend(Protocol):
 
     def namespaces(self) -> list[str]:
         """The namespaces that have a database."""
+        ...
+
+    def drop(self, ns: str) -> int | None:
+        """Delete ``ns`` once no process has it open (they were asked to close it): the bytes
+        freed, ``None`` if it did not exist; :class:`~rtdb.core.errors.Unavailable` if some
+        process kept it open. Blocking: run it in a thread."""
         ...
 
     def empty(self) -> EmptyReads:

@@ -73,6 +73,7 @@ UNKNOWN: Any = object()
 
 _ROWS_PER_INSERT = 100  # 500 parameters: under SQLite's limit of 32,766
 _COLUMNS = "kind, value, priority"
+_CHAINS_KEPT = 16
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
@@ -108,10 +109,13 @@ def descendant_range(p: str) -> tuple[str, str]:
 class Txn:
     """Reads and writes nodes. Not thread-safe: one per connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, writing: bool = False) -> None:
         self.conn = conn
+        self.writing = writing
+        """The connection that writes the file (one per file): its reads may be kept until it writes."""
         self._log: list[tuple[int, bytes]] = []  # change-log entries of the group, written at commit
         self._pending: list[Row] = []  # rows decided by a Packer, inserted a statement's worth at a time
+        self._chains: dict[Path, list[tuple[int, int, Any, Any]]] = {}  # read since this connection last wrote
         self.seq = 0
         self.indexes: list[IndexDef] = []
         self.data_version = -1
@@ -122,6 +126,7 @@ class Txn:
         change-log entries it has not written."""
         self._log.clear()
         self._pending.clear()
+        self._chains.clear()
 
     def load_shared_state(self) -> None:
         """(Re-)read what this connection caches of the file: the commit sequence and the
@@ -137,6 +142,7 @@ class Txn:
     def refresh_if_shared_changed(self) -> None:
         """At the start of a write transaction: reload the cached state if another
         connection committed since (``PRAGMA data_version`` moves only for others' commits)."""
+        self._chains.clear()
         if self.conn.execute("PRAGMA data_version").fetchone()[0] != self.data_version:
             self.load_shared_state()
 
@@ -197,8 +203,17 @@ class Txn:
 
     # -- locating rows ----------------------------------------------------------
     def _chain(self, path: Path) -> list[tuple[int, int, Any, Any]]:
-        """``(depth, kind, value, priority)`` of the rows of ``path`` and its ancestors."""
-        return self.conn.execute(_chain_sql(len(path) + 1), _chain_args(path)).fetchall()
+        """``(depth, kind, value, priority)`` of the rows of ``path`` and its ancestors.
+        Inside a write transaction the chains read since the last write are kept, so that
+        a write reads its target's rows once (the command reads the old value, then sets)."""
+        chain = self._chains.get(path)
+        if chain is None:
+            chain = self.conn.execute(_chain_sql(len(path) + 1), _chain_args(path)).fetchall()
+            if self.writing:
+                if len(self._chains) >= _CHAINS_KEPT:
+                    self._chains.clear()
+                self._chains[path] = chain
+        return chain
 
     def _holder(self, path: Path) -> tuple[int, int, Any, Any] | None:
         """The row holding the node at ``path``: its own, or the packed ancestor it is
@@ -438,9 +453,10 @@ class Txn:
     def set(self, path: Path, node: Node, *, old: Node = UNKNOWN) -> None:
         """Replace the node at ``path`` (``None`` deletes), keeping the tree's invariants:
         no empty objects, every object's ancestors are objects, nothing stored below a
-        packed row. (``old`` is accepted for callers that read it; the row chain this
-        reads tells all that is needed.)"""
+        packed row. (``old`` is accepted for callers that read it; the row chain, read
+        once per write, tells all that is needed.)"""
         chain = self._chain(path)
+        self._chains.clear()  # what this changes makes every kept chain stale
         depth = len(path)
         for row in chain:
             if row[0] < depth and row[1] in PACKED_KINDS:
