@@ -2,10 +2,11 @@
 
 :class:`InProcessBroker` is the single-process default. A broker between
 processes (:class:`rtdb.realtime.relay.RelayBroker` for `rtdb serve --workers`,
-Redis Pub/Sub later) implements the same methods: ``publish`` sends the
-ChangeSet to every process, and each process calls its local subscribers with
-ChangeSets in ``seq`` order (holding back a ChangeSet until the ones before it
-arrived; :class:`SeqOrderer` does that bookkeeping). The engine tells the broker
+:class:`rtdb.realtime.redis_broker.RedisBroker` between nodes) implements the same
+methods: ``publish`` sends the ChangeSet to every process, and each process calls
+its local subscribers with ChangeSets in ``seq`` order (holding back a ChangeSet
+until the ones before it arrived; :class:`SeqOrderer` does that bookkeeping, and
+:class:`rtdb.realtime.ordered.OrderedFeed` the rest). The engine tells the broker
 when it opens a namespace (and the commit it starts from), awaits
 :meth:`~Broker.delivered` before acknowledging a write (so the writer's own
 listeners hear of it first), and announces rules deployments (:meth:`~Broker.announce`).
@@ -14,7 +15,7 @@ listeners hear of it first), and announces rules deployments (:meth:`~Broker.ann
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from rtdb.core.changes import ChangeSet
@@ -27,6 +28,9 @@ Subscriber = Callable[[ChangeSet], None]
 Fetch = Callable[[int], Awaitable[list[ChangeSet]]]
 """Reads the committed ChangeSets after a ``seq`` from the namespace's change log."""
 
+Head = Callable[[list[str]], Awaitable[Mapping[str, int]]]
+"""Reads the last committed ``seq`` of each of these namespaces from the store."""
+
 
 class Broker(Protocol):
     def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
@@ -35,11 +39,14 @@ class Broker(Protocol):
 
     def subscribe(self, ns: str, callback: Subscriber) -> Callable[[], None]: ...
 
-    def open_namespace(self, ns: str) -> None:
-        """The engine starts opening ``ns``: keep what arrives for it until :meth:`start_namespace`."""
+    def open_namespace(self, ns: str) -> Awaitable[None] | None:
+        """The engine starts opening ``ns``: keep what arrives for it until :meth:`start_namespace`.
+        Something to await before reading the store's ``seq`` (the broker is not yet receiving
+        what other processes commit to ``ns``), else ``None``."""
 
-    def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
-        """``ns`` is open at commit ``seq``; ``fetch`` reads commits a broker missed."""
+    def start_namespace(self, ns: str, seq: int, fetch: Fetch, *, epoch: str | None = None) -> None:
+        """``ns`` is open at commit ``seq`` of history ``epoch`` (if the store has one);
+        ``fetch`` reads commits a broker missed."""
 
     def forget_namespace(self, ns: str) -> None:
         """``ns`` was dropped: forget where its commits were (a new file counts from 0 again);
@@ -89,10 +96,10 @@ class InProcessBroker:
         call_subscribers(self._subscribers.of(changeset.namespace), changeset)
 
     # One process: nothing to wait for and no one to tell.
-    def open_namespace(self, ns: str) -> None:
-        pass
+    def open_namespace(self, ns: str) -> Awaitable[None] | None:
+        return None
 
-    def start_namespace(self, ns: str, seq: int, fetch: Fetch) -> None:
+    def start_namespace(self, ns: str, seq: int, fetch: Fetch, *, epoch: str | None = None) -> None:
         pass
 
     def forget_namespace(self, ns: str) -> None:
