@@ -1,12 +1,18 @@
-"""Node-level operations over one SQLite connection inside a transaction (the row
-layout is :mod:`rtdb.storage.rows`)."""
+"""Node-level operations over one database connection inside a transaction (the row
+layout is :mod:`rtdb.storage.rows`).
+
+The SQL here is the one copy of the store's logic, for SQLite and PostgreSQL alike: it is
+written in their common subset (``INSERT … ON CONFLICT … DO UPDATE``, ``RETURNING``, row
+values, ``?`` placeholders). What differs is a :class:`Dialect`: where the commit sequence
+and the index version live, and how a written value is encoded. On PostgreSQL the tables are
+views over shared tables scoped to one namespace, and each statement's text is translated once
+(:mod:`rtdb.storage.pg_conn`)."""
 
 from __future__ import annotations
 
 import functools
-import sqlite3
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import msgspec
 
@@ -74,6 +80,8 @@ UNKNOWN: Any = object()
 _ROWS_PER_INSERT = 100  # 500 parameters: under SQLite's limit of 32,766
 _COLUMNS = "kind, value, priority"
 _CHAINS_KEPT = 16
+_INDEX_ENTRY = ("INSERT INTO index_entries (ix, parent, key, vsort, ksort) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (ix, parent, key) DO UPDATE SET vsort = excluded.vsort, ksort = excluded.ksort")
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_INSERT)
@@ -99,6 +107,59 @@ def _chain_args(path: Path) -> list[Any]:
     return args
 
 
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What a :class:`Txn` needs of a connection: ``sqlite3.Connection``, or
+    :class:`rtdb.storage.pg_conn.PgConn` over psycopg."""
+
+    total_changes: int
+
+    def execute(self, sql: str, args: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, args: Iterable[Any], /) -> Any: ...
+
+
+class Dialect(Protocol):
+    """What differs between the databases a :class:`Txn` runs on."""
+
+    cell: Callable[[Any], Any] | None
+    """Encodes a value written to a ``value`` or ``priority`` column (``None``: as it is)."""
+
+    def data_version(self, conn: Connection) -> int:
+        """Moves when another connection may have changed the declared indexes (or the seq)."""
+        ...
+
+    def stored_seq(self, conn: Connection) -> int: ...
+    def save_seq(self, conn: Connection, seq: int) -> None: ...
+
+
+class SqliteDialect:
+    """SQLite: typeless columns take values as they are; the seq is a row of ``meta``."""
+
+    cell: Callable[[Any], Any] | None = None
+
+    def data_version(self, conn: Connection) -> int:
+        version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+        return version
+
+    def stored_seq(self, conn: Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
+        return row[0] if row else 0
+
+    def save_seq(self, conn: Connection, seq: int) -> None:
+        conn.execute(
+            "INSERT INTO meta (name, value) VALUES ('seq', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (seq,),
+        )
+
+
+SQLITE = SqliteDialect()
+
+
 def descendant_range(p: str) -> tuple[str, str]:
     """Exclusive bounds of the path keys strictly below ``p`` (``index_entries.parent``)."""
     if p == "":
@@ -109,8 +170,10 @@ def descendant_range(p: str) -> tuple[str, str]:
 class Txn:
     """Reads and writes nodes. Not thread-safe: one per connection."""
 
-    def __init__(self, conn: sqlite3.Connection, *, writing: bool = False) -> None:
+    def __init__(self, conn: Connection, *, writing: bool = False, dialect: Dialect = SQLITE) -> None:
         self.conn = conn
+        self.dialect = dialect
+        self._cell = dialect.cell
         self.writing = writing
         """The connection that writes the file (one per file): its reads may be kept until it writes."""
         self._log: list[tuple[int, bytes]] = []  # change-log entries of the group, written at commit
@@ -131,9 +194,8 @@ class Txn:
     def load_shared_state(self) -> None:
         """(Re-)read what this connection caches of the file: the commit sequence and the
         declared indexes. Another process sharing the file may have changed both."""
-        self.data_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        row = self.conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
-        self.seq = row[0] if row else 0
+        self.data_version = self.dialect.data_version(self.conn)
+        self.seq = self.dialect.stored_seq(self.conn)
         self.indexes = [
             IndexDef(ix, tuple(p for p in pattern.split("/") if p), tuple(c for c in child.split("/") if c))
             for ix, pattern, child in self.conn.execute("SELECT id, pattern, child FROM index_defs")
@@ -143,7 +205,7 @@ class Txn:
         """At the start of a write transaction: reload the cached state if another
         connection committed since (``PRAGMA data_version`` moves only for others' commits)."""
         self._chains.clear()
-        if self.conn.execute("PRAGMA data_version").fetchone()[0] != self.data_version:
+        if self.dialect.data_version(self.conn) != self.data_version:
             self.load_shared_state()
 
     # -- sequence -------------------------------------------------------------
@@ -152,11 +214,7 @@ class Txn:
         return self.seq
 
     def save_seq(self) -> None:
-        self.conn.execute(
-            "INSERT INTO meta (name, value) VALUES ('seq', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (self.seq,),
-        )
+        self.dialect.save_seq(self.conn, self.seq)
 
     def log_change(self, seq: int, data: bytes) -> None:
         """Keep the encoded ChangeSet of commit ``seq`` (for processes whose broker missed it).
@@ -170,7 +228,8 @@ class Txn:
             return
         first, last = log[0][0], log[-1][0]
         self.conn.execute(
-            "INSERT OR REPLACE INTO changelog (seq, data) VALUES (?, ?)", (last, msgspec.msgpack.encode(log))
+            "INSERT INTO changelog (seq, data) VALUES (?, ?) ON CONFLICT (seq) DO UPDATE SET data = excluded.data",
+            (last, msgspec.msgpack.encode(log)),
         )
         log.clear()
         if (first - 1) // 1000 != last // 1000:  # crossed a thousand: drop what is too old to keep
@@ -192,14 +251,14 @@ class Txn:
         return row[0] if row else None
 
     def set_meta(self, name: str, value: Any) -> None:
+        cell = self._cell
         self.conn.execute(
             "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
+            (name, value if cell is None else cell(value)),
         )
 
     def committed_seq(self) -> int:
-        row = self.conn.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
-        return row[0] if row else 0
+        return self.dialect.stored_seq(self.conn)
 
     # -- locating rows ----------------------------------------------------------
     def _chain(self, path: Path) -> list[tuple[int, int, Any, Any]]:
@@ -226,7 +285,7 @@ class Txn:
                 return row if row[1] in PACKED_KINDS else None
         return None
 
-    def _object_rows(self, p: str) -> sqlite3.Cursor:
+    def _object_rows(self, p: str) -> Cursor:
         """The rows below the object row at path key ``p``, parents before children."""
         lo, hi = below(p)
         if hi is None:
@@ -239,7 +298,7 @@ class Txn:
             (lo, hi),
         )
 
-    def _child_rows(self, p: str, columns: str = "ksort, kind, value, priority") -> sqlite3.Cursor:
+    def _child_rows(self, p: str, columns: str = "ksort, kind, value, priority") -> Cursor:
         # ksort > x'': the root's own row shares the parent "" with the root's children
         return self.conn.execute(f"SELECT {columns} FROM nodes WHERE parent = ? AND ksort > x'' ORDER BY ksort", (p,))
 
@@ -512,8 +571,13 @@ class Txn:
         event loop's thread and must win it back; a large write never holds all its rows."""
         rows, self._pending = self._pending, []
         args: list[Any] = []
-        for row in rows:
-            args += row
+        cell = self._cell
+        if cell is None:
+            for row in rows:
+                args += row
+        else:
+            for parent, ksort, kind, value, priority in rows:
+                args += (parent, ksort, kind, cell(value), cell(priority))
         self.conn.execute(insert_sql(len(rows)), args)
 
     def _set_inside(self, path: Path, row: tuple[int, int, Any, Any], node: Node) -> None:
@@ -533,6 +597,9 @@ class Txn:
         new_priority = new.get(PRIORITY) if isinstance(new, dict) else None
         if packed_size(kids) <= PACK_MAX:
             new_kind, blob = encode_kids(kids)
+            cell = self._cell
+            if cell is not None:
+                blob, new_priority = cell(blob), cell(new_priority)
             self.conn.execute(
                 "UPDATE nodes SET kind = ?, value = ?, priority = ? WHERE parent = ? AND ksort = ?",
                 (new_kind, blob, new_priority, *locator(holder)),
@@ -563,11 +630,10 @@ class Txn:
         for index in self.indexes:
             if index.pattern == pattern and index.child == child:
                 return index
-        cur = self.conn.execute(
-            "INSERT INTO index_defs (pattern, child) VALUES (?, ?)", ("/".join(pattern), "/".join(child))
-        )
-        assert cur.lastrowid is not None
-        index = IndexDef(cur.lastrowid, pattern, child)
+        (ix,), = self.conn.execute(
+            "INSERT INTO index_defs (pattern, child) VALUES (?, ?) RETURNING id", ("/".join(pattern), "/".join(child))
+        ).fetchall()
+        index = IndexDef(ix, pattern, child)
         self.indexes.append(index)
         self._build_index(index, (), self.node(()))
         return index
@@ -590,7 +656,7 @@ class Txn:
 
     def _build_index(self, index: IndexDef, path: Path, node: Node) -> None:
         self.conn.executemany(
-            "INSERT OR REPLACE INTO index_entries (ix, parent, key, vsort, ksort) VALUES (?, ?, ?, ?, ?)",
+            _INDEX_ENTRY,
             ((index.id, path_key(parent), key, vsort, key_sort_bytes(key))
              for parent, key, vsort in index_rows_for(index, path, node)),
         )
@@ -612,7 +678,7 @@ class Txn:
             )
             return
         self.conn.execute(
-            "INSERT OR REPLACE INTO index_entries (ix, parent, key, vsort, ksort) VALUES (?, ?, ?, ?, ?)",
+            _INDEX_ENTRY,
             (index.id, path_key(parent), key, value_sort_bytes(_comparable(value)), key_sort_bytes(key)),
         )
 
@@ -642,4 +708,4 @@ def _bound_sort(bound: Bound, *, low: bool) -> tuple[bytes, bytes]:
     return value_sort_bytes(bound.value), ksort
 
 
-__all__ = ["SCHEMA", "Txn", "PRIORITY"]
+__all__ = ["SCHEMA", "SQLITE", "Connection", "Dialect", "SqliteDialect", "Txn", "PRIORITY"]
