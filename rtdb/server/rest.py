@@ -53,6 +53,7 @@ _TIMEOUT = re.compile(r"([0-9]{1,7})(ms|s|min)")  # ASCII digits, few enough for
 LONE_EXTENSION = "rtdb.lone"
 """The ASGI scope extension by which the HTTP server tells whether a request is its only work."""
 LONE_METHODS = ("PUT", "POST", "PATCH", "DELETE")
+LONE_READS = ("GET", "HEAD")
 LONE_BODY_MAX = 64 * 1024
 """A lone write with a larger body goes to the writer thread all the same: applying it takes long."""
 _encoder = msgspec.json.Encoder()
@@ -144,8 +145,8 @@ class RestApi:
                 stream, caller = opened
                 await self.sse.serve(stream, caller, receive, send)
             return
-        if request.method in LONE_METHODS and self._is_lone(request):
-            token = ALONE.set(True)  # the store may commit this write on this thread (rtdb.storage.lone)
+        if self._is_lone(request):
+            token = ALONE.set(True)  # the store may run this read or write on this thread (rtdb.storage.lone)
             try:
                 response = await self.handle(request)
             finally:
@@ -156,10 +157,15 @@ class RestApi:
         await response.send(send)
 
     def _is_lone(self, request: Request) -> bool:
-        """Whether this write is all this process has to do now: the HTTP server says no
-        other request is under way and no WebSocket is open (:mod:`rtdb.server.httpprotocol`),
-        no other process writes the namespace's file, and the body is small."""
-        if request.lone is None or self.engine.shared:
+        """Whether this read or write is all this process has to do now: the HTTP server
+        says no other request is under way and no WebSocket is open
+        (:mod:`rtdb.server.httpprotocol`); for a write, also no other process writes the
+        namespace's file and the body is small."""
+        if request.lone is None:
+            return False
+        if request.method in LONE_READS:
+            return request.lone()
+        if request.method not in LONE_METHODS or self.engine.shared:
             return False
         declared = request.headers.get("content-length", "0")
         return declared.isdigit() and int(declared) <= LONE_BODY_MAX and request.lone()

@@ -197,8 +197,8 @@ def _fail(future: asyncio.Future[Any]) -> None:
 class ThreadedStore:
     """A namespace's store as threads: the writer thread owns ``writer`` (when ``writes``),
     reads run on ``readers`` threads through :meth:`_read_in_thread`. ``lone_writes``: a
-    write that is the server's only work may commit on the event loop's thread (worth it
-    where a commit takes microseconds: SQLite)."""
+    write that is the server's only work may commit on the event loop's thread, and such a
+    read runs there (worth it where a commit takes microseconds: SQLite)."""
 
     lone_writes = False
 
@@ -250,6 +250,8 @@ class ThreadedStore:
     async def read(self, fn: Callable[[Txn], T]) -> T:
         if self._closing:
             raise Unavailable("The database is not open")
+        if self.lone_writes and ALONE.get():  # nobody else to serve: read here, without two thread wake-ups
+            return self._read_in_thread(fn)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read_in_thread, fn)
 

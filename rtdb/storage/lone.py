@@ -10,6 +10,10 @@ thread is idle with nothing queued applies and commits the write on the calling
 thread (:meth:`rtdb.storage.sqlite.SqliteStore.write`). Order, group commit and
 publish-before-ack are unchanged: only a write with nothing queued before it may
 take that path, and it is published before it is acknowledged, as any other.
+
+Reads take the same shortcut: a lone ``GET`` runs its read transaction on the calling
+thread, on a reader connection of that thread's own, instead of a reader thread
+(:meth:`rtdb.storage.sqlite.SqliteStore.read`).
 """
 
 from __future__ import annotations
