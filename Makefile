@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
-	@# the browser tests (tests/browser) drive Debian's Chromium; CI runs as root
-	@[ -x /usr/bin/chromium ] || (echo "installing Debian's chromium for the browser tests" && \
+	@# the browser tests (tests/browser) drive Debian's Chromium and the cluster tests put
+	@# Debian's nginx in front of the nodes (tests start it themselves, on loopback); CI runs as root
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	[ -z "$$missing" ] || (echo "installing Debian's$$missing for the browser and cluster tests" && \
 		apt-get update -q >/dev/null && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null) || \
-		{ echo "cannot install chromium (needs root and Debian's packages)"; exit 1; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null) || \
+		{ echo "cannot install$$missing (needs root and Debian's packages)"; exit 1; }
 	@for d in tests/node tests/differential tests/browser tests/tools; do \
 		if [ -f $$d/package-lock.json ]; then (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; \
 	done
