@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,39 @@ from rtdb.storage.txn import Txn
 
 
 
+@contextmanager
+def sqlite_backend(data_dir: Path) -> Iterator[Backend]:
+    yield SqliteBackend(data_dir, synchronous="NORMAL")
+
+
+@contextmanager
+def postgres_backend(data_dir: Path) -> Iterator[Backend]:
+    """PostgreSQL in a schema of its own (pg_service: skips without a server, unless
+    RTDB_REQUIRE_SERVICES is set)."""
+    from rtdb.storage.postgres import PostgresBackend
+    from unit.storage.pg_service import fresh_url
+
+    with fresh_url() as url:
+        backend = PostgresBackend(url)
+        try:
+            yield backend
+        finally:
+            backend.close()
+
+
 # One fixture for every store implementation: these tests run against each backend in
-# BACKENDS (SQLite files today; a PostgreSQL store adds itself here). It lives in this file,
-# not in a conftest.py: the e2e tests import the top-level conftest by that module name.
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "sqlite": lambda data_dir: SqliteBackend(data_dir, synchronous="NORMAL"),
+# BACKENDS. It lives in this file, not in a conftest.py: the e2e tests import the top-level
+# conftest by that module name.
+BACKENDS: dict[str, Callable[[Path], AbstractContextManager[Backend]]] = {
+    "sqlite": sqlite_backend,
+    "postgres": postgres_backend,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    with BACKENDS[request.param](tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
