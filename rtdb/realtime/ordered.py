@@ -149,13 +149,22 @@ class OrderedFeed(Generic[StatsT]):
             state.early.append((changeset, epoch))
             return
         if epoch and epoch != state.epoch:
-            if state.epoch is None:
-                state.epoch = epoch
-            elif epoch in state.retired:
-                return  # a straggler of a history this namespace left behind
-            else:
-                orderer = self._new_epoch(changeset.namespace, state, epoch, changeset.seq - 1)
+            if not self._is_current(changeset.namespace, state, epoch, changeset.seq):
+                return
+            orderer = state.orderer
+            assert orderer is not None
         self._release(changeset.namespace, state, orderer.push(changeset))
+
+    def _is_current(self, ns: str, state: _Namespace, epoch: str, seq: int) -> bool:
+        """Commit ``seq`` of history ``epoch`` arrived, another than the namespace's: ``False``
+        for a straggler of a history it left behind; else it starts over in that history."""
+        if state.epoch is None:
+            state.epoch = epoch  # no history was known: now it is
+        elif epoch in state.retired:
+            return False
+        else:
+            self._new_epoch(ns, state, epoch, seq - 1)
+        return True
 
     def _heard(self, kind: str, ns: str) -> None:
         """Another process's announcement."""
@@ -165,12 +174,15 @@ class OrderedFeed(Generic[StatsT]):
             except Exception:
                 log.exception("announcement handler failed")
 
-    def _want(self, ns: str, seq: int, *, now: bool = False) -> None:
-        """Commit ``seq`` of ``ns`` exists: read it from the log if it has not arrived after
-        ``gap_wait_s`` (``now``: read it at once, e.g. it was sent as a pointer)."""
+    def _want(self, ns: str, seq: int, *, now: bool = False, epoch: str | None = None) -> None:
+        """Commit ``seq`` of ``ns`` (in history ``epoch``) exists: read it from the log if it has
+        not arrived after ``gap_wait_s`` (``now``: read it at once, e.g. it was sent as a pointer)."""
         state = self._namespaces.get(ns)
         if state is None:
             return
+        if epoch and state.orderer is not None and epoch != state.epoch:
+            if not self._is_current(ns, state, epoch, seq):
+                return
         state.wanted = max(state.wanted, seq)
         orderer = state.orderer
         if orderer is None or orderer.last_seq >= seq:
@@ -300,16 +312,16 @@ class OrderedFeed(Generic[StatsT]):
         self.stats.skipped += to - last
         self._lose(ns)
 
-    def _new_epoch(self, ns: str, state: _Namespace, epoch: str, seq: int) -> SeqOrderer:
+    def _new_epoch(self, ns: str, state: _Namespace, epoch: str, seq: int) -> None:
         log.error("%s: its history was replaced (epoch %s, was %s); its clients start over", ns, epoch, state.epoch)
         if state.epoch is not None:
             state.retired.add(state.epoch)
         state.epoch = epoch
-        return self._restart(ns, state, seq)
+        self._restart(ns, state, seq)
 
-    def _restart(self, ns: str, state: _Namespace, seq: int) -> SeqOrderer:
+    def _restart(self, ns: str, state: _Namespace, seq: int) -> None:
         """Count ``ns``'s commits from ``seq`` on: nothing before it will be released here."""
-        state.orderer = orderer = SeqOrderer(seq)
+        state.orderer = SeqOrderer(seq)
         state.wanted = 0
         if state.gap_timer is not None:
             state.gap_timer.cancel()
@@ -317,7 +329,6 @@ class OrderedFeed(Generic[StatsT]):
         _settle(state.waiters)
         state.waiters = []
         self._lose(ns)
-        return orderer
 
     def _lose(self, ns: str) -> None:
         self.stats.lost += 1
