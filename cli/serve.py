@@ -58,7 +58,10 @@ def _serve(settings: Settings) -> int:
         log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
                     "--admin-token or --secret.")
     _raise_open_files_limit()
-    migrate_data_dir(settings.data_dir)
+    if settings.database_url is not None:
+        log.info("namespaces in PostgreSQL at %s", _without_password(settings.database_url))
+    else:
+        migrate_data_dir(settings.data_dir)
     if settings.workers == 0:
         settings = replace(settings, workers=os.cpu_count() or 1)
     if settings.workers > 1:
@@ -69,6 +72,15 @@ def _serve(settings: Settings) -> int:
     gc.freeze()  # see below
     RtdbServer(uvicorn_config(settings, app), app).run()
     return 0
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}" \
+           f"{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def migrate_data_dir(data_dir: Path) -> None:

@@ -90,18 +90,26 @@ class Engine:
         idle_close_s: float = IDLE_CLOSE_S,
         backend: Backend | None = None,
         space: SpacePolicy | None = None,
+        database_url: str | None = None,
     ) -> None:
         """``shared``: other processes write the same files (`rtdb serve --workers`); every
         commit is then also kept in the namespace's change log for them. ``write_process``:
         writes run in a child process of their own (:mod:`rtdb.engine.writer`). ``backend``:
-        where namespaces live (default: SQLite files in ``data_dir``). ``space``: when the SQLite
-        writers give space back (:mod:`rtdb.storage.space`)."""
+        where namespaces live (default: PostgreSQL at ``database_url`` if given, else SQLite files
+        in ``data_dir``). ``space``: when the SQLite writers give space back (:mod:`rtdb.storage.space`)."""
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
         self.feed: Broker = feed if feed is not None else InProcessBroker()
         self.synchronous = synchronous
         self.space = space if space is not None else SpacePolicy()
+        self._owned_backend: Any = None  # made here, closed here
+        if backend is None and database_url is not None:
+            if write_process:
+                raise ValueError("the writer process drives SQLite files: not with a PostgreSQL database")
+            from rtdb.storage.postgres import PostgresBackend  # psycopg is an optional dependency
+
+            backend = self._owned_backend = PostgresBackend(database_url)
         self.backend: Backend = (backend if backend is not None
                                  else SqliteBackend(data_dir, synchronous=synchronous, space=self.space))
         self.indexes = dict(indexes or {})
@@ -120,7 +128,8 @@ class Engine:
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.feed.on_announce(self._announced)
-        self.writes = Writes(access, shared=shared)
+        # a backend other processes may write (PostgreSQL) keeps every commit in its change log
+        self.writes = Writes(access, shared=shared or getattr(self.backend, "logs_changes", False))
         self.on_lost: Callable[[str], None] = lambda ns: None
         """Called when commits of ``ns`` may never reach this process's listeners."""
         self.on_dropped: Callable[[str], None] = lambda ns: None
@@ -455,6 +464,8 @@ class Engine:
             await store.close()
         self._stores.clear()
         self._empty.close()
+        if self._owned_backend is not None:
+            self._owned_backend.close()
 
     def _publish(self, results: list[Any]) -> None:
         for result in results:

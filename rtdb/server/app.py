@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             require_indexes=settings.require_indexes,
             write_process=settings.write_process,
             space=space_policy(settings),
+            database_url=settings.database_url,
             **kwargs,
         )
     authenticator = Authenticator(settings)

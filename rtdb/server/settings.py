@@ -19,6 +19,11 @@ class Settings:
     port: int = _setting(9000, "TCP port to listen on (9000 is the Firebase emulator's).", kind="int", metavar="PORT")
     data_dir: Path = _setting(Path("rtdb-data"), "Directory of the SQLite files, one per namespace.", kind="path",
                               metavar="DIR")
+    database_url: str | None = _setting(None, "PostgreSQL connection URL (`postgresql://user@host:5432/db`; "
+                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in `?options=`, picks a schema): every namespace "
+                                              "lives in that database instead of SQLite files in `--data-dir` (which "
+                                              "still holds the server's lock). Needs `pip install rtdb[postgres]`; "
+                                              "not with `--write-process`.", metavar="URL")
     namespace: str = _setting("default", "Namespace of requests that name none (no `?ns=`).", metavar="NS")
     rules: Path | None = _setting(None, "Security rules file (JSON with comments), hot-reloaded.", kind="path",
                                   metavar="FILE")
@@ -156,6 +161,20 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SYNCHRONOUS_LEVELS = ("full", "normal")
 
 
+def check_database_url(settings: Settings) -> None:
+    url = settings.database_url or ""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("--database-url: expected a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE")
+    if settings.write_process:
+        raise ValueError("--write-process does not work with --database-url (the writer process drives SQLite "
+                         "files); PostgreSQL writes run in the server's own writer threads")
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        raise ValueError("--database-url needs the PostgreSQL driver: pip install 'rtdb[postgres]'") from None
+
+
 def check_settings(settings: Settings) -> None:
     """Raise ``ValueError`` naming the flag of the first setting that cannot work."""
     from rtdb.core.errors import RtdbError
@@ -178,6 +197,8 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(f"--wal-truncate-mb {settings.wal_truncate_mb}: expected more than 0")
     if settings.workers < 0:
         raise ValueError(f"--workers {settings.workers}: expected 0 (one per core) or more")
+    if settings.database_url is not None:
+        check_database_url(settings)
     try:
         check_namespace(settings.namespace)
     except RtdbError as exc:
