@@ -1,14 +1,18 @@
 """`rtdb import` and `rtdb export`: a JSON file into a namespace, and a namespace out as JSON.
 
-Import never loses data: it reads, parses and validates the whole file (keys,
-depth, sizes: what a REST write is checked for), and only then replaces the
-value at ``--path``, in one transaction. A missing, empty or malformed file, or
-a value the database refuses, leaves the existing data as it was. Nobody
-listens while it holds the data directory (see below), so the write skips what
-a server's write computes for listeners (reading the old value, diffing it). It holds the data directory's lock while it writes, so
-it refuses to run beside a server on the same data directory (whose listeners
-would never hear of the change): a running server is written to through its
-REST API instead.
+Import never loses data. It checks the whole file's JSON syntax before it opens the
+database, then validates the document (keys, depth, sizes: what a REST write is checked
+for) and replaces the value at ``--path`` with it in one transaction: a value the
+database refuses anywhere in the file rolls that back, and a namespace or data directory
+the import created is removed again. A missing, empty or malformed file, or a value the
+database refuses, leaves the existing data as it was. Memory is the file's bytes plus a
+bounded working set: the document is decoded, validated and written piece by piece
+(:mod:`rtdb.core.document`, :mod:`rtdb.storage.stream`), never held as one tree. Nobody
+listens while it holds the data directory (see below), so the write skips what a
+server's write computes for listeners (reading the old value, diffing it). It holds the
+data directory's lock while it writes, so it refuses to run beside a server on the same
+data directory (whose listeners would never hear of the change): a running server is
+written to through its REST API instead.
 
 Export walks the stored tree one object at a time in one read transaction (a
 consistent snapshot, safe beside a running server). While either runs, a line
@@ -20,25 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import shutil
 import sys
 import threading
 import time
 from pathlib import Path as FsPath
-from typing import IO, Any
+from typing import IO
 
 import msgspec
 
 from rtdb.core import path as paths
 from rtdb.core.auth import ADMIN
+from rtdb.core.document import MalformedJson, check_json
 from rtdb.core.errors import RtdbError
-from rtdb.core.servervalue import resolve
-from rtdb.core.value import PRIORITY, SV, TOO_DEEP, VALUE, Node, normalize
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine, check_namespace
 from rtdb.server.settings import Settings
 from rtdb.storage import migrate
 from rtdb.storage.rows import FORMAT
-from rtdb.storage.store import Txn
+from rtdb.storage.stream import write_document
 
 from . import datadir
 from .errors import CliError
@@ -108,15 +112,18 @@ def run_import(settings: Settings, file: str, at: str, progress_every: float = P
     gc.disable()  # millions of new objects, none of them garbage: collections would only walk them
     try:
         raw = _read(file, source, progress)
-        progress.say(f"read {_mb(len(raw))} from {source}; parsing")
-        node = _validated(_parse(raw, source), base, source)
-        del raw
-        leaves = count_leaves(node)
+        progress.say(f"read {_mb(len(raw))} from {source}; checking its JSON")
+        document = _checked(raw, source)
+        created = not settings.data_dir.exists()
         datadir.check_writable(settings.data_dir)
         lock = datadir.hold(settings.data_dir, f"rtdb import of {source}")
         try:
-            progress.say(f"writing {leaves:,} {_leaves(leaves)} to {paths.to_str(base)} of namespace {settings.namespace}")
-            asyncio.run(_write(settings, base, node))
+            progress.say(f"writing {paths.to_str(base)} of namespace {settings.namespace}")
+            leaves = asyncio.run(_write(settings, base, document, source, progress))
+        except CliError:  # the document was refused: nothing was committed
+            if created:  # the data directory this import made (and holds) goes again
+                shutil.rmtree(settings.data_dir, ignore_errors=True)
+            raise
         finally:
             lock.release()
         progress.print(f"imported {leaves:,} {_leaves(leaves)} into {paths.to_str(base)} "
@@ -135,21 +142,20 @@ def run_import(settings: Settings, file: str, at: str, progress_every: float = P
     return 0
 
 
-def _read(file: str, source: str, progress: Progress) -> bytes:
-    """The whole input, read in chunks so that progress can be shown while it arrives."""
+def _read(file: str, source: str, progress: Progress) -> bytearray:
+    """The whole input, read in chunks so that progress can be shown while it arrives (into one
+    buffer: its bytes are held once)."""
     try:
         stream: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise CliError(f"{source}: {exc.strerror or exc}: nothing imported") from None
     try:
         progress.say(f"reading {source}")
-        chunks = []
-        size = 0
+        data = bytearray()
         while chunk := stream.read(READ_CHUNK):
-            chunks.append(chunk)
-            size += len(chunk)
-            progress.step = f"reading {source}: {_mb(size)} so far"
-        return b"".join(chunks)
+            data += chunk
+            progress.step = f"reading {source}: {_mb(len(data))} so far"
+        return data
     except OSError as exc:
         raise CliError(f"{source}: {exc.strerror or exc}: nothing imported") from None
     finally:
@@ -157,50 +163,44 @@ def _read(file: str, source: str, progress: Progress) -> bytes:
             stream.close()
 
 
-def _parse(raw: bytes, source: str) -> Any:
-    if not raw.strip():
+def _checked(raw: bytearray, source: str) -> msgspec.Raw:
+    """The document, once its JSON syntax is checked from end to end (before anything is opened)."""
+    if not raw or raw.isspace():
         raise CliError(f"{source} is empty: nothing imported")
     try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise CliError(f"{source} is not valid JSON ({exc}): nothing imported") from None
-    except RecursionError:
-        raise CliError(f"{source}: {TOO_DEEP}: nothing imported") from None
-
-
-def _validated(value: Any, base: paths.Path, source: str) -> Node:
-    try:
-        return normalize(value, base)
+        return check_json(raw)
     except RtdbError as exc:
-        raise CliError(f"{source}: {exc.message}: nothing imported") from None
+        raise _refused(source, exc) from None
 
 
-def count_leaves(node: Node) -> int:
-    """The leaves of a normalized node (a leaf with a priority is one; priorities are not counted)."""
-    if type(node) is not dict:
-        return 0 if node is None else 1
-    if VALUE in node or SV in node:
-        return 1
-    count = 0
-    for key, child in node.items():
-        if type(child) is dict:
-            count += count_leaves(child)
-        elif key != PRIORITY:
-            count += 1
-    return count
+def _refused(source: str, exc: RtdbError) -> CliError:
+    if isinstance(exc, MalformedJson):
+        return CliError(f"{source} is not valid JSON ({exc.message}): nothing imported")
+    return CliError(f"{source}: {exc.message}: nothing imported")
 
 
-async def _write(settings: Settings, base: paths.Path, node: Node) -> None:
-    """Replace the node at ``base`` in one transaction (server values resolved as it commits)."""
+async def _write(settings: Settings, base: paths.Path, document: msgspec.Raw, source: str,
+                 progress: Progress) -> int:
+    """Replace the node at ``base`` in one transaction (server values resolved as it commits); the
+    leaves written. A refused document writes nothing, and a namespace it would have created is
+    dropped again."""
     engine = _engine(settings)
     try:
+        existed = engine.exists(settings.namespace)
         store = await engine.store(settings.namespace)
         now = engine.clock()
+        where = f"{paths.to_str(base)} of namespace {settings.namespace}"
+        total = _mb(len(document))
 
-        def replace(txn: Txn) -> None:
-            txn.set(base, resolve(node, base, now, txn.node))
+        def report(done: int, leaves: int) -> None:
+            progress.step = f"writing {where}: {_mb(done)} of {total} of JSON, {leaves:,} {_leaves(leaves)}"
 
-        await store.write(replace)
+        try:
+            return await store.write(lambda txn: write_document(txn, base, document, now, progress=report))
+        except RtdbError as exc:
+            if not existed:
+                await engine.drop(settings.namespace, caller=ADMIN)
+            raise _refused(source, exc) from None
     finally:
         await engine.close()
 
