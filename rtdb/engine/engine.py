@@ -134,6 +134,8 @@ class Engine:
         """Called when commits of ``ns`` may never reach this process's listeners."""
         self.on_dropped: Callable[[str], None] = lambda ns: None
         """Called when ``ns`` is dropped (here or by another process): its realtime clients start over."""
+        self.write_guard: Callable[[], None] | None = None
+        """Called before each write; raises to refuse it (a cluster node that lost its lease)."""
         self._writer_process: WriterProcess | None = None
         if write_process:
             self._writer_process = WriterProcess(
@@ -558,6 +560,8 @@ class Engine:
         Only a write the rules allow creates a namespace: on one that does not exist, the
         write is first tried on an empty database (and undone); if that fails, so does the
         write, and nothing is created."""
+        if self.write_guard is not None:
+            self.write_guard()
         if store is None:  # (given: the engine's own commands while it opens the namespace)
             store = self._stores.get(ns)
             if store is None or ns in self._admitting:

@@ -2,20 +2,21 @@
 
 A :class:`ServerSession` turns incoming frames into typed requests (answering
 pings and malformed requests itself), and keeps what the wire protocol makes a
-connection remember: the caller, the listen table keyed by ``(path, query id)``
-and the ordered onDisconnect queue. The transport moves frames and calls the
-engine; every decision about the protocol itself is here.
+connection remember: the caller and the listen table keyed by ``(path, query id)``.
+The transport moves frames and calls the engine; every decision about the
+protocol itself is here. (onDisconnect operations are not the connection's: they
+live in a registry of the engine, :mod:`rtdb.engine.ondisconnect`, which may keep
+them in PostgreSQL beyond this process.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from msgspec import UNSET, UnsetType
 
-from rtdb.core import path as paths
 from rtdb.core.auth import ANONYMOUS, Caller
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
@@ -54,17 +55,6 @@ class ListenEntry:
         return (self.path, self.query_id)
 
 
-@dataclass(frozen=True, slots=True)
-class DisconnectOp:
-    """A queued onDisconnect write: ``set`` (data = value) or ``update`` (data = {relpath: value}),
-    run as ``caller`` (who registered it)."""
-
-    kind: Literal["set", "update"]
-    path: Path
-    data: Any
-    caller: Caller | None = None
-
-
 @dataclass(slots=True)
 class ServerSession:
     session_id: str
@@ -74,7 +64,6 @@ class ServerSession:
     caller: Caller = ANONYMOUS
     _assembler: FrameAssembler = field(init=False)
     _listens: dict[ListenKey, ListenEntry] = field(default_factory=dict)
-    _on_disconnect: list[DisconnectOp] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._assembler = FrameAssembler(max_message_chars=self.max_message_chars)
@@ -125,22 +114,6 @@ class ServerSession:
         entries = list(self._listens.values())
         self._listens.clear()
         return entries
-
-    # -- onDisconnect --------------------------------------------------------------
-    def queue_on_disconnect(self, op: DisconnectOp) -> None:
-        self._on_disconnect.append(op)
-
-    def cancel_on_disconnect(self, path: Path) -> int:
-        """Drop every queued op at or below ``path``; returns how many."""
-        kept = [op for op in self._on_disconnect if not paths.is_ancestor_or_self(path, op.path)]
-        dropped = len(self._on_disconnect) - len(kept)
-        self._on_disconnect = kept
-        return dropped
-
-    def take_on_disconnect(self) -> list[DisconnectOp]:
-        """The queued ops in registration order; the queue is emptied (they run once)."""
-        ops, self._on_disconnect = self._on_disconnect, []
-        return ops
 
 
 def tag_of(value: int | UnsetType) -> int | None:

@@ -92,6 +92,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         watcher = None
         if settings.rules is not None:
             watcher = asyncio.create_task(watch_rules(settings.rules.resolve(), engine, stop))
+        await ws_endpoint.start()  # with PostgreSQL: a cluster node (lease, durable onDisconnect)
         try:
             yield
         finally:
@@ -103,6 +104,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             sse.close()
             if lp_endpoint.forwarder is not None:
                 await lp_endpoint.forwarder.close()
+            await ws_endpoint.stop()
             await engine.close()
 
     @get("/healthz", sync_to_thread=False)

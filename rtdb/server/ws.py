@@ -37,18 +37,14 @@ from rtdb.core.errors import InvalidData, PreconditionFailed, RtdbError, Unauthe
 from rtdb.core.hash import node_hash
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node
+from rtdb.engine.cluster import Cluster, cluster_for
 from rtdb.engine.engine import Engine
+from rtdb.engine.ondisconnect import Accept, DisconnectOp, DisconnectRegistry, MemoryRegistry, run_ops
 from rtdb.protocol import messages as m
 from rtdb.protocol.codec import Frames, data_push_frames, push_frames, response_frames
 from rtdb.protocol.errors import ProtocolError
 from rtdb.protocol.query import query_id, to_spec
-from rtdb.protocol.session import (
-    DisconnectOp,
-    ListenEntry,
-    Reply,
-    ServerSession,
-    tag_of,
-)
+from rtdb.protocol.session import ListenEntry, Reply, ServerSession, tag_of
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
 from rtdb.server.auth import Authenticator
@@ -69,7 +65,9 @@ MAX_IN_FLIGHT = 1024
 """Requests of one connection queued or running before it stops reading (resumes at half)."""
 
 _WRITES = (m.Put, m.Merge)
-_ASYNC = (m.Listen, m.Get, m.Put, m.Merge, m.OnDisconnectPut, m.OnDisconnectMerge)
+_ASYNC = (m.Listen, m.Get, m.Put, m.Merge, m.OnDisconnectPut, m.OnDisconnectMerge, m.OnDisconnectCancel)
+_GATE = object()
+"""The request of a lane entry that holds later requests back (:meth:`Connection._gate`)."""
 
 
 class WsEndpoint:
@@ -85,6 +83,41 @@ class WsEndpoint:
         """The long-polling endpoint (:class:`rtdb.server.lp.LpEndpoint`), which upgrades to here."""
         self.worker: int | None = None
         """This process's worker number under ``--workers``; it ends every session id."""
+        self.registry: DisconnectRegistry = MemoryRegistry()
+        """Where the connections' onDisconnect operations live: in memory, or (once :meth:`start`
+        ran with a PostgreSQL backend) in PostgreSQL, where they survive this process."""
+        self.cluster: Cluster | None = cluster_for(
+            engine, name=getattr(settings, "node_id", None), address=f"{settings.host}:{settings.port}",
+            lease_s=getattr(settings, "node_lease_s", 10.0))
+        """This process as a node of the cluster sharing its PostgreSQL database (else ``None``)."""
+
+    async def start(self) -> None:
+        """With a PostgreSQL backend: join the cluster (lease, sweeper), keep onDisconnect
+        operations in PostgreSQL, and refuse writes while this node is fenced."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        cluster.on_fenced = self.fence
+        cluster.on_takeover = self._taken_over
+        await cluster.start(self.engine)
+        self.registry = cluster.registry
+        self.engine.write_guard = cluster.check_writable
+
+    async def stop(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
+
+    def fence(self) -> None:
+        """This node lost its lease (another node may be running its sessions' onDisconnect
+        operations): close every connection with 1012; their operations are left to the sweeper."""
+        for connection in list(self.connections.values()):
+            connection.abort(CLOSE_SERVICE_RESTART)
+
+    def _taken_over(self, session_id: str, caller: Caller) -> None:
+        """Another node took session ``session_id`` over for ``caller``: close it here."""
+        connection = self.connections.get(session_id)
+        if connection is not None and identity(connection.session.caller) == identity(caller):
+            connection.abort()
 
     def new_id(self, nbytes: int = 16) -> str:
         """A random session id (``nbytes`` random bytes, hex) that names this worker."""
@@ -106,10 +139,12 @@ class WsEndpoint:
             namespace=self.settings.namespace_of(params, host),
         )
         connection = Connection(self, session)
-        connection.replaces = self.connections.get(params.get("ls", ""))
+        connection.replaces = params.get("ls") or None
         connection.take_over()
         self.connections[session.session_id] = connection
         connection.outbox.send(session.hello(self.engine.clock()))
+        if self.cluster is not None and self.cluster.node_id is not None and self.cluster.current() is None:
+            connection.abort(CLOSE_SERVICE_RESTART)  # fenced: rejoining the cluster
         return connection
 
     def route(self) -> Any:
@@ -261,8 +296,9 @@ class Connection:
         self._paused = False
         self._closed = False
         self._drained: asyncio.Future[None] | None = None  # finish() waits for the lane to empty
-        self.replaces: Connection | None = None
+        self.replaces: str | None = None
         """The session this client says it had (``ls=``): ended once this one has its credentials."""
+        self._discard = False  # the namespace was dropped: onDisconnect operations are forgotten
 
     # -- lifecycle ------------------------------------------------------------------
     def abort(self, code: int = 1000) -> None:
@@ -272,23 +308,67 @@ class Connection:
 
     def dropped(self) -> None:
         """The namespace was dropped (:meth:`WsEndpoint.drop`)."""
-        self.session.take_on_disconnect()
+        self._discard = True
         for entry in self.session.listens():
             self.outbox.send(data_push_frames(entry.path, None, entry.tag))
         self.abort(CLOSE_SERVICE_RESTART)
 
     def take_over(self) -> None:
-        """The client came back (``ls=``): end its old session, and so run its onDisconnect
-        writes, but only once this connection holds the same credentials as that one had;
-        naming someone else's session id ends nothing."""
-        previous = self.replaces
-        if previous is None:
+        """The client came back (``ls=``): end its old session and run its onDisconnect writes
+        before any later request of this one (a late "offline" never lands after a new
+        "online"), but only once this connection holds the same credentials as that one had;
+        naming someone else's session id ends nothing. With a durable registry the old session
+        may have lived on another node (maybe dead): its operations are claimed from there, and
+        its node is told to close it."""
+        old = self.replaces
+        if old is None:
             return
-        if self.endpoint.connections.get(previous.session.session_id) is not previous:
-            self.replaces = None  # it has ended meanwhile
-        elif identity(previous.session.caller) == identity(self.session.caller):
+        caller = self.session.caller
+        previous = self.endpoint.connections.get(old)
+        if previous is not None:
+            if identity(previous.session.caller) == identity(caller):
+                self.replaces = None
+                previous.abort()
+                self._gate(self._take_over(old, lambda registered: True, announce=False))
+        elif self.endpoint.registry.durable:
+            self._gate(self._take_over(old, lambda registered: identity(registered) == identity(caller),
+                                       announce=True))
+        else:
+            self.replaces = None  # it has ended meanwhile (its onDisconnect writes ran)
+
+    async def _take_over(self, old: str, accept: Accept, *, announce: bool) -> None:
+        try:
+            ops = await self.endpoint.registry.takeover(old, accept)
+        except RtdbError as exc:
+            log.warning("taking over session %s failed: %s", old, exc.message)
+            return
+        if ops is None:
+            return  # registered by someone else (or by this client before it signed in: after auth)
+        if self.replaces == old:
             self.replaces = None
-            previous.abort()
+        await run_ops(self.engine, ops)
+        cluster = self.endpoint.cluster
+        if announce and cluster is not None:
+            await cluster.announce_takeover(old, self.session.caller)
+
+    def _gate(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` now; requests not yet started wait until it is done."""
+        pending = _Pending(_GATE)
+        pending.started = True
+        if self._lane is None:
+            self._lane = deque()
+        self._lane.appendleft(pending)  # only requests not yet started are in the lane now
+        self._blocked += 1
+        task = asyncio.get_running_loop().create_task(work)
+        self._rechecks.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._rechecks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("taking over a session failed", exc_info=task.exception())
+            self._finished(pending, None, None)
+
+        task.add_done_callback(done)
 
     def _overflowed(self) -> None:
         self.close_code = CLOSE_OVERFLOW
@@ -316,7 +396,15 @@ class Connection:
         for entry in self.session.clear_listens():
             if isinstance(entry.handle, Listener):
                 self.hub.unlisten(entry.handle)
-        await self._run_on_disconnect()
+        registry = self.endpoint.registry
+        session_id = self.session.session_id
+        try:
+            if self._discard:
+                await registry.discard(session_id)
+            else:
+                await run_ops(self.engine, await registry.take(session_id))
+        except RtdbError as exc:
+            log.warning("onDisconnect of %s: %s", session_id, exc.message)
 
     def feed(self, text: str) -> None:
         """One complete text message from the client."""
@@ -459,6 +547,9 @@ class Connection:
                 await self._queue_put(request)
             elif isinstance(request, m.OnDisconnectMerge):
                 await self._queue_merge(request)
+            elif isinstance(request, m.OnDisconnectCancel):
+                await self.endpoint.registry.cancel(self.session.session_id, paths.parse(request.b.p))
+                self._respond(request.r)
             else:
                 assert isinstance(request, m.Get)
                 await self._get(request)
@@ -498,9 +589,6 @@ class Connection:
             self._respond(request.r, "ok", "unauthenticated")
             if changed:
                 self._recheck_soon()
-        elif isinstance(request, m.OnDisconnectCancel):
-            self.session.cancel_on_disconnect(paths.parse(request.b.p))
-            self._respond(request.r)
         else:  # stats (acknowledged, not kept: a client could send them without end), appcheck, unappeck
             self._respond(request.r)
 
@@ -660,7 +748,8 @@ class Connection:
         path = paths.parse(request.b.p, allow_priority=True)
         caller = self.session.caller
         await self.engine.check_write(self.ns, "set", path, request.b.d, caller=caller)
-        self.session.queue_on_disconnect(DisconnectOp("set", path, request.b.d, caller))
+        await self.endpoint.registry.register(self.session.session_id,
+                                              DisconnectOp(self.ns, "set", path, request.b.d, caller))
         self._respond(request.r)
 
     async def _queue_merge(self, request: m.OnDisconnectMerge) -> None:
@@ -670,21 +759,9 @@ class Connection:
         caller = self.session.caller
         if request.b.d:
             await self.engine.check_write(self.ns, "update", path, request.b.d, caller=caller)
-            self.session.queue_on_disconnect(DisconnectOp("update", path, request.b.d, caller))
+            await self.endpoint.registry.register(self.session.session_id,
+                                                  DisconnectOp(self.ns, "update", path, request.b.d, caller))
         self._respond(request.r)
-
-    async def _run_on_disconnect(self) -> None:
-        for op in self.session.take_on_disconnect():
-            caller = op.caller if isinstance(op.caller, Caller) else self.session.caller
-            try:
-                if op.kind == "set":
-                    await self.engine.set(self.ns, op.path, op.data, caller=caller)
-                else:
-                    await self.engine.update(self.ns, op.path, op.data, caller=caller)
-            except RtdbError as exc:
-                log.info("onDisconnect %s at %s failed: %s", op.kind, paths.to_str(op.path), exc.code)
-            except Exception:
-                log.exception("onDisconnect %s at %s failed", op.kind, paths.to_str(op.path))
 
 
 def reset_frame(host: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rtdb.protocol import messages
-from rtdb.protocol.session import DisconnectOp, ListenEntry, Reply, ServerSession
+from rtdb.protocol.session import ListenEntry, Reply, ServerSession
 
 
 def _session() -> ServerSession:
@@ -54,19 +54,3 @@ def test_listens_are_keyed_by_path_and_query_id() -> None:
     assert session.remove_listen(("a",), '{"l":1,"vf":"l"}') is b
     assert session.remove_listen(("a",), '{"l":1,"vf":"l"}') is None
     assert [e.key for e in session.listens()] == [(("a",), "default")]
-
-
-def test_on_disconnect_ops_run_in_order_and_cancel_drops_ops_at_or_below() -> None:
-    session = _session()
-    ops = [
-        DisconnectOp("set", ("presence", "alice"), {"online": False}),
-        DisconnectOp("set", ("presence", "bob"), None),
-        DisconnectOp("update", ("presence", "carol"), {"state": "away"}),
-        DisconnectOp("set", ("presence", "dave"), "gone"),
-        DisconnectOp("set", ("presence", "dave", "x"), 1),
-    ]
-    for op in ops:
-        session.queue_on_disconnect(op)
-    assert session.cancel_on_disconnect(("presence", "dave")) == 2
-    assert session.take_on_disconnect() == ops[:3]
-    assert session.take_on_disconnect() == []

@@ -1,0 +1,225 @@
+"""A node's membership of the cluster: its lease, self-fencing, and the sweeper.
+
+With a PostgreSQL backend each serving process is a node: it registers a row in
+``rtdb_cluster_nodes`` under a fresh id (a name, if given, then random: every incarnation
+has its own) and renews its lease every ``renew_s`` to ``now() + lease_s`` by PostgreSQL's
+clock. A lease that ran out is never renewed.
+
+**Self-fencing.** A node that has not renewed for ``lease_s - margin_s`` (by its own
+monotonic clock, counted from the start of the last successful renewal, which is no later
+than PostgreSQL's ``now()`` of it) is *fenced*: other nodes may already be running its
+sessions' onDisconnect operations, so it calls ``on_fenced`` (the transports close their
+connections with 1012), refuses writes (:meth:`check_writable`, the engine's write guard)
+and registers again under a new id; the old row is expired so that a sweeper (maybe this
+node's, once back) runs what it held. :meth:`fenced` is computed from the clock at each
+call, so a process resumed after SIGSTOP refuses writes before its heartbeat has even run.
+
+**Sweeper.** Every ``sweep_s`` a node holding a lease claims expired nodes one at a time
+(``FOR UPDATE SKIP LOCKED``: sweepers never wait on each other), and runs their sessions'
+operations (:func:`rtdb.engine.ondisconnect.run_ops`).
+
+**Takeover notices.** A session taken over on another node (``ls=``) is announced on a
+PostgreSQL ``NOTIFY`` channel of the schema; ``on_takeover(session_id, caller)`` lets the
+node holding it close it. The notice is only a courtesy (the claim in PostgreSQL is what
+keeps an operation from running twice), so it rides the database every node already has
+rather than the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from rtdb.core.auth import Caller
+from rtdb.core.errors import Unavailable
+from rtdb.engine.ondisconnect import PostgresRegistry, run_ops
+from rtdb.storage.pg_cluster import ClusterDb
+
+if TYPE_CHECKING:
+    from rtdb.engine.engine import Engine
+
+log = logging.getLogger("rtdb.cluster")
+
+LEASE_S = 10.0
+"""How long a node's lease lasts after each renewal."""
+
+_caller_json = msgspec.json.Encoder().encode
+_decode_caller = msgspec.json.Decoder(Caller).decode
+
+
+class Cluster:
+    """This process as a node of the cluster sharing the PostgreSQL database at ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        address: str = "",
+        lease_s: float = LEASE_S,
+        renew_s: float | None = None,
+        sweep_s: float | None = None,
+        margin_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = ClusterDb(url)
+        self.name = name
+        self.address = address
+        self.lease_s = lease_s
+        self.renew_s = renew_s if renew_s is not None else lease_s / 5
+        self.sweep_s = sweep_s if sweep_s is not None else lease_s / 5
+        self.margin_s = margin_s if margin_s is not None else lease_s / 5
+        self.clock = clock
+        self.registry = PostgresRegistry(self.db, self.current)
+        self.on_fenced: Callable[[], None] = lambda: None
+        """Called once each time this node fences itself (close every client connection)."""
+        self.on_takeover: Callable[[str, Caller], None] = lambda session_id, caller: None
+        """Called when another node took over session ``session_id`` for ``caller``."""
+        self.node_id: str | None = None
+        self._renewed_at = 0.0
+        self._engine: Engine | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.swept = 0
+        """onDisconnect operations this node ran for dead nodes."""
+
+    # -- state ---------------------------------------------------------------------
+    def fenced(self) -> bool:
+        return self.node_id is None or self.clock() - self._renewed_at > self.lease_s - self.margin_s
+
+    def current(self) -> str | None:
+        """This node's id while it holds a lease it may trust (``None`` when fenced)."""
+        if self.node_id is not None and self.fenced():
+            self._fence()
+        return self.node_id
+
+    def check_writable(self) -> None:
+        """The engine's write guard: a fenced node writes nothing."""
+        if self.current() is None:
+            raise Unavailable("This node lost its cluster lease and is rejoining; try another node or retry")
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self, engine: Engine) -> None:
+        """Register (PostgreSQL must be reachable), then keep the lease, sweep and listen."""
+        self._engine = engine
+        await self.db.open()
+        await self._register()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._heartbeat()), loop.create_task(self._sweeper()),
+                       loop.create_task(self.db.listen(self._noticed))]
+
+    async def stop(self) -> None:
+        """Stop the tasks; sessions still registered here are left to a sweeper (the lease is
+        ended now, so one runs them at once), and the row goes once they are done."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        node, self.node_id = self.node_id, None
+        if node is not None:
+            with contextlib.suppress(Exception):
+                await self.db.expire(node)
+        await self.db.close()
+
+    async def _register(self) -> None:
+        node_id = f"{self.name}-{secrets.token_hex(6)}" if self.name else secrets.token_hex(8)
+        started = self.clock()
+        await self.db.add_node(node_id, self.address, self.lease_s)
+        self._renewed_at = started
+        self.node_id = node_id
+        log.info("cluster node %s registered (lease %.1f s)", node_id, self.lease_s)
+
+    def _fence(self) -> None:
+        node, self.node_id = self.node_id, None
+        if node is None:
+            return
+        log.error("cluster node %s could not renew its lease in time: fenced (closing connections, "
+                  "refusing writes until it has registered again)", node)
+        task = asyncio.get_running_loop().create_task(self._expire(node))
+        self._tasks.append(task)
+        try:
+            self.on_fenced()
+        except Exception:
+            log.exception("closing connections after fencing failed")
+
+    async def _expire(self, node: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.db.expire(node)
+
+    # -- tasks ---------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_s)
+            if self.current() is None:
+                try:
+                    await self._register()
+                except Exception as exc:
+                    log.warning("cluster: registering again failed: %s", exc)
+                continue
+            node = self.node_id
+            assert node is not None
+            started = self.clock()
+            try:
+                renewed = await asyncio.wait_for(self.db.renew(node, self.lease_s), self.renew_s)
+            except Exception as exc:  # noqa: BLE001 - unreachable, timed out: fenced once too late
+                log.warning("cluster node %s: renewing its lease failed: %s", node, exc)
+                continue
+            if renewed and self.node_id == node:
+                self._renewed_at = started
+            elif not renewed and self.node_id == node:
+                self._fence()
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            await self.sweep()
+
+    async def sweep(self) -> int:
+        """Run the operations of every expired node's sessions now; how many ran."""
+        engine = self._engine
+        if engine is None or self.current() is None:
+            return 0
+        try:
+            ops = await self.registry.sweep()
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.warning("cluster: sweeping expired nodes failed: %s", exc)
+            return 0
+        done = await run_ops(engine, ops)
+        self.swept += done
+        return done
+
+    # -- takeover notices ------------------------------------------------------------
+    async def announce_takeover(self, session_id: str, caller: Caller) -> None:
+        """Tell every node that ``session_id`` was taken over by ``caller``."""
+        payload = json.dumps({"s": session_id, "c": json.loads(_caller_json(caller)), "n": self.node_id})
+        try:
+            await self.db.notify(payload)
+        except Exception as exc:  # noqa: BLE001 - a courtesy: the old connection times out anyway
+            log.info("cluster: announcing a takeover failed: %s", exc)
+
+    def _noticed(self, payload: str) -> None:
+        try:
+            notice: Any = json.loads(payload)
+            if notice.get("n") == self.node_id:
+                return
+            caller = _decode_caller(json.dumps(notice["c"]).encode())
+            self.on_takeover(str(notice["s"]), caller)
+        except Exception:
+            log.exception("cluster: a takeover notice could not be handled")
+
+
+def cluster_for(engine: Engine, *, name: str | None = None, address: str = "", lease_s: float = LEASE_S) -> Cluster | None:
+    """A :class:`Cluster` for ``engine`` when its backend is PostgreSQL, else ``None``."""
+    url = getattr(engine.backend, "url", None)
+    if not isinstance(url, str) or not getattr(engine.backend, "logs_changes", False):
+        return None
+    return Cluster(url, name=name, address=address, lease_s=lease_s)
