@@ -386,3 +386,18 @@ async def test_after_a_redis_restart_nothing_is_missing_or_reordered(private_red
         await until(lambda: a.broker.is_subscribed())
         a.broker.publish(log.commit(published + 1)[0])
         await until(lambda: b.seen[-1] == published + 1)
+
+
+def test_it_runs_on_uvloop_as_the_server_does(redis_url: str, prefix: str) -> None:
+    """uvloop's transports are no subclasses of asyncio's."""
+    import uvloop
+
+    async def scenario() -> list[int]:
+        log = Log()
+        (one,) = log.commit(1)
+        async with node(redis_url, prefix, log) as a, node(redis_url, prefix, log) as b:
+            a.broker.publish(one)
+            await until(lambda: b.seen == [1])
+            return b.seen
+
+    assert uvloop.run(scenario()) == [1]
