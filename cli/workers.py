@@ -8,6 +8,10 @@ fresh interpreter running the whole server on its socket, with a
 socket pair; the supervisor copies every frame one worker sends to all the
 others. Workers share the SQLite files (SQLite orders their commits) and exit
 when their link to the supervisor closes, so none outlives it.
+
+With ``--redis-url`` each worker is a node of the cluster (its own node id,
+``NODE-wN``, and its own Redis broker): the supervisor keeps the sockets, the
+restarts and the link (workers still exit when it goes) but relays nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import gc
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +54,9 @@ RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
 
 # ----------------------------------------------------------------------------- supervisor
 def supervise(settings: Settings) -> int:
-    build_app(settings)  # what would stop every worker at start (CliError) stops the supervisor now
+    app = build_app(settings)  # what would stop every worker at start (CliError) stops the supervisor now
+    if app.state.cluster is not None:
+        app.state.cluster.backend.close()  # each worker is a node with its own connections
     try:
         listeners = _bind(settings.host, settings.port, settings.workers)
     except OSError as exc:
@@ -219,27 +226,31 @@ def settings_flags(settings: Settings) -> dict[str, Any]:
 class _WorkerLink(asyncio.Protocol):
     """The worker's end of the relay: frames in go to the broker; losing it stops the worker."""
 
-    def __init__(self, broker: RelayBroker, server: RtdbServer) -> None:
-        self.broker = broker
+    def __init__(self, broker: RelayBroker | None, server: RtdbServer) -> None:
+        self.broker = broker  # None: a cluster node (--redis-url), the link only says the supervisor lives
         self.server = server
         self.reader = FrameReader()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.broker.attach(transport.write)  # type: ignore[attr-defined]  # a stream transport (uvloop's)
+        if self.broker is not None:
+            self.broker.attach(transport.write)  # type: ignore[attr-defined]  # a stream transport (uvloop's)
 
     def data_received(self, data: bytes) -> None:
+        if self.broker is None:
+            return
         for payload in self.reader.feed(data):
             self.broker.received(payload)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.broker.attach(None)
+        if self.broker is not None:
+            self.broker.attach(None)
         if not self.server.should_exit:
             log.error("the supervisor is gone; stopping")
             self.server.should_exit = True
 
 
 class WorkerServer(RtdbServer):
-    def __init__(self, config: Any, app: Any, broker: RelayBroker, relay: socket.socket) -> None:
+    def __init__(self, config: Any, app: Any, broker: RelayBroker | None, relay: socket.socket) -> None:
         super().__init__(config, app)
         self.broker = broker
         self.relay = relay
@@ -252,7 +263,8 @@ class WorkerServer(RtdbServer):
 
     async def shutdown(self, sockets: Any = None) -> None:
         await super().shutdown(sockets=sockets)
-        self.broker.close()
+        if self.broker is not None:
+            self.broker.close()
 
 
 def worker_main() -> int:
@@ -262,7 +274,11 @@ def worker_main() -> int:
     logging.basicConfig(level=settings.log_level.upper(), format=log_format)
     listen = socket.socket(fileno=spec["listen_fd"])
     relay = socket.socket(fileno=spec["relay_fd"])
-    broker = RelayBroker()
+    broker: RelayBroker | None = None
+    if settings.redis_url is not None:  # a node of the cluster: its own broker, nothing relayed
+        settings = replace(settings, node_id=f"{settings.node_id or secrets.token_hex(4)}-w{spec['index']}")
+    else:
+        broker = RelayBroker()
     try:
         app = build_app(settings, broker)
     except CliError as exc:

@@ -167,13 +167,15 @@ class Engine:
         self._opening[ns] = future
         try:
             store = self.backend.store(ns, writer=self._writer_process is None)
-            self.feed.open_namespace(ns)
+            subscribed = self.feed.open_namespace(ns)
+            if subscribed is not None:
+                await subscribed  # the broker receives other nodes' commits of ns before its seq is read
             if self._writer_process is not None:
                 await self._writer_process.write(ns, ("open",))  # it creates the file
             await store.open()
             store.on_commit = self._publish
-            seq = await store.read(lambda txn: txn.committed_seq())
-            self.feed.start_namespace(ns, seq, functools.partial(self._read_log, ns))
+            epoch, seq = await self._head(ns, store)
+            self.feed.start_namespace(ns, seq, functools.partial(self._read_log, ns), epoch=epoch)
             source = await store.read(lambda txn: txn.meta("rules"))
             if source is not None:
                 self.access.set_namespace(ns, Ruleset.compile(source))
@@ -190,6 +192,15 @@ class Engine:
             raise
         finally:
             del self._opening[ns]
+
+    async def _head(self, ns: str, store: Store) -> tuple[str | None, int]:
+        """The history (epoch, if the backend names one: PostgreSQL) and last commit of open ``ns``."""
+        heads = getattr(self.backend, "heads", None)
+        if heads is not None:
+            found: dict[str, tuple[str, int]] = await asyncio.to_thread(heads, [ns])
+            if ns in found:
+                return found[ns]
+        return None, await store.read(lambda txn: txn.committed_seq())
 
     def open_namespaces(self) -> list[str]:
         """The namespaces whose files this process holds open now."""
@@ -208,7 +219,7 @@ class Engine:
             await self._dropped(ns)
         if not self.exists(ns):
             result = await self._empty.read(fn)
-            if not self.shared or not self._watch_absent(ns):
+            if not self.shared or not await self._watch_absent(ns):
                 return result
         store = self._stores.get(ns) or await self.store(ns)
         self._busy[ns] = self._busy.get(ns, 0) + 1
@@ -218,11 +229,13 @@ class Engine:
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
 
-    def _watch_absent(self, ns: str) -> bool:
+    async def _watch_absent(self, ns: str) -> bool:
         """Shared mode, after an allowed read of a namespace that does not exist: have the
         broker keep the commits another process makes to it from now on (its listeners may
         have just subscribed). ``True`` if the file appeared meanwhile: read it instead."""
-        self.feed.open_namespace(ns)  # from here on, what arrives for ns is kept
+        subscribed = self.feed.open_namespace(ns)  # from here on, what arrives for ns is kept
+        if subscribed is not None:
+            await subscribed
         if self.backend.exists(ns):
             return True
         self.feed.start_namespace(ns, 0, functools.partial(self._read_log, ns))

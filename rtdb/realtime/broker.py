@@ -28,8 +28,9 @@ Subscriber = Callable[[ChangeSet], None]
 Fetch = Callable[[int], Awaitable[list[ChangeSet]]]
 """Reads the committed ChangeSets after a ``seq`` from the namespace's change log."""
 
-Head = Callable[[list[str]], Awaitable[Mapping[str, int]]]
-"""Reads the last committed ``seq`` of each of these namespaces from the store."""
+Head = Callable[[list[str]], Awaitable[Mapping[str, "int | tuple[str, int]"]]]
+"""Reads the last committed ``seq`` of each of these namespaces from the store, or ``(epoch, seq)``
+where the store names its history."""
 
 
 class Broker(Protocol):

@@ -217,10 +217,19 @@ class OrderedFeed(Generic[StatsT]):
         if not before:
             return
         heads = await head(sorted(before))
-        for ns, seq in heads.items():
+        for ns, found in heads.items():
             state = self._namespaces.get(ns)
             if state is None or state.orderer is None or ns not in before:
                 continue
+            epoch, seq = found if isinstance(found, tuple) else (None, found)
+            if epoch and epoch != state.epoch:
+                if state.epoch is None:
+                    state.epoch = epoch  # no history was known: now it is
+                elif epoch not in state.retired:
+                    self._new_epoch(ns, state, epoch, seq)  # e.g. dropped and made anew meanwhile
+                    continue
+                else:
+                    continue  # the store still names a history left behind here: a stale read
             if seq < before[ns]:
                 log.error("%s: the store's last commit is %d, below the %d released here: its history was "
                           "replaced", ns, seq, before[ns])

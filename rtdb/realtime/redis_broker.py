@@ -233,6 +233,9 @@ class RedisBroker(OrderedFeed[RedisStats]):
     def is_subscribed(self) -> bool:
         return self._subscriber is not None and self._subscriber.transport is not None
 
+    def is_publishing(self) -> bool:
+        return self._publisher is not None and self._publisher.transport is not None
+
     async def sync(self) -> None:
         """Returns once this node has handled every message Redis sent it before now (a PING
         through the subscribe connection); at once if it is not connected."""
@@ -291,10 +294,14 @@ class RedisBroker(OrderedFeed[RedisStats]):
 
     def _flush(self) -> None:
         data = b"".join(self._outgoing)
+        queued = len(self._outgoing) // 5
         self._outgoing.clear()
         link = self._publisher
         if link is not None and link.transport is not None:
             link.send(data)
+        else:  # the connection dropped within this turn of the loop
+            self.stats.sent -= queued
+            self.stats.unsent += queued
 
     def _published(self, reply: Any) -> None:
         if isinstance(reply, hiredis.ReplyError):
@@ -310,9 +317,13 @@ class RedisBroker(OrderedFeed[RedisStats]):
         link = self._subscriber
         if link is None or link.transport is None:
             return None
-        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        confirmed: asyncio.Future[None] = loop.create_future()
         self._confirming.setdefault(channel, deque()).append(confirmed)
         link.send(command(b"SUBSCRIBE", channel))
+        # a connection that hangs must not hold up opening a namespace for ever: the head poll
+        # and gaps make good what arrives before the subscription
+        loop.call_later(self.connect_timeout_s, _settle_late, confirmed, channel)
         return confirmed
 
     def _received(self, reply: Any) -> None:
@@ -449,3 +460,9 @@ class RedisBroker(OrderedFeed[RedisStats]):
                 if not failing:
                     log.exception("reading the store's heads failed")
                     failing = True
+
+
+def _settle_late(confirmed: asyncio.Future[None], channel: bytes) -> None:
+    if not confirmed.done():
+        log.warning("redis did not confirm the subscription to %r in time", channel)
+        confirmed.set_result(None)

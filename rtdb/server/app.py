@@ -16,7 +16,7 @@ from litestar import Litestar, Response, asgi, get
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.realtime.broker import Broker
-from rtdb.realtime.relay import RelayBroker
+from rtdb.realtime.ordered import OrderedFeed
 from rtdb.server.auth import Authenticator
 from rtdb.server.lp import LpEndpoint
 from rtdb.server.rest import RestApi
@@ -33,9 +33,15 @@ log = logging.getLogger("rtdb.server")
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Callable[[], int] | None = None,
                feed: Broker | None = None) -> Litestar:
     """Build the ASGI app. ``engine`` and ``clock`` are injectable for tests; ``feed`` is the
-    broker to the other worker processes (`--workers`), which makes the engine shared."""
+    broker to the other worker processes (`--workers`), which makes the engine shared. With
+    ``settings.redis_url`` the server is a node of a cluster (:func:`cluster_node`)."""
+    cluster: ClusterNode | None = None
     if engine is None:
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+        if feed is None and settings.redis_url is not None:
+            cluster = cluster_node(settings)
+            kwargs.update(backend=cluster.backend)
+            feed = cluster.broker
         if feed is not None:
             kwargs.update(feed=feed, shared=True)
         rules = load_rules(settings.rules) if settings.rules else default_rules(emulator=settings.emulator)
@@ -50,6 +56,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             database_url=settings.database_url,
             **kwargs,
         )
+    if cluster is not None:
+        cluster.engine = engine
     authenticator = Authenticator(settings)
     sse = SseEndpoint(engine, settings)
     rest = RestApi(engine, settings, authenticator, sse)
@@ -83,7 +91,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         sse.drop(ns)
 
     engine.on_dropped = on_dropped
-    if isinstance(engine.feed, RelayBroker):
+    if isinstance(engine.feed, OrderedFeed):
         engine.feed.on_lost = on_lost
 
     @asynccontextmanager
@@ -92,6 +100,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         watcher = None
         if settings.rules is not None:
             watcher = asyncio.create_task(watch_rules(settings.rules.resolve(), engine, stop))
+        if cluster is not None:
+            await cluster.broker.start()
         await ws_endpoint.start()  # with PostgreSQL: a cluster node (lease, durable onDisconnect)
         try:
             yield
@@ -106,13 +116,23 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
                 await lp_endpoint.forwarder.close()
             await ws_endpoint.stop()
             await engine.close()
+            if cluster is not None:
+                await cluster.close()
 
-    @get("/healthz", sync_to_thread=False)
-    def healthz() -> Response[dict[str, Any]]:
+    @get("/healthz")
+    async def healthz() -> Response[dict[str, Any]]:
+        """200 while this process can serve reads and writes (``status`` ``degraded``: Redis is
+        down, changes from other nodes arrive by the head poll); 503 and ``error`` when it cannot."""
         health: dict[str, Any] = {"status": "ok", "pid": os.getpid()}
         if engine.writer_pid is not None:
             health["writer_pid"] = engine.writer_pid
-        problem = storage_problem(engine.data_dir)
+        if cluster is not None:
+            problem = await cluster.report(health)
+        elif settings.database_url is not None:
+            problem = await asyncio.to_thread(engine.backend.check)  # type: ignore[attr-defined]
+            health["postgresql"] = {"ok": problem is None}
+        else:
+            problem = storage_problem(engine.data_dir)
         if problem is not None:
             health.update(status="error", error=problem)
             return Response(health, status_code=503)
@@ -144,6 +164,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     app.state.settings = settings
     app.state.ws = ws_endpoint
     app.state.lp = lp_endpoint
+    app.state.cluster = cluster
     return app
 
 
@@ -161,6 +182,66 @@ class RtdbApp(Litestar):
             await self.rest(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+class ClusterNode:
+    """What makes a server one node of a cluster (`--redis-url`): the PostgreSQL backend all nodes
+    share, and the Redis broker that carries commits between them, named after the cluster."""
+
+    def __init__(self, backend: Any, broker: Any) -> None:
+        self.backend = backend
+        self.broker = broker
+        self.engine: Engine | None = None
+
+    async def heads(self, names: list[str]) -> dict[str, tuple[str, int]]:
+        """The head poll: ``(epoch, seq)`` of the open namespaces, one query."""
+        result: dict[str, tuple[str, int]] = await asyncio.to_thread(self.backend.heads, names)
+        return result
+
+    async def report(self, health: dict[str, Any]) -> str | None:
+        """Fill ``health`` with this node's view of PostgreSQL and Redis; why it cannot serve, if so."""
+        problem: str | None = await asyncio.to_thread(self.backend.check)
+        redis_ok = self.broker.is_subscribed() and self.broker.is_publishing()
+        stats = self.broker.stats
+        health.update(
+            node=self.broker.node_id,
+            postgresql={"ok": problem is None},
+            redis={"ok": redis_ok, "reconnects": stats.reconnects, "unsent": stats.unsent,
+                   "read_from_log": stats.read_from_log, "head_fills": stats.head_fills, "lost": stats.lost},
+        )
+        if problem is None and not redis_ok:
+            health["status"] = "degraded"
+            health["warning"] = "Redis is unreachable: changes from other nodes arrive by the head poll"
+        return problem
+
+    async def close(self) -> None:
+        await self.broker.aclose()
+        self.backend.close()
+
+
+def cluster_node(settings: Settings) -> ClusterNode:
+    """The backend and broker of a node (blocking: reads the cluster's identity, creating the
+    schema if it is missing; ``ValueError`` if PostgreSQL cannot be reached)."""
+    from rtdb.core.errors import Unavailable
+    from rtdb.realtime.redis_broker import RedisBroker
+    from rtdb.storage.postgres import PostgresBackend
+
+    assert settings.database_url is not None and settings.redis_url is not None
+    backend = PostgresBackend(settings.database_url)
+    try:
+        prefix = settings.redis_prefix or f"rtdb:{backend.cluster_id()}"
+    except Unavailable as exc:
+        backend.close()
+        raise ValueError(f"--database-url: {exc.message}") from None
+    node: ClusterNode
+
+    async def head(names: list[str]) -> dict[str, tuple[str, int]]:
+        return await node.heads(names)
+
+    broker = RedisBroker(settings.redis_url, prefix=prefix, head=head, head_poll_s=settings.head_poll_s,
+                         node_id=settings.node_id)
+    node = ClusterNode(backend, broker)
+    return node
 
 
 def space_policy(settings: Settings) -> SpacePolicy:

@@ -24,6 +24,21 @@ class Settings:
                                               "lives in that database instead of SQLite files in `--data-dir` (which "
                                               "still holds the server's lock). Needs `pip install rtdb[postgres]`; "
                                               "not with `--write-process`.", metavar="URL")
+    redis_url: str | None = _setting(None, "Redis URL (`redis://host:6379`): this server is one node of a cluster; "
+                                           "committed changes travel between the nodes over Redis Pub/Sub (what "
+                                           "it loses is read back from the change log in PostgreSQL). Needs "
+                                           "`--database-url` (the nodes share it) and `pip install rtdb[redis]`.",
+                                     metavar="URL")
+    redis_prefix: str | None = _setting(None, "Prefix of the cluster's Redis channels. Default: `rtdb:` and the "
+                                              "cluster's identity, kept in the database, so clusters sharing a "
+                                              "Redis never hear each other.", metavar="PREFIX")
+    node_id: str | None = _setting(None, "This node's name in the cluster (logs, `/healthz`, its Redis "
+                                         "messages). Default: random at each start; with `--workers`, each "
+                                         "worker is a node named `NODE-wN`.", metavar="NAME")
+    head_poll_s: float = _setting(1.0, "Seconds between a node's looks at the last commit of its open "
+                                       "namespaces in PostgreSQL: a change Redis lost (or all of them, while "
+                                       "Redis is down) arrives at most about this late.", kind="float",
+                                  metavar="SECONDS")
     namespace: str = _setting("default", "Namespace of requests that name none (no `?ns=`).", metavar="NS")
     rules: Path | None = _setting(None, "Security rules file (JSON with comments), hot-reloaded.", kind="path",
                                   metavar="FILE")
@@ -137,6 +152,8 @@ def _convert(kind: str, raw: Any, name: str) -> Any:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "path":
             return Path(raw)
         if kind == "bool":
@@ -145,7 +162,8 @@ def _convert(kind: str, raw: Any, name: str) -> Any:
             return tuple(raw)
         return str(raw)
     except ValueError:
-        raise ValueError(f"{Settings.flag_name(name)} {raw!r}: expected a whole number") from None
+        expected = "a number" if kind == "float" else "a whole number"
+        raise ValueError(f"{Settings.flag_name(name)} {raw!r}: expected {expected}") from None
 
 
 def markdown_table() -> str:
@@ -175,6 +193,22 @@ def check_database_url(settings: Settings) -> None:
         raise ValueError("--database-url needs the PostgreSQL driver: pip install 'rtdb[postgres]'") from None
 
 
+def check_redis_url(settings: Settings) -> None:
+    url = settings.redis_url or ""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("--redis-url: expected a Redis URL, redis://HOST:PORT")
+    if settings.database_url is None:
+        raise ValueError("--redis-url needs --database-url: the nodes of a cluster share one PostgreSQL "
+                         "database (SQLite files cannot be shared between hosts)")
+    if not settings.head_poll_s > 0:
+        raise ValueError(f"--head-poll-s {settings.head_poll_s}: expected more than 0")
+    try:
+        import hiredis  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError:
+        raise ValueError("--redis-url needs the Redis client: pip install 'rtdb[redis]'") from None
+
+
 def check_settings(settings: Settings) -> None:
     """Raise ``ValueError`` naming the flag of the first setting that cannot work."""
     from rtdb.core.errors import RtdbError
@@ -199,6 +233,10 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(f"--workers {settings.workers}: expected 0 (one per core) or more")
     if settings.database_url is not None:
         check_database_url(settings)
+    if settings.redis_url is not None:
+        check_redis_url(settings)
+    elif settings.redis_prefix is not None:
+        raise ValueError("--redis-prefix names the channels of --redis-url: give both")
     try:
         check_namespace(settings.namespace)
     except RtdbError as exc:

@@ -10,7 +10,8 @@ the range ``[p, p + U+0002)`` of ``parent``, which a linguistic collation (a dat
 with ``en_US.UTF-8``) would break, since it ignores control characters.
 
 The objects live in the first schema of the connection's ``search_path``; give rtdb a schema
-(or a database) of its own: the view names are generic.
+(or a database) of its own: the view names are generic. ``rtdb_cluster`` holds one row, the
+identity of the cluster whose namespaces the schema keeps (the Redis channel prefix of its nodes).
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ from typing import Any
 
 import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOCK = 0x72746462  # "rtdb": the advisory lock serializing schema creation across processes
 _NS = "current_setting('rtdb.ns')::integer"
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS rtdb_schema (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS rtdb_cluster (
+    id  text COLLATE "C" NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text),
+    one boolean PRIMARY KEY DEFAULT true CHECK (one)
+);
+INSERT INTO rtdb_cluster (one) VALUES (true) ON CONFLICT (one) DO NOTHING;
 CREATE TABLE IF NOT EXISTS rtdb_namespaces (
     ns_id          integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name           text COLLATE "C" NOT NULL UNIQUE,
@@ -109,6 +115,22 @@ def ensure_schema(pg: psycopg.Connection[Any]) -> None:
         elif found[0] > SCHEMA_VERSION:
             raise RuntimeError(f"the PostgreSQL schema is version {found[0]}, newer than this rtdb "
                                f"({SCHEMA_VERSION}): upgrade rtdb")
+        elif found[0] < SCHEMA_VERSION:  # the DDL above added what was missing (version 2: rtdb_cluster)
+            pg.execute("UPDATE rtdb_schema SET version = %s", (SCHEMA_VERSION,))
+
+
+def cluster_id(pg: psycopg.Connection[Any]) -> str:
+    """The identity of the cluster this database (schema) holds: made once with the schema, so
+    two clusters in two databases or schemas differ (their Redis channels are named after it)."""
+    row = pg.execute("SELECT id FROM rtdb_cluster").fetchone()
+    assert row is not None, "rtdb_cluster has its row from ensure_schema"
+    return str(row[0])
+
+
+def heads(pg: psycopg.Connection[Any], names: list[str]) -> dict[str, tuple[str, int]]:
+    """``(epoch, seq)`` of each of these namespaces that exists, in one query."""
+    rows = pg.execute("SELECT name, epoch, seq FROM rtdb_namespaces WHERE name = ANY(%s)", (names,))
+    return {str(name): (str(epoch), int(seq)) for name, epoch, seq in rows}
 
 
 def namespace_id(pg: psycopg.Connection[Any], name: str, *, create: bool) -> int | None:

@@ -32,7 +32,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from rtdb.core.errors import Unavailable
 from rtdb.storage.group import GroupCommit, StoreStats, ThreadedStore
 from rtdb.storage.pg_conn import POSTGRES, PgConn, configure, unavailable
-from rtdb.storage.pg_schema import DATA_TABLES, ensure_schema, namespace_id
+from rtdb.storage.pg_schema import DATA_TABLES, cluster_id, ensure_schema, heads, namespace_id
 from rtdb.storage.sqlite import EmptyStore
 from rtdb.storage.store import CompactReport
 from rtdb.storage.txn import Txn
@@ -226,6 +226,27 @@ class PostgresBackend:
             raise Unavailable("The database (PostgreSQL) is unavailable: no connection") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise unavailable(exc) from exc
+
+    def cluster_id(self) -> str:
+        """The identity of the cluster kept in this database (see :func:`~rtdb.storage.pg_schema.cluster_id`)."""
+        self.ready()
+        return self._query(cluster_id)
+
+    def heads(self, names: list[str]) -> dict[str, tuple[str, int]]:
+        """``(epoch, seq)`` of each of these namespaces that exists (one query; blocking)."""
+        self.ready()
+        return self._query(lambda pg: heads(pg, names))
+
+    def check(self, timeout_s: float = 1.0) -> str | None:
+        """``None`` if the server answers a query within about ``timeout_s``, else why not."""
+        try:
+            with self.pool().connection(timeout=timeout_s) as pg:
+                pg.execute("SELECT 1")
+        except PoolTimeout:
+            return "PostgreSQL is unavailable: no connection"
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            return str(unavailable(exc).message)
+        return None
 
     def close(self) -> None:
         with self._lock:
