@@ -57,8 +57,8 @@ async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def heads(**seqs: int) -> Head:
-    async def head(names: list[str]) -> Mapping[str, int]:
+def heads(**seqs: int | tuple[str, int]) -> Head:
+    async def head(names: list[str]) -> Mapping[str, int | tuple[str, int]]:
         return {n: seqs[n] for n in names if n in seqs}
 
     return head
@@ -122,6 +122,24 @@ async def test_a_head_below_what_was_released_restarts_the_order() -> None:
     assert feed.lost == ["ns"] and feed.last_seq("ns") == 1
     feed.arrive(2)
     assert feed.seen == [1, 2, 3, 2]
+
+
+async def test_a_head_in_another_epoch_restarts_the_order_at_it() -> None:
+    feed = started(epoch="e1")
+    feed.arrive(1, "e1")
+    await feed._poll_heads(heads(ns=("e2", 4)))  # restored (or dropped and made anew) meanwhile
+    assert feed.lost == ["ns"] and feed.last_seq("ns") == 4
+    await feed._poll_heads(heads(ns=("e1", 9)))  # a stale read naming the history left behind
+    feed.arrive(5, "e2")
+    assert feed.seen == [1, 5] and feed.lost == ["ns"] and feed.stats.head_fills == 0
+
+
+async def test_a_head_names_the_history_when_none_was_known() -> None:
+    feed = started(Log(1))
+    await feed._poll_heads(heads(ns=("e1", 1)))
+    await until(lambda: feed.seen == [1])
+    feed.arrive(2, "e1")
+    assert feed.seen == [1, 2] and feed.lost == []
 
 
 async def test_a_new_epoch_reports_the_namespace_lost_and_restarts_at_its_commit() -> None:
