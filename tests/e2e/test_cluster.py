@@ -7,7 +7,10 @@ clean ``unavailable`` errors, never a false ack, and the nodes recover by themse
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -180,6 +183,23 @@ def test_hash_preconditioned_counters_from_three_nodes_sum_exactly(cluster: Clus
         t.join(timeout=120)
     assert len(done) == 3
     assert _final(cluster, "/count", "tx") == [3 * per_node] * 3
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def test_official_js_sdk_on_three_nodes_and_nginx(cluster: Cluster) -> None:
+    """tests/node/cluster.test.mjs: firebase@12 apps on each node and through nginx."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "firebase").is_dir():
+        pytest.skip("node or tests/node/node_modules (npm ci) missing")
+    assert cluster.nginx is not None
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(RTDB_PORT=str(cluster.nginx.port), RTDB_CLUSTER_PORTS=",".join(str(n.port) for n in cluster.nodes))
+    proc = subprocess.run([node, "--test", "--test-reporter=spec", "cluster.test.mjs"], cwd=NODE_DIR, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout[-20000:]}\n{proc.stderr[-5000:]}\n{cluster.logs()}"
+    assert "skipped 0" in proc.stdout or "# skip 0" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_two_clusters_on_one_redis_do_not_hear_each_other(tmp_path: Path) -> None:
