@@ -185,6 +185,50 @@ def test_hash_preconditioned_counters_from_three_nodes_sum_exactly(cluster: Clus
     assert _final(cluster, "/count", "tx") == [3 * per_node] * 3
 
 
+def test_a_namespace_dropped_on_one_node_is_gone_on_all_and_starts_anew(cluster: Cluster) -> None:
+    n1, n2, n3 = cluster.nodes
+    assert httpx.put(f"{n3.url}/a.json?ns=dropme", json={"x": 1}).status_code == 200
+    with wires(n2.host, 1, "dropme") as (w,):
+        assert w.request("q", {"p": "/a", "h": ""})["s"] == "ok"
+        w.wait(lambda: ("a", {"x": 1}) in w.values())
+        response = httpx.delete(f"{n1.url}/.namespace.json?ns=dropme", headers=ADMIN, timeout=30)
+        assert response.status_code == 200, response.text
+        w.wait(lambda: w.closed or ("a", None) in w.values())  # told, then disconnected to start over
+    for node in cluster.nodes:
+        assert httpx.get(f"{node.url}/a.json?ns=dropme").json() is None
+    with wires(n2.host, 1, "dropme") as (again,):
+        assert again.request("q", {"p": "/a", "h": ""})["s"] == "ok"
+        assert httpx.put(f"{n3.url}/a.json?ns=dropme", json={"y": 2}).status_code == 200
+        again.wait(lambda: ("a", {"y": 2}) in again.values())
+
+
+def test_a_redis_url_without_a_database_url_is_refused_clearly(tmp_path: Path) -> None:
+    from conftest import RTDB, free_port
+
+    proc = subprocess.run([RTDB, "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"),
+                           "--redis-url", "redis://127.0.0.1:6379"], capture_output=True, timeout=30)
+    assert proc.returncode == 2
+    assert b"--redis-url needs --database-url" in proc.stderr
+
+
+def test_workers_of_a_node_are_nodes_of_the_cluster(tmp_path: Path) -> None:
+    with fresh_url() as url, Cluster(tmp_path, database_url=url) as c:
+        plain = c.add_node()
+        pair = c.add_node("--workers", "2")
+        names: set[str] = set()
+        wait_until(lambda: names.add(c.health(pair)[1]["node"]) or len(names) == 2, 20, "both workers to answer")
+        assert all(name.endswith(("-w0", "-w1")) for name in names), names
+        with _many([pair.host] * 4 + [plain.host], "wk") as ws:
+            for w in ws:
+                assert w.request("q", {"p": "/v", "h": ""})["s"] == "ok"
+            for i, w in enumerate(ws):
+                assert w.request("p", {"p": f"/v/{i}", "d": i})["s"] == "ok"
+            for w in ws:
+                w.wait(lambda w=w: bool(w.values()) and any(p == "v/4" for p, _ in w.values()))
+            seen = [w.values()[-5:] for w in ws]
+        assert all(s == seen[0] for s in seen)
+
+
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
