@@ -41,7 +41,6 @@ import msgspec
 from rtdb.core.auth import Caller
 from rtdb.core.errors import Unavailable
 from rtdb.engine.ondisconnect import PostgresRegistry, run_ops
-from rtdb.storage.pg_cluster import ClusterDb
 
 if TYPE_CHECKING:
     from rtdb.engine.engine import Engine
@@ -70,6 +69,8 @@ class Cluster:
         margin_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        from rtdb.storage.pg_cluster import ClusterDb  # psycopg: imported only by a server on PostgreSQL
+
         self.db = ClusterDb(url)
         self.name = name
         self.address = address
