@@ -370,6 +370,9 @@ class RedisBroker(OrderedFeed[RedisStats]):
         namespace's log: what was published while this node was not subscribed is lost."""
         self._settle_pending()
         self._subscriber = link
+        # if it drops before Redis confirms, nobody may keep waiting for the confirmations (an
+        # engine opening a namespace awaits one: it would hang until Redis is back)
+        link.closed.add_done_callback(lambda _: self._settle_pending() if self._subscriber is link else None)
         channels = [self._ctl] + [self._ns_channel + ns.encode() for ns in self._namespaces]
         loop = asyncio.get_running_loop()
         waits: list[asyncio.Future[None]] = []
@@ -413,6 +416,9 @@ class RedisBroker(OrderedFeed[RedisStats]):
             except (OSError, TimeoutError, ConnectionError) as exc:
                 if link is not None:
                     link.close()
+                    if self._subscriber is link:
+                        self._subscriber = None
+                        self._settle_pending()
                 if not failing:
                     log.warning("redis %s connection to %s failed (%s); retrying", role, self.url, exc or type(exc))
                     failing = True

@@ -81,6 +81,7 @@ class Wire:
         self.r = 0
         self.pushes: list[dict[str, Any]] = []
         self.acks: dict[int, dict[str, Any]] = {}
+        self.order: list[tuple[str, Any]] = []  # ("ack", r) and ("push", message), as they arrived
         self.cond = threading.Condition()
         self.closed = False
         threading.Thread(target=self._read, daemon=True).start()
@@ -95,8 +96,10 @@ class Wire:
                 with self.cond:
                     if "r" in d:
                         self.acks[d["r"]] = d["b"]
+                        self.order.append(("ack", d["r"]))
                     elif d.get("a") in ("d", "m", "c"):
                         self.pushes.append(d)
+                        self.order.append(("push", d))
                     self.cond.notify_all()
         except Exception:  # noqa: BLE001 - the socket closed
             pass

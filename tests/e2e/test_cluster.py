@@ -74,6 +74,33 @@ def test_concurrent_writers_on_three_nodes_give_every_client_one_order(cluster: 
     assert sorted((d["by"], d["n"]) for _, d in seen[0]) == [(k, i) for k in range(3) for i in range(40)]
 
 
+def test_a_writer_hears_its_own_write_before_the_ack_while_other_nodes_write(cluster: Cluster) -> None:
+    with _many([n.host for n in cluster.nodes] * 2, "own") as ws:
+        for w in ws:
+            assert w.request("q", {"p": "/race", "h": ""})["s"] == "ok"
+        for k, w in enumerate(ws):
+            for i in range(30):
+                w.send("p", {"p": f"/race/w{k}-{i}", "d": i})
+        for k, w in enumerate(ws):
+            w.wait(lambda w=w: len(w.acks) >= 31)
+            for i in range(30):
+                ack_at = w.order.index(("ack", 2 + i))
+                before = [e for kind, e in w.order[:ack_at] if kind == "push"]
+                assert any(f"w{k}-{i}" in json.dumps(p["b"]) for p in before), (k, i)
+
+
+def test_an_etag_precondition_is_decided_across_nodes(cluster: Cluster) -> None:
+    n1, n2, n3 = cluster.nodes
+    assert httpx.put(f"{n1.url}/doc.json?ns=etag", json={"v": 1}).status_code == 200
+    got = httpx.get(f"{n1.url}/doc.json?ns=etag", headers={"X-Firebase-ETag": "true"})
+    etag = got.headers["ETag"]
+    first = httpx.put(f"{n2.url}/doc.json?ns=etag", json={"v": 2}, headers={"if-match": etag})
+    assert first.status_code == 200, first.text
+    stale = httpx.put(f"{n3.url}/doc.json?ns=etag", json={"v": 3}, headers={"if-match": etag})
+    assert stale.status_code == 412, stale.text
+    assert httpx.get(f"{n3.url}/doc.json?ns=etag").json() == {"v": 2}
+
+
 class _many:
     """Context manager: one wire per host."""
 
@@ -288,7 +315,11 @@ def test_a_redis_restart_loses_no_change(tmp_path: Path) -> None:
                 wait_until(lambda: c.health(n2)[1].get("redis", {}).get("ok") is False, 10, "healthz to see Redis down")
                 assert c.health(n2)[0] == 200 and c.health(n2)[1]["status"] == "degraded"
                 write(40)  # delivered by the head poll meanwhile
-                listener.wait(lambda: any(p == f"log/{sent - 1:04d}" for p, _ in listener.values()), 10)
+                try:
+                    listener.wait(lambda: any(p == f"log/{sent - 1:04d}" for p, _ in listener.values()), 10)
+                except AssertionError:
+                    print(c.logs(), c.health(n2))
+                    raise
                 redis.start()
                 wait_until(lambda: c.health(n2)[1]["redis"]["ok"] and c.health(n1)[1]["redis"]["ok"], 15,
                            "the nodes to reconnect")
