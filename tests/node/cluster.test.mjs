@@ -34,7 +34,10 @@ test('listeners on every node and behind nginx see the same onValue and onChildA
       }
       await Promise.all(writes);
     }));
-    const final = (await get(ref(listeners[3].db, 'latest'))).val();
+    // a fresh app through nginx: get() on an app listening there would answer from its cache
+    const reader = openDb(ns, { port: PORT });
+    const final = (await get(ref(reader.db, 'latest'))).val();
+    await reader.close();
     for (const { acc } of values) {
       await acc.waitFor((items) => JSON.stringify(items[items.length - 1]) === JSON.stringify(final), 15000, 'the final value');
     }
