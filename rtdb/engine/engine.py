@@ -583,7 +583,7 @@ class Engine:
         try:
             if self._writer_process is not None:
                 return await self._writer_process.write(ns, command)
-            return await store.write(functools.partial(self.writes.run, ns, command))
+            return await store.write(functools.partial(self.writes.run, ns, command), paths=_targets(command))
         finally:
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
@@ -651,6 +651,16 @@ class Engine:
         raise IndexNotDefined(
             f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
         )
+
+
+def _targets(command: Command) -> tuple[Path, ...]:
+    """The paths a write command writes (a hint for the store: :meth:`Store.write`)."""
+    kind = command[0]
+    if kind in ("set", "priority"):
+        return (command[1],)
+    if kind == "update":
+        return tuple(target for target, _ in command[2])
+    return ()
 
 
 LARGE_VALUE_NODES = 10_000

@@ -15,15 +15,18 @@ transaction (a consistent snapshot) on a reader connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from rtdb.core.errors import RtdbError, Unavailable
+from rtdb.core.path import Path
 from rtdb.storage.lone import ALONE
 from rtdb.storage.store import CompactReport
 from rtdb.storage.txn import Txn
@@ -42,6 +45,9 @@ class Op:
 
     fn: Callable[[Txn], Any]
     token: Any = None
+    paths: tuple[Path, ...] = ()
+    """Where it writes, when known: a store whose reads cost a round trip reads their rows
+    for the whole group at once (:meth:`GroupCommit.prefetch`)."""
     result: Any = None
     error: BaseException | None = None
 
@@ -77,6 +83,15 @@ class GroupCommit:
     def committed(self, changes: int) -> None:
         """A group that changed ``changes`` rows committed."""
 
+    prefetches = False
+    """Whether reading the group's write targets at once is worth a statement (PostgreSQL)."""
+
+    def pipelined(self, txn: Txn) -> AbstractContextManager[Any]:
+        """Around a group's first pass: a connection that can send statements without waiting
+        for each answer (PostgreSQL's pipeline mode) does so here; an error it reports late
+        (when the pass ends) makes the group run again with savepoints."""
+        return contextlib.nullcontext()
+
     def apply(self, batch: list[Op]) -> bool:
         """Apply ``batch`` as one transaction and commit it; ``False`` if nothing committed
         (its only op failed). A failing op must leave no trace. Ops run without savepoints
@@ -91,7 +106,7 @@ class GroupCommit:
         try:
             self.begin(txn)
             seq_before = txn.seq
-            if not self._apply_ops(txn, batch, savepoints=False):
+            if not self._first_pass(txn, batch):
                 conn.execute("ROLLBACK")
                 txn.forget()
                 txn.seq = seq_before
@@ -116,6 +131,19 @@ class GroupCommit:
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         self.committed(conn.total_changes - changes_before)
         return True
+
+    def _first_pass(self, txn: Txn, batch: list[Op]) -> bool:
+        """The ops without savepoints; ``False``: roll back and run them again with savepoints."""
+        try:
+            if self.prefetches and len(batch) > 1:
+                txn.prefetch([path for op in batch for path in op.paths])
+            with self.pipelined(txn):
+                return self._apply_ops(txn, batch, savepoints=False)
+        except Unavailable:
+            raise
+        except Exception:  # a statement failed and said so only when the pipeline ended
+            log.info("a group's pipelined statements failed: it runs again with savepoints", exc_info=True)
+            return False
 
     def _apply_ops(self, txn: Txn, batch: list[Op], *, savepoints: bool) -> bool:
         """Run each op; ``False`` (stop) when one failed after changing rows and there is no savepoint."""
@@ -259,12 +287,12 @@ class ThreadedStore:
         raise NotImplementedError
 
     # -- writes ---------------------------------------------------------------
-    async def write(self, fn: Callable[[Txn], T]) -> T:
+    async def write(self, fn: Callable[[Txn], T], *, paths: tuple[Path, ...] = ()) -> T:
         if self._thread is None or self._closing:
             raise Unavailable("The database is not open")
         assert self._loop is not None
         future: asyncio.Future[T] = self._loop.create_future()
-        op = Op(fn, future)
+        op = Op(fn, future, paths)
         if self.lone_writes and self._queued == 0 and ALONE.get() and self._writing.acquire(blocking=False):
             try:  # nothing before it and nobody else to serve: commit here, without two thread wake-ups
                 committed = self._apply([op])

@@ -107,7 +107,9 @@ class PgConn:
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise unavailable(exc) from exc
         if writes:
-            if cur.rowcount > 0:
+            if self.pg.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+                self.total_changes += 1  # its answer has not come yet: count it as a change
+            elif cur.rowcount > 0:
                 self.total_changes += cur.rowcount
         elif text == "COMMIT" and cur.statusmessage == "ROLLBACK":  # a failed statement had spoilt it
             raise Unavailable("The write was not committed (the transaction had failed)")
@@ -120,7 +122,9 @@ class PgConn:
             cur.executemany(text, args)  # type: ignore[arg-type]
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise unavailable(exc) from exc
-        if cur.rowcount > 0:
+        if self.pg.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            self.total_changes += 1  # its answer has not come yet: count it as a change
+        elif cur.rowcount > 0:
             self.total_changes += cur.rowcount
 
     def close(self) -> None:

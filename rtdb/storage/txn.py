@@ -79,7 +79,8 @@ UNKNOWN: Any = object()
 
 _ROWS_PER_INSERT = 100  # 500 parameters: under SQLite's limit of 32,766
 _COLUMNS = "kind, value, priority"
-_CHAINS_KEPT = 16
+_CHAINS_KEPT = 1024
+_PREFETCH_PAIRS = 400  # row locators per prefetch statement: 800 parameters
 _INDEX_ENTRY = ("INSERT INTO index_entries (ix, parent, key, vsort, ksort) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (ix, parent, key) DO UPDATE SET vsort = excluded.vsort, ksort = excluded.ksort")
 
@@ -269,10 +270,56 @@ class Txn:
         if chain is None:
             chain = self.conn.execute(_chain_sql(len(path) + 1), _chain_args(path)).fetchall()
             if self.writing:
-                if len(self._chains) >= _CHAINS_KEPT:
-                    self._chains.clear()
-                self._chains[path] = chain
+                self._keep_chain(path, chain)
         return chain
+
+    def _keep_chain(self, path: Path, chain: list[tuple[int, int, Any, Any]]) -> None:
+        if len(self._chains) >= _CHAINS_KEPT:
+            self._chains.clear()
+        self._chains[path] = chain
+
+    def prefetch(self, paths: list[Path]) -> None:
+        """Read the row chains of ``paths`` (a group's write targets) in one statement, so the
+        writes find them kept: where each read is a network round trip (PostgreSQL), a group
+        then waits for one instead of one per write."""
+        wanted = [p for p in dict.fromkeys(paths) if p not in self._chains]
+        if not self.writing or len(wanted) < 2:
+            return
+        locators: dict[tuple[str, bytes], None] = {}
+        for path in wanted:
+            args = _chain_args(path)
+            for i in range(0, len(args), 2):
+                locators[(args[i], args[i + 1])] = None
+        found: dict[tuple[str, bytes], tuple[int, Any, Any]] = {}
+        pairs = list(locators)
+        for start in range(0, len(pairs), _PREFETCH_PAIRS):
+            part = pairs[start : start + _PREFETCH_PAIRS]
+            flat: list[Any] = []
+            for pair in part:
+                flat += pair
+            sql = ("SELECT parent, ksort, kind, value, priority FROM nodes WHERE (parent, ksort) IN (VALUES "
+                   + ", ".join(["(?, ?)"] * len(part)) + ")")
+            for parent, ksort, kind, value, priority in self.conn.execute(sql, flat):
+                found[(parent, bytes(ksort))] = (kind, value, priority)
+        for path in wanted:
+            args = _chain_args(path)
+            chain = []
+            for depth in range(len(path) + 1):
+                row = found.get((args[2 * depth], args[2 * depth + 1]))
+                if row is not None:
+                    chain.append((depth, *row))
+            self._keep_chain(path, chain)
+
+    def _forget_chains(self, path: Path, changed_from: int) -> None:
+        """A write at ``path`` changed rows on its path from depth ``changed_from`` down (and
+        below ``path``): a kept chain is stale if it shares such a row, that is if it follows
+        ``path`` at least that deep."""
+        if changed_from == 0:
+            self._chains.clear()
+            return
+        for kept in list(self._chains):
+            if kept[:changed_from] == path[:changed_from] and len(kept) >= changed_from:
+                del self._chains[kept]
 
     def _holder(self, path: Path) -> tuple[int, int, Any, Any] | None:
         """The row holding the node at ``path``: its own, or the packed ancestor it is
@@ -515,18 +562,19 @@ class Txn:
         packed row. (``old`` is accepted for callers that read it; the row chain, read
         once per write, tells all that is needed.)"""
         chain = self._chain(path)
-        self._chains.clear()  # what this changes makes every kept chain stale
         depth = len(path)
         for row in chain:
             if row[0] < depth and row[1] in PACKED_KINDS:
-                self._set_inside(path, row, node)
+                changed_from = self._set_inside(path, row, node)
                 break
         else:
-            self._replace(path, chain, node)
+            changed_from = self._replace(path, chain, node)
+        self._forget_chains(path, changed_from)
         if self.indexes:
             self._reindex(path, node)
 
-    def _replace(self, path: Path, chain: list[tuple[int, int, Any, Any]], node: Node) -> None:
+    def _replace(self, path: Path, chain: list[tuple[int, int, Any, Any]], node: Node) -> int:
+        """Returns the smallest depth on ``path`` whose row it changed."""
         depth = len(path)
         own = chain[-1] if chain and chain[-1][0] == depth else None
         if own is not None:
@@ -535,26 +583,29 @@ class Txn:
                 self._delete_below(path_key(path))
         if node is None:
             if own is not None and path:
-                self._prune(path[:-1])
-            return
+                return min(depth, self._prune(path[:-1]))
+            return depth
         if not path:
             self._write_node("", "", node, packable=False)
-            return
+            return 0
         above = [r for r in chain if r[0] < depth]
         deepest = above[-1] if above else None
         if deepest is None:  # an empty database
             self.conn.execute(insert_sql(1), ("", ROOT_KSORT, OBJECT, None, None))
-            top = 0
+            top = changed_from = 0
         else:
             top = deepest[0]
+            changed_from = top + 1  # the row written below it
             if deepest[1] != OBJECT:  # writing below a leaf makes it an object (priority kept)
                 self.conn.execute(
                     "UPDATE nodes SET kind = ?, value = NULL WHERE parent = ? AND ksort = ?",
                     (OBJECT, *locator(path[:top])),
                 )
+                changed_from = top
         for key in reversed(path[top + 1 :]):  # the objects missing between them, built around the node
             node = {key: node}
         self._write_node(path_key(path[:top]), path[top], node)
+        return changed_from
 
     def _write_node(self, parent: str, key: str, node: Node, *, packable: bool = True) -> None:
         Packer(self._collect).node(parent, key, node, packable=packable)
@@ -580,19 +631,18 @@ class Txn:
                 args += (parent, ksort, kind, cell(value), cell(priority))
         self.conn.execute(insert_sql(len(rows)), args)
 
-    def _set_inside(self, path: Path, row: tuple[int, int, Any, Any], node: Node) -> None:
+    def _set_inside(self, path: Path, row: tuple[int, int, Any, Any], node: Node) -> int:
         """Write inside the packed row at depth ``row[0]``: rewrite it (small), or unpack it
-        when it outgrows ``PACK_MAX``."""
+        when it outgrows ``PACK_MAX``. Returns the smallest depth on ``path`` whose row changed."""
         depth, kind, value, priority = row
         holder = path[:depth]
         current = row_node(kind, value, priority)
         new = replace_at(current, path[depth:], node)
         if new is current:
-            return
+            return len(path) + 1  # nothing changed
         if new is None:
             self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(holder))
-            self._prune(holder[:-1])
-            return
+            return min(depth, self._prune(holder[:-1]))
         kids = children(new)
         new_priority = new.get(PRIORITY) if isinstance(new, dict) else None
         if packed_size(kids) <= PACK_MAX:
@@ -604,9 +654,10 @@ class Txn:
                 "UPDATE nodes SET kind = ?, value = ?, priority = ? WHERE parent = ? AND ksort = ?",
                 (new_kind, blob, new_priority, *locator(holder)),
             )
-            return
+            return depth
         self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(holder))
         self._write_node(path_key(holder[:-1]), holder[-1], new)
+        return depth
 
     def _delete_below(self, p: str) -> None:
         lo, hi = below(p)
@@ -615,13 +666,15 @@ class Txn:
         else:
             self.conn.execute("DELETE FROM nodes WHERE parent >= ? AND parent < ?", (lo, hi))
 
-    def _prune(self, path: Path) -> None:
-        """Delete the objects at and above ``path`` that were left without children."""
+    def _prune(self, path: Path) -> int:
+        """Delete the objects at and above ``path`` that were left without children; the
+        depth of the highest one deleted (``len(path) + 1``: none)."""
         for i in range(len(path), -1, -1):
             p = path_key(path[:i])
             if self.conn.execute("SELECT 1 FROM nodes WHERE parent = ? AND ksort != x'' LIMIT 1", (p,)).fetchone():
-                return
+                return i + 1
             self.conn.execute("DELETE FROM nodes WHERE parent = ? AND ksort = ?", locator(path[:i]))
+        return 0
 
 
     # -- indexes --------------------------------------------------------------

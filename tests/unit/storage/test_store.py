@@ -442,3 +442,59 @@ async def test_the_root_lists_queries_and_exports_its_children_only(store: Store
     assert await store.read(lambda t: t.query_keys((), QuerySpec(order_by="value"), None)) == ["b", "c", "a"]
     exported = await store.read(lambda t: "".join(t.export_chunks((), keep_priorities=False)))
     assert msgspec.json.decode(exported) == {"a": {"x": 1}, "b": 2, "c": "z"}
+
+
+# -- the write connection's kept row chains (reuse within a write, a group's prefetch) --------
+
+_KEYS = ("a", "b", "c", "1", "2")
+
+
+def _random_path(rng: random.Random) -> tuple[str, ...]:
+    return tuple(rng.choice(_KEYS) for _ in range(rng.randint(0, 4)))
+
+
+def _random_value(rng: random.Random) -> Any:
+    roll = rng.random()
+    if roll < 0.25:
+        return None
+    if roll < 0.5:
+        return rng.choice(["x", 7, 2.5, True, "y" * rng.randint(1, 40)])
+    if roll < 0.8:  # small: packed where it lands
+        return {rng.choice(_KEYS): rng.choice(["p", 1, {"q": "r"}]) for _ in range(rng.randint(1, 3))}
+    # larger than a packed row: an object with rows of its own
+    return {f"k{i:03d}": {"text": "z" * 30, "n": i} for i in range(PACK_MAX // 30)}
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_kept_chains_never_go_stale_within_a_write(store: Store, seed: int) -> None:
+    """Hundreds of writes in one transaction, each reusing the row chains the connection kept
+    (and a prefetch of random paths now and then), agree with a model of the tree after each
+    write, and the committed tree equals the model."""
+    from rtdb.core.value import replace_at
+
+    rng = random.Random(seed)
+    model: Any = None
+
+    def run(txn: Txn) -> None:
+        nonlocal model
+        for _ in range(150):
+            if rng.random() < 0.3:
+                txn.prefetch([_random_path(rng) for _ in range(rng.randint(2, 6))])
+            path = _random_path(rng)
+            value = normalize(_random_value(rng), path)
+            txn.node(path)  # what a write command reads first: the chain is kept
+            txn.set(path, value)
+            model = replace_at(model, path, value)
+            for probe in [path, path[:-1], _random_path(rng), _random_path(rng)]:
+                assert txn.node(probe) == _at(model, probe), (seed, path, probe)
+
+    await store.write(run)
+    assert await store.read(lambda txn: txn.node(())) == model
+
+
+def _at(node: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
