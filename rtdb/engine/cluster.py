@@ -14,9 +14,11 @@ and registers again under a new id; the old row is expired so that a sweeper (ma
 node's, once back) runs what it held. :meth:`fenced` is computed from the clock at each
 call, so a process resumed after SIGSTOP refuses writes before its heartbeat has even run.
 
-**Sweeper.** Every ``sweep_s`` a node holding a lease claims expired nodes one at a time
-(``FOR UPDATE SKIP LOCKED``: sweepers never wait on each other), and runs their sessions'
-operations (:func:`rtdb.engine.ondisconnect.run_ops`).
+**Sweeper.** Every ``sweep_s`` a node holding a lease runs the operations of nodes whose
+lease ran out, session by session and namespace by namespace, each in one transaction of the
+namespace's write group that also deletes them (:meth:`PostgresRegistry.sweep
+<rtdb.engine.ondisconnect.PostgresRegistry.sweep>`): sweepers may try the same session, the
+first one's ``DELETE`` takes it; a sweep that fails leaves the operations to the next one.
 
 **Takeover notices.** A session taken over on another node (``ls=``) is announced on a
 PostgreSQL ``NOTIFY`` channel of the schema; ``on_takeover(session_id, caller)`` lets the
@@ -40,7 +42,7 @@ import msgspec
 
 from rtdb.core.auth import Caller
 from rtdb.core.errors import Unavailable
-from rtdb.engine.ondisconnect import PostgresRegistry, run_ops
+from rtdb.engine.ondisconnect import PostgresRegistry
 
 if TYPE_CHECKING:
     from rtdb.engine.engine import Engine
@@ -110,6 +112,7 @@ class Cluster:
     async def start(self, engine: Engine) -> None:
         """Register (PostgreSQL must be reachable), then keep the lease, sweep and listen."""
         self._engine = engine
+        self.registry.engine = engine
         await self.db.open()
         await self._register()
         loop = asyncio.get_running_loop()
@@ -186,15 +189,13 @@ class Cluster:
 
     async def sweep(self) -> int:
         """Run the operations of every expired node's sessions now; how many ran."""
-        engine = self._engine
-        if engine is None or self.current() is None:
+        if self._engine is None or self.current() is None:
             return 0
         try:
-            ops = await self.registry.sweep()
+            done = await self.registry.sweep()
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("cluster: sweeping expired nodes failed: %s", exc)
             return 0
-        done = await run_ops(engine, ops)
         self.swept += done
         return done
 
@@ -218,7 +219,8 @@ class Cluster:
             log.exception("cluster: a takeover notice could not be handled")
 
 
-def cluster_for(engine: Engine, *, name: str | None = None, address: str = "", lease_s: float = LEASE_S) -> Cluster | None:
+def cluster_for(engine: Engine, *, name: str | None = None, address: str = "",
+                lease_s: float = LEASE_S) -> Cluster | None:
     """A :class:`Cluster` for ``engine`` when its backend is PostgreSQL, else ``None``."""
     url = getattr(engine.backend, "url", None)
     if not isinstance(url, str) or not getattr(engine.backend, "logs_changes", False):

@@ -16,7 +16,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from rtdb.engine.access import RulesAccess
 from rtdb.engine.writer import WriterProcess
 from rtdb.engine.writes import (
     Command,
+    Disconnected,
     WriteResult,
     Writes,
     check,
@@ -486,6 +487,10 @@ class Engine:
         for result in results:
             if isinstance(result, WriteResult) and result.changeset is not None:
                 self.feed.publish(result.changeset, result.encoded)
+            elif isinstance(result, Disconnected):  # onDisconnect operations: each a write of its own
+                for ran in result.results:
+                    if ran.changeset is not None:
+                        self.feed.publish(ran.changeset, ran.encoded)
 
     # -- reads ----------------------------------------------------------------
     async def read(
@@ -644,6 +649,23 @@ class Engine:
             if pending is not None:
                 await pending
         return result
+
+    async def _delivered(self, results: Sequence[WriteResult]) -> None:
+        """Wait until the local listeners have the last ChangeSet of ``results`` (so all before it)."""
+        last = next((r.changeset for r in reversed(results) if r.changeset is not None), None)
+        if last is not None:
+            pending = self.feed.delivered(last)
+            if pending is not None:
+                await pending
+
+    async def take_disconnect(self, ns: str, session_id: str, *, taker: str, owner: str | None = None,
+                              upto: int | None = None) -> Disconnected:
+        """Take a session's stored onDisconnect operations of ``ns`` and run them, in one group
+        transaction (PostgreSQL: :meth:`rtdb.engine.writes.Writes._disconnect`); return once the
+        local listeners have their ChangeSets."""
+        done: Disconnected = await self._run(ns, ("disconnect", session_id, taker, owner, upto, self.clock()))
+        await self._delivered(done.results)
+        return done
 
     @staticmethod
     def _missing_index(path: Path, query: QuerySpec) -> None:

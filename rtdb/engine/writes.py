@@ -9,7 +9,9 @@ cross to the writer process, `rtdb serve --write-process`, pickled):
 * ``("update", base, items, caller, now, if_hash)``: a multi-path update,
   ``items`` from :func:`parse_updates`;
 * ``("meta", name, value)``: a row of the file's ``meta`` table (deployed rules);
-* ``("indexes", [(pattern, child), ...])``: declare (and build) indexes.
+* ``("indexes", [(pattern, child), ...])``: declare (and build) indexes;
+* ``("disconnect", session_id, taker, owner, upto, now)``: take a session's onDisconnect
+  operations of this namespace from PostgreSQL and run them (:meth:`Writes._disconnect`).
 
 :meth:`Writes.run` applies one command within the writer's group transaction:
 the precondition, server values and the rules are decided against the data as
@@ -18,20 +20,24 @@ it is at that moment in commit order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from rtdb.core import path as paths
 from rtdb.core.changes import Change, ChangeSet, encode_changeset
-from rtdb.core.errors import InvalidData, InvalidPath, PermissionDenied, PreconditionFailed
+from rtdb.core.errors import InvalidData, InvalidPath, PermissionDenied, PreconditionFailed, RtdbError, Unavailable
 from rtdb.core.hash import etag, node_hash
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, with_priority
 from rtdb.engine.access import RulesAccess
+from rtdb.engine.ondisconnect import DisconnectOp, StoredOp, decode_row
 from rtdb.rules import Decision
 from rtdb.storage.store import Txn
+
+log = logging.getLogger("rtdb.ondisconnect")
 
 Command = tuple[Any, ...]
 
@@ -48,6 +54,24 @@ class WriteResult:
     @property
     def etag(self) -> str:
         return etag(self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """What a ``disconnect`` command did: how many operations it took, and the result of each
+    that ran, in order (the engine publishes their ChangeSets as if each were a write of its own)."""
+
+    taken: int
+    results: tuple[WriteResult, ...]
+
+
+@runtime_checkable
+class DisconnectTxn(Protocol):
+    """A transaction that takes stored onDisconnect operations (PostgreSQL's; see
+    :meth:`rtdb.storage.txn.Txn.take_disconnect_ops`)."""
+
+    def take_disconnect_ops(self, ns: str, session_id: str, *, taker: str, owner: str | None = None,
+                            upto: int | None = None) -> list[StoredOp]: ...
 
 
 class Writes:
@@ -74,6 +98,8 @@ class Writes:
             for pattern, child in command[1]:
                 txn.declare_index(pattern, child)
             return None
+        if kind == "disconnect":
+            return self._disconnect(txn, ns, *command[1:])
         raise ValueError(f"unknown write command {kind!r}")
 
     def _set(self, txn: Txn, ns: str, path: Path, node: Node, caller: Any, now: int,
@@ -109,6 +135,45 @@ class Writes:
         result = self._apply(txn, ns, "update", base, writes)
         echo = {"/".join(rel): new for rel, new in relative.items()}
         return WriteResult(echo or None, result.changeset, result.encoded)
+
+    def _disconnect(self, txn: Txn, ns: str, session_id: str, taker: str, owner: str | None, upto: int | None,
+                    now: int) -> Disconnected:
+        """Take the session's stored onDisconnect operations of ``ns`` (a ``DELETE`` through this
+        transaction: see :meth:`rtdb.storage.txn.Txn.take_disconnect_ops` for the scoping) and run
+        them in registration order, each as its registering caller, as :meth:`_set`/:meth:`_update`
+        do (rules checked now). Taking and running commit or roll back together: an operation
+        runs once, or stays stored for the next taker.
+
+        An operation that is refused or invalid (an :class:`RtdbError`: rules, validation,
+        server values) fails before it writes anything: it is logged and skipped, the others
+        still run. Any other failure (the database: :class:`Unavailable` or a driver's error,
+        the only ones a write to storage raises) fails the whole command, which then leaves no
+        trace either: the operations stay stored for a retry."""
+        if not isinstance(txn, DisconnectTxn):
+            raise TypeError("this store keeps no onDisconnect operations")
+        results: list[WriteResult] = []
+        rows = txn.take_disconnect_ops(ns, session_id, taker=taker, owner=owner, upto=upto)
+        for row in rows:
+            op = decode_row(row)
+            seq = txn.seq
+            try:
+                results.append(self._disconnect_op(txn, ns, op, now))
+            except Unavailable:
+                raise  # the database: not a refusal
+            except RtdbError as exc:
+                txn.seq = seq
+                log.info("onDisconnect %s at %s failed: %s", op.kind, paths.to_str(op.path), exc.code)
+        return Disconnected(len(rows), tuple(results))
+
+    def _disconnect_op(self, txn: Txn, ns: str, op: DisconnectOp, now: int) -> WriteResult:
+        """One taken operation, validated and written as :meth:`rtdb.engine.engine.Engine.set`
+        or ``update`` would (no precondition)."""
+        if op.kind == "update":
+            return self._update(txn, ns, op.path, parse_updates(op.path, op.data), op.caller, now, None)
+        if op.path and op.path[-1] == PRIORITY_KEY:
+            at = op.path[:-1]
+            return self._priority(txn, ns, at, written_priority(op.data, at), op.caller, now)
+        return self._set(txn, ns, op.path, normalize(op.data, op.path), op.caller, now, None, None)
 
     def _check_precondition(self, txn: Txn, ns: str, caller: Any, now: int, path: Path, old: Node,
                             if_match: str | None, if_hash: str | None) -> None:

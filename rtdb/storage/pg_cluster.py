@@ -2,18 +2,19 @@
 
 * ``rtdb_cluster_nodes(node_id, address, lease_until)``: one row per live node incarnation.
   A node renews its lease by PostgreSQL's clock (``now()``), so node clocks do not matter;
-  a lease that has run out is never renewed (the node must register again under a new id),
-  and the sweeper of any node claims an expired row (``FOR UPDATE SKIP LOCKED``), runs its
-  sessions' operations and deletes it.
+  a lease that has run out is never renewed (the node must register again under a new id).
+  Sweepers run the operations of nodes without a live lease (:meth:`ClusterDb.orphans`) and
+  then delete the rows of expired nodes that have none left.
 * ``rtdb_ondisconnect(session_id, ord, node_id, ns, kind, path, data, caller)``: the
   onDisconnect operations registered by each session, in registration order (``ord``).
-  Whoever deletes a row runs it: a claim is a ``DELETE … RETURNING``, so two claimers
-  never both get a row.
+  Whoever deletes a row runs it, and in the same transaction: the ``DELETE … RETURNING`` is
+  made by the namespace's writer, inside the write group that runs the operations
+  (:meth:`rtdb.storage.txn.Txn.take_disconnect_ops`), so two takers never both get a row
+  and a row is gone only once its writes committed.
 
 A registration lands only while its node holds a live lease (the ``INSERT`` reads the node's
-row ``FOR SHARE``, which waits for a sweeper holding it ``FOR UPDATE`` and then finds it
-gone): nothing is added to a node that is being swept. Claims for a normal close need the
-node's lease too: a node that lost it leaves its sessions to the sweeper.
+row ``FOR SHARE``): nothing is added to a node whose lease ran out. Taking needs the taker's
+lease too: a node that lost it leaves its sessions to the sweepers.
 
 The tables are created beside :mod:`rtdb.storage.pg_schema`'s (first schema of the
 ``search_path``) under the same advisory lock. Asynchronous psycopg connections: the
@@ -27,7 +28,6 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -63,28 +63,7 @@ STATEMENT_TIMEOUT = "5s"
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 5.0
 
-_RETURNING = "RETURNING session_id, ord, ns, kind, path, data, caller"
-_LIVE = "SELECT 1 FROM rtdb_cluster_nodes WHERE node_id = %s AND lease_until > now()"
-
-
-@dataclass(frozen=True, slots=True)
-class OpRow:
-    """One stored onDisconnect operation (``path``: keys joined with ``/``; ``data`` and
-    ``caller``: encoded by the engine)."""
-
-    session_id: str
-    ord: int
-    ns: str
-    kind: str
-    path: str
-    data: bytes
-    caller: bytes
-
-
-def _rows(cur_rows: list[tuple[Any, ...]]) -> list[OpRow]:
-    rows = [OpRow(r[0], int(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in cur_rows]
-    rows.sort(key=lambda r: (r.session_id, r.ord))
-    return rows
+_LIVE = "SELECT 1 FROM rtdb_cluster_nodes n WHERE n.node_id = o.node_id AND n.lease_until > now()"
 
 
 class ClusterDb:
@@ -191,40 +170,37 @@ class ClusterDb:
             "AND (%s = '' OR path = %s OR starts_with(path, %s || '/'))", (session_id, path, path, path))
         return max(count, 0)
 
-    async def claim(self, session_id: str, node_id: str) -> list[OpRow]:
-        """Delete and return the session's operations (in order), provided ``node_id`` (the
-        claimer) holds a live lease; nothing otherwise."""
-        _, rows = await self._execute(
-            f"DELETE FROM rtdb_ondisconnect WHERE session_id = %s AND EXISTS ({_LIVE}) {_RETURNING}",
-            (session_id, node_id))
-        return _rows(rows)
-
     async def discard(self, session_id: str) -> None:
         await self._execute("DELETE FROM rtdb_ondisconnect WHERE session_id = %s", (session_id,))
 
-    async def latest(self, session_id: str) -> tuple[str, bytes] | None:
-        """The node and encoded caller of the session's latest operation (``None``: it has none)."""
+    async def latest(self, session_id: str) -> tuple[str, bytes, int] | None:
+        """The node, encoded caller and ``ord`` of the session's latest operation (``None``: it
+        has none). Read without a lock: the taker's ``DELETE`` decides who runs what."""
         _, rows = await self._execute(
-            "SELECT node_id, caller FROM rtdb_ondisconnect WHERE session_id = %s ORDER BY ord DESC LIMIT 1",
+            "SELECT node_id, caller, ord FROM rtdb_ondisconnect WHERE session_id = %s ORDER BY ord DESC LIMIT 1",
             (session_id,))
-        return (rows[0][0], bytes(rows[0][1])) if rows else None
+        return (rows[0][0], bytes(rows[0][1]), int(rows[0][2])) if rows else None
 
-    async def sweep_one(self, node_id: str) -> tuple[str, list[OpRow]] | None:
-        """Claim one expired node (skipping those another sweeper holds): delete its
-        operations and its row, and return them; ``None`` when no node has expired. The
-        claimer (``node_id``) must hold a live lease."""
-        async with self._conn() as pg, pg.transaction():
-            cur = await pg.execute(
-                f"SELECT node_id FROM rtdb_cluster_nodes WHERE lease_until < now() AND EXISTS ({_LIVE}) "
-                "ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED", (node_id,))
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            dead = row[0]
-            cur = await pg.execute(f"DELETE FROM rtdb_ondisconnect WHERE node_id = %s {_RETURNING}", (dead,))
-            rows = _rows(await cur.fetchall())
-            await pg.execute("DELETE FROM rtdb_cluster_nodes WHERE node_id = %s", (dead,))
-            return dead, rows
+    async def namespaces(self, session_id: str) -> list[str]:
+        """The namespaces the session has operations in, in the order of their first one."""
+        _, rows = await self._execute(
+            "SELECT ns FROM rtdb_ondisconnect WHERE session_id = %s GROUP BY ns ORDER BY min(ord)", (session_id,))
+        return [r[0] for r in rows]
+
+    async def orphans(self) -> list[tuple[str, str, str]]:
+        """``(node, session, namespace)`` of every stored operation whose node holds no live
+        lease (its lease ran out, or its row is gone), in the order of their first operation."""
+        _, rows = await self._execute(
+            f"SELECT o.node_id, o.session_id, o.ns FROM rtdb_ondisconnect o WHERE NOT EXISTS ({_LIVE}) "
+            "GROUP BY o.node_id, o.session_id, o.ns ORDER BY min(o.ord)")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def remove_expired(self) -> int:
+        """Delete the rows of expired nodes that have no operations left; how many."""
+        count, _ = await self._execute(
+            "DELETE FROM rtdb_cluster_nodes n WHERE lease_until < now() "
+            "AND NOT EXISTS (SELECT 1 FROM rtdb_ondisconnect o WHERE o.node_id = n.node_id)")
+        return max(count, 0)
 
     # -- takeover notices ------------------------------------------------------------
     async def notify(self, payload: str) -> None:

@@ -28,6 +28,7 @@ from psycopg import pq
 from psycopg.adapt import Dumper, Loader
 
 from rtdb.core.errors import Unavailable
+from rtdb.storage.txn import DisconnectRow
 
 JSON_OID = 114
 
@@ -132,6 +133,7 @@ class PgConn:
 
 
 _NS = "current_setting('rtdb.ns')::integer"
+_LIVE = "SELECT 1 FROM rtdb_cluster_nodes WHERE node_id = ? AND lease_until > now()"
 
 
 class PgDialect:
@@ -151,6 +153,22 @@ class PgDialect:
 
     def save_seq(self, conn: Any, seq: int) -> None:
         conn.execute(f"UPDATE rtdb_namespaces SET seq = ? WHERE ns_id = {_NS}", (seq,))
+
+    def take_disconnect_ops(self, conn: Any, ns: str, session_id: str, taker: str, owner: str | None,
+                            upto: int | None) -> list[DisconnectRow]:
+        """One ``DELETE … RETURNING`` on ``rtdb_ondisconnect`` (:mod:`rtdb.storage.pg_cluster`)
+        in the caller's transaction: a concurrent taker's DELETE waits for it, then finds nothing."""
+        sql = f"DELETE FROM rtdb_ondisconnect WHERE session_id = ? AND ns = ? AND EXISTS ({_LIVE})"
+        args: list[Any] = [session_id, ns, taker]
+        if owner is not None:
+            sql += f" AND node_id = ? AND NOT EXISTS ({_LIVE})"
+            args += (owner, owner)
+        if upto is not None:
+            sql += " AND ord <= ?"
+            args.append(upto)
+        sql += " RETURNING session_id, ord, ns, kind, path, data, caller"
+        return [DisconnectRow(r[0], int(r[1]), r[2], r[3], r[4], bytes(r[5]), bytes(r[6]))
+                for r in conn.execute(sql, args).fetchall()]
 
 
 POSTGRES = PgDialect()

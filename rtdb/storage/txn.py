@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -137,6 +138,26 @@ class Dialect(Protocol):
     def stored_seq(self, conn: Connection) -> int: ...
     def save_seq(self, conn: Connection, seq: int) -> None: ...
 
+    def take_disconnect_ops(self, conn: Connection, ns: str, session_id: str, taker: str, owner: str | None,
+                            upto: int | None) -> list[DisconnectRow]:
+        """Delete and return the session's stored onDisconnect operations of namespace ``ns``
+        (see :meth:`Txn.take_disconnect_ops`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectRow:
+    """One stored onDisconnect operation (``path``: keys joined with ``/``; ``data`` and
+    ``caller``: JSON as the engine encoded them)."""
+
+    session_id: str
+    ord: int
+    ns: str
+    kind: str
+    path: str
+    data: bytes
+    caller: bytes
+
 
 class SqliteDialect:
     """SQLite: typeless columns take values as they are; the seq is a row of ``meta``."""
@@ -156,6 +177,11 @@ class SqliteDialect:
             "INSERT INTO meta (name, value) VALUES ('seq', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (seq,),
         )
+
+    def take_disconnect_ops(self, conn: Connection, ns: str, session_id: str, taker: str, owner: str | None,
+                            upto: int | None) -> list[DisconnectRow]:
+        """A SQLite server is one node: its onDisconnect operations live in its memory."""
+        raise NotImplementedError("onDisconnect operations are stored only in PostgreSQL")
 
 
 SQLITE = SqliteDialect()
@@ -260,6 +286,16 @@ class Txn:
 
     def committed_seq(self) -> int:
         return self.dialect.stored_seq(self.conn)
+
+    def take_disconnect_ops(self, ns: str, session_id: str, *, taker: str, owner: str | None = None,
+                            upto: int | None = None) -> list[DisconnectRow]:
+        """Delete the session's stored onDisconnect operations of namespace ``ns`` and return
+        them in registration order, inside this transaction: they are gone if and only if it
+        commits. Only while node ``taker`` holds a live lease; ``owner``: only those registered
+        on that node, and only once its lease has run out (a sweep); ``upto``: only those
+        registered up to that ``ord``. PostgreSQL only."""
+        rows = self.dialect.take_disconnect_ops(self.conn, ns, session_id, taker, owner, upto)
+        return sorted(rows, key=lambda row: row.ord)
 
     # -- locating rows ----------------------------------------------------------
     def _chain(self, path: Path) -> list[tuple[int, int, Any, Any]]:
