@@ -105,6 +105,7 @@ class GroupCommit:
         changes_before = conn.total_changes
         try:
             self.begin(txn)
+            conn = txn.conn  # begin may have replaced a broken connection
             seq_before = txn.seq
             if not self._first_pass(txn, batch):
                 conn.execute("ROLLBACK")
@@ -114,6 +115,7 @@ class GroupCommit:
                     return False  # one op alone: the rollback undid it, nothing else to keep
                 self.stats.savepoint_retries += 1
                 self.begin(txn)  # others may have committed in between: the seq is read again
+                conn = txn.conn
                 seq_before = txn.seq
                 self._apply_ops(txn, batch, savepoints=True)
             txn.flush_log()

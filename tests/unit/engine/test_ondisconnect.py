@@ -307,13 +307,7 @@ class FailingWrites(Writes):
         return result
 
 
-RECONNECT_BUG = ("GroupCommit.apply (rtdb/storage/group.py) COMMITs on the connection it held before begin() "
-                 "reconnected: the first group after a lost connection fails and leaves its work open on the new "
-                 "connection, where the next group commits it unpublished")
-
-
-@pytest.mark.parametrize("how", ["raise", pytest.param("kill", marks=pytest.mark.xfail(strict=True,
-                                                                                      reason=RECONNECT_BUG))])
+@pytest.mark.parametrize("how", ["raise", "kill"])
 async def test_pg_a_group_that_fails_after_the_claim_leaves_the_ops_for_the_next_taker(
         nodes: Callable[..., Awaitable[Node]], pg_url: str, how: str) -> None:
     """Taking and running are one transaction: nothing ran, nothing was published, the rows
