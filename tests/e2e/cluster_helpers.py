@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import queue
 import shutil
 import signal
 import socket
@@ -69,6 +70,26 @@ def wait_until(condition: Any, timeout: float = 10.0, what: str = "condition") -
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def tcp_sockets(pid: int) -> list[tuple[int, int, bool]]:
+    """``(local port, remote port, established)`` of each TCP socket of process ``pid`` (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                out.append((int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16),
+                            fields[3] == "01"))
+    return out
 
 
 # ----------------------------------------------------------------------------- wire client
@@ -346,3 +367,60 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ----------------------------------------------------------------------------- driven scripts
+class NodeScript:
+    """A Node.js script driven line by line: commands to its stdin, one JSON object per line
+    from its stdout (``expect(key)`` waits for the object holding ``key``)."""
+
+    def __init__(self, node: str, script: Path, **env: str) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        self.proc = subprocess.Popen([node, str(script)], cwd=script.parent, env={**clean, **env}, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        self.pumps = [threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put), daemon=True),
+                      threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr.append), daemon=True)]
+        for pump in self.pumps:
+            pump.start()
+
+    @staticmethod
+    def _pump(stream: Any, put: Any) -> None:
+        for line in stream:
+            put(line)
+        put(None)
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, key: str, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {key!r} from the script in {timeout} s:\n{''.join(self.stderr)[-5000:]}"
+                                     ) from None
+            if line is None:
+                raise AssertionError(f"the script exited ({self.proc.wait()}) before {key!r}:\n"
+                                     f"{''.join(self.stderr)[-5000:]}")
+            if line.startswith("{"):
+                got = json.loads(line)
+                if key in got:
+                    return got[key]
+
+    def __enter__(self) -> NodeScript:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pump in self.pumps:
+            pump.join(10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
