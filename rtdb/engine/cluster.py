@@ -14,8 +14,10 @@ and registers again under a new id; the old row is expired so that a sweeper (ma
 node's, once back) runs what it held. :meth:`fenced` is computed from the clock at each
 call, so a process resumed after SIGSTOP refuses writes before its heartbeat has even run.
 
-**Sweeper.** Every ``sweep_s`` a node holding a lease runs the operations of nodes whose
-lease ran out, session by session and namespace by namespace, each in one transaction of the
+**Sweeper.** Every ``sweep_s`` a node holding a lease first ends the database sessions of
+processes left only with expired leases (one stopped inside a write group holds its
+namespace's row lock, and no PostgreSQL 15 timeout ends a pipeline waiting for its client),
+then runs the operations of nodes whose lease ran out, session by session and namespace by namespace, each in one transaction of the
 namespace's write group that also deletes them (:meth:`PostgresRegistry.sweep
 <rtdb.engine.ondisconnect.PostgresRegistry.sweep>`): sweepers may try the same session, the
 first one's ``DELETE`` takes it; a sweep that fails leaves the operations to the next one.
@@ -191,6 +193,13 @@ class Cluster:
         """Run the operations of every expired node's sessions now; how many ran."""
         if self._engine is None or self.current() is None:
             return 0
+        try:
+            ended = await self.db.end_expired_sessions()
+        except Exception as exc:  # noqa: BLE001 - e.g. a role that may not signal them: logged each round
+            log.warning("cluster: ending the database sessions of expired nodes failed: %s", exc)
+        else:
+            if ended:
+                log.warning("cluster: ended %d database session(s) of expired nodes", ended)
         try:
             done = await self.registry.sweep()
         except Exception as exc:  # noqa: BLE001 - the next round tries again

@@ -20,7 +20,8 @@ class Settings:
     data_dir: Path = _setting(Path("rtdb-data"), "Directory of the SQLite files, one per namespace.", kind="path",
                               metavar="DIR")
     database_url: str | None = _setting(None, "PostgreSQL connection URL (`postgresql://user@host:5432/db`; "
-                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in `?options=`, picks a schema): every namespace "
+                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in `?options=`, picks a schema, else it is "
+                                              "`rtdb`, created if missing): every namespace "
                                               "lives in that database instead of SQLite files in `--data-dir` (which "
                                               "still holds the server's lock). Needs `pip install rtdb[postgres]`; "
                                               "not with `--write-process`.", metavar="URL")
@@ -39,6 +40,12 @@ class Settings:
                                        "namespaces in PostgreSQL: a change Redis lost (or all of them, while "
                                        "Redis is down) arrives at most about this late.", kind="float",
                                   metavar="SECONDS")
+    node_lease_s: float = _setting(10.0, "Seconds a cluster node's lease lasts (with `--database-url`): a node "
+                                         "that could not renew it for that long is fenced (it closes its "
+                                         "connections and refuses writes until it has joined again), and the "
+                                         "other nodes then run its sessions' onDisconnect operations and end its "
+                                         "database connections. Renewed every fifth of it.", kind="float",
+                                   metavar="SECONDS")
     namespace: str = _setting("default", "Namespace of requests that name none (no `?ns=`).", metavar="NS")
     rules: Path | None = _setting(None, "Security rules file (JSON with comments), hot-reloaded.", kind="path",
                                   metavar="FILE")
@@ -183,6 +190,8 @@ def check_database_url(settings: Settings) -> None:
     url = settings.database_url or ""
     if not url.startswith(("postgresql://", "postgres://")):
         raise ValueError("--database-url: expected a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE")
+    if not settings.node_lease_s > 0:
+        raise ValueError(f"--node-lease-s {settings.node_lease_s}: expected more than 0")
     if settings.write_process:
         raise ValueError("--write-process does not work with --database-url (the writer process drives SQLite "
                          "files); PostgreSQL writes run in the server's own writer threads")

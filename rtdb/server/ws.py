@@ -88,7 +88,7 @@ class WsEndpoint:
         ran with a PostgreSQL backend) in PostgreSQL, where they survive this process."""
         self.cluster: Cluster | None = cluster_for(
             engine, name=getattr(settings, "node_id", None), address=f"{settings.host}:{settings.port}",
-            lease_s=getattr(settings, "node_lease_s", 10.0))
+            lease_s=settings.node_lease_s)
         """This process as a node of the cluster sharing its PostgreSQL database (else ``None``)."""
 
     async def start(self) -> None:

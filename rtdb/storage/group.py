@@ -83,6 +83,10 @@ class GroupCommit:
     def committed(self, changes: int) -> None:
         """A group that changed ``changes`` rows committed."""
 
+    def end(self, txn: Txn) -> None:
+        """A group's transaction is over, committed or not (PostgreSQL: its borrowed connection
+        goes back to the pool)."""
+
     prefetches = False
     """Whether reading the group's write targets at once is worth a statement (PostgreSQL)."""
 
@@ -100,6 +104,12 @@ class GroupCommit:
         around each op. Raises if the commit itself fails (then nothing of the batch happened)."""
         txn = self.txn
         assert txn is not None
+        try:
+            return self._apply(txn, batch)
+        finally:
+            self.end(txn)
+
+    def _apply(self, txn: Txn, batch: list[Op]) -> bool:
         conn = txn.conn
         seq_before = txn.seq
         changes_before = conn.total_changes

@@ -35,16 +35,17 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from rtdb.core.errors import Unavailable
-from rtdb.storage.pg_conn import unavailable
-from rtdb.storage.pg_schema import _LOCK
+from rtdb.storage.pg_conn import APPLICATION_NAME, unavailable
+from rtdb.storage.pg_schema import _LOCK, CREATE_SEARCH_SCHEMA
 
-DDL = """
+DDL = CREATE_SEARCH_SCHEMA + """
 CREATE TABLE IF NOT EXISTS rtdb_cluster_nodes (
     node_id      text COLLATE "C" PRIMARY KEY,
     address      text NOT NULL DEFAULT '',
     lease_until  timestamptz NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE rtdb_cluster_nodes ADD COLUMN IF NOT EXISTS process text COLLATE "C" NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS rtdb_ondisconnect (
     session_id  text COLLATE "C" NOT NULL,
     ord         bigint GENERATED ALWAYS AS IDENTITY,
@@ -84,7 +85,8 @@ class ClusterDb:
 
         self._pool = AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, open=False, configure=configure,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}, name="rtdb-cluster",
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                    "application_name": APPLICATION_NAME}, name="rtdb-cluster",
         )
         try:
             await self._pool.open(wait=True, timeout=POOL_TIMEOUT_S)
@@ -127,8 +129,8 @@ class ClusterDb:
     # -- nodes -------------------------------------------------------------------
     async def add_node(self, node_id: str, address: str, lease_s: float) -> None:
         await self._execute(
-            "INSERT INTO rtdb_cluster_nodes (node_id, address, lease_until) "
-            "VALUES (%s, %s, now() + make_interval(secs => %s))", (node_id, address, lease_s))
+            "INSERT INTO rtdb_cluster_nodes (node_id, address, lease_until, process) "
+            "VALUES (%s, %s, now() + make_interval(secs => %s), %s)", (node_id, address, lease_s, APPLICATION_NAME))
 
     async def renew(self, node_id: str, lease_s: float) -> bool:
         """Extend a lease that has not run out; ``False``: it has (or the row is gone)."""
@@ -151,6 +153,21 @@ class ClusterDb:
         _, rows = await self._execute(
             "SELECT node_id, address, lease_until > now() FROM rtdb_cluster_nodes ORDER BY node_id")
         return [(r[0], r[1], bool(r[2])) for r in rows]
+
+    async def end_expired_sessions(self) -> int:
+        """Terminate the database sessions of processes whose every node row has an expired lease;
+        how many. A process stopped (SIGSTOP, a long pause) in the middle of a write group keeps
+        its namespace's row lock: its backend waits for the next pipelined message, which no
+        timeout of PostgreSQL 15 ends. Its lease ran out, so it has fenced itself and writes
+        nothing more; ending its sessions rolls the group back and lets the others write. The
+        connections are found by ``application_name`` (:data:`APPLICATION_NAME`), in this database
+        only; a role that may not signal them gets an error, which the sweeper logs."""
+        _, rows = await self._execute(
+            "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
+            "WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.application_name IN ("
+            "SELECT process FROM rtdb_cluster_nodes WHERE lease_until <= now() AND process <> '' "
+            "EXCEPT SELECT process FROM rtdb_cluster_nodes WHERE lease_until > now())")
+        return int(rows[0][0]) if rows else 0
 
     # -- operations ----------------------------------------------------------------
     async def add_op(self, node_id: str, session_id: str, ns: str, kind: str, path: str, data: bytes,

@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +33,12 @@ from rtdb.core.errors import Unavailable
 from rtdb.storage.txn import DisconnectRow
 
 JSON_OID = 114
+
+APPLICATION_NAME = f"rtdb {os.getpid()} {secrets.token_hex(6)}"
+"""The ``application_name`` of every connection this process makes: how the sweepers of other
+nodes find the database sessions of a node whose lease ran out
+(:meth:`rtdb.storage.pg_cluster.ClusterDb.end_expired_sessions`), and how an operator tells
+rtdb's sessions apart in ``pg_stat_activity``."""
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode

@@ -9,8 +9,9 @@ Every text key column is ``COLLATE "C"``: code-point order, as SQLite's BINARY. 
 the range ``[p, p + U+0002)`` of ``parent``, which a linguistic collation (a database created
 with ``en_US.UTF-8``) would break, since it ignores control characters.
 
-The objects live in the first schema of the connection's ``search_path``; give rtdb a schema
-(or a database) of its own: the view names are generic. ``rtdb_cluster`` holds one row, the
+The objects live in the first schema of the connection's ``search_path``, created if it is
+missing (:data:`CREATE_SEARCH_SCHEMA`). The view names are generic, so rtdb keeps to a schema of
+its own: :func:`with_schema` gives a URL that names none the schema ``rtdb``. ``rtdb_cluster`` holds one row, the
 identity of the cluster whose namespaces the schema keeps (the Redis channel prefix of its nodes).
 """
 
@@ -19,12 +20,38 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 SCHEMA_VERSION = 2
 _LOCK = 0x72746462  # "rtdb": the advisory lock serializing schema creation across processes
 _NS = "current_setting('rtdb.ns')::integer"
 
-DDL = f"""
+DEFAULT_SCHEMA = "rtdb"
+
+CREATE_SEARCH_SCHEMA = """
+DO $$ BEGIN
+    IF current_schema() IS NULL THEN
+        EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I',
+                       trim(both ' "' from split_part(current_setting('search_path'), ',', 1)));
+    END IF;
+END $$;
+"""
+"""Create the first schema of the ``search_path`` when it does not exist (run under the advisory
+lock, before creating tables: PostgreSQL would otherwise have no schema to create them in)."""
+
+
+def with_schema(url: str) -> str:
+    """``url`` (a URI or ``key=value`` string) with ``search_path`` set to :data:`DEFAULT_SCHEMA`
+    when its ``options`` set none: rtdb's tables and views never land in ``public`` by default."""
+    params = conninfo_to_dict(url)
+    options = str(params.get("options") or "")
+    if "search_path" in options:
+        return url
+    params["options"] = f"{options} -csearch_path={DEFAULT_SCHEMA}".strip()
+    return make_conninfo(**params)
+
+
+DDL = CREATE_SEARCH_SCHEMA + f"""
 CREATE TABLE IF NOT EXISTS rtdb_schema (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS rtdb_cluster (
     id  text COLLATE "C" NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text),

@@ -32,8 +32,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rtdb.core.errors import Unavailable
 from rtdb.storage.group import GroupCommit, StoreStats, ThreadedStore
-from rtdb.storage.pg_conn import POSTGRES, PgConn, configure, unavailable
-from rtdb.storage.pg_schema import DATA_TABLES, cluster_id, ensure_schema, heads, namespace_id
+from rtdb.storage.pg_conn import APPLICATION_NAME, POSTGRES, PgConn, configure, unavailable
+from rtdb.storage.pg_schema import DATA_TABLES, cluster_id, ensure_schema, heads, namespace_id, with_schema
 from rtdb.storage.sqlite import EmptyStore
 from rtdb.storage.store import CompactReport
 from rtdb.storage.txn import Txn
@@ -48,20 +48,17 @@ CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 5.0
 """How long a read waits for a pooled connection (PostgreSQL down: then ``Unavailable``)."""
 PAGE = 8192
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
-    """A new autocommit connection with rtdb's adapters; ``Unavailable`` if it cannot be made."""
-    try:
-        pg = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
-    except psycopg.OperationalError as exc:
-        raise unavailable(exc) from exc
-    configure(pg)
-    return pg
+WRITE_POOL_SIZE = 8
+"""Write connections per backend (per node), shared by every namespace's groups."""
 
 
 class PgGroupWriter(GroupCommit):
-    """The write connection of one namespace and group commit over it."""
+    """Group commit of one namespace. Each group borrows a connection of the backend's write
+    pool (:meth:`PostgresBackend.writers`) from its ``BEGIN`` to its ``COMMIT``: a node holds
+    as many write connections as it has groups under way, not one per open namespace. The
+    connection learns the namespace in the group's first round trip (a transaction-local
+    ``rtdb.ns``), so it goes back to the pool clean. :attr:`txn` keeps one :class:`PgConn`
+    whose ``pg`` is the borrowed connection during a group and ``None`` between groups."""
 
     space = None  # nothing to do between groups: PostgreSQL's autovacuum gives space back
     prefetches = True  # every read is a round trip: a group's targets are read at once
@@ -75,45 +72,45 @@ class PgGroupWriter(GroupCommit):
 
     def open(self) -> None:
         self.backend.ready()
-        pg = connect(self.backend.url)
+        conn = PgConn(self.backend.borrow_writer())
         try:
-            ns_id = namespace_id(pg, self.name, create=True)
+            conn.pg.execute("BEGIN")
+            ns_id = namespace_id(conn.pg, self.name, create=True)
             assert ns_id is not None
-            pg.execute("SELECT set_config('rtdb.ns', %s, false)", (str(ns_id),))
+            conn.pg.execute("SELECT set_config('rtdb.ns', %s, true)", (str(ns_id),))
             self.ns_id = ns_id
-            self.txn = Txn(PgConn(pg), writing=True, dialect=POSTGRES)
-        except BaseException:
-            pg.close()
-            raise
+            self.txn = Txn(conn, writing=True, dialect=POSTGRES)
+            conn.pg.execute("COMMIT")
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise unavailable(exc) from exc
+        finally:
+            self._give_back(conn)
 
     def close(self) -> None:
-        if self.txn is not None:
-            conn: PgConn = self.txn.conn  # type: ignore[assignment]
-            conn.close()
-            self.txn = None
+        self.txn = None
 
-    def _reconnect(self, txn: Txn) -> None:
-        """The connection broke: a new one, the namespace's state read again."""
-        old: PgConn = txn.conn  # type: ignore[assignment]
-        old.close()
-        pg = connect(self.backend.url)
-        pg.execute("SELECT set_config('rtdb.ns', %s, false)", (str(self.ns_id),))
-        conn = PgConn(pg)
-        conn.total_changes = old.total_changes
-        txn.conn = conn
-        txn.load_shared_state()
+    def _give_back(self, conn: PgConn) -> None:
+        pg, conn.pg = conn.pg, None  # type: ignore[assignment]  # between groups: no connection
+        if pg is not None:
+            self.backend.give_back_writer(pg)
+
+    def end(self, txn: Txn) -> None:
+        """The group is over (committed or rolled back): its connection goes back to the pool."""
+        self._give_back(txn.conn)  # type: ignore[arg-type]
 
     def begin(self, txn: Txn) -> None:
         """``BEGIN``, then lock the namespace's row: this group commits after every group of
-        it that held the lock before, and continues their ``seq`` (one round trip)."""
+        it that held the lock before, and continues their ``seq`` (one round trip, on a
+        connection borrowed for the group unless it already has one: a group run again with
+        savepoints keeps its)."""
         conn: PgConn = txn.conn  # type: ignore[assignment]
-        if conn.pg.broken or conn.pg.closed:
-            self._reconnect(txn)
-            conn = txn.conn  # type: ignore[assignment]
+        if conn.pg is None:
+            conn.pg = self.backend.borrow_writer()
         txn.forget()
         try:
             cur = conn.pg.execute(
                 f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; "
+                f"SELECT set_config('rtdb.ns', '{int(self.ns_id or 0)}', true); "
                 f"SELECT seq, index_version FROM rtdb_namespaces WHERE ns_id = {int(self.ns_id or 0)} FOR UPDATE",
                 prepare=False,
             )
@@ -196,15 +193,17 @@ class PgStore(ThreadedStore):
 
 class PostgresBackend:
     """Implements :class:`rtdb.storage.store.Backend` over one PostgreSQL database (``url``:
-    a libpq connection URI; ``options=-csearch_path=…`` picks the schema)."""
+    a libpq connection URI; ``options=-csearch_path=…`` picks the schema, else it is ``rtdb``)."""
 
     logs_changes = True
     """Other processes may write the same namespaces: every commit goes to the change log."""
 
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
-        self.url = url
+    def __init__(self, url: str, *, pool_size: int = 8, write_pool_size: int = WRITE_POOL_SIZE) -> None:
+        self.url = with_schema(url)
         self.pool_size = pool_size
+        self.write_pool_size = write_pool_size
         self._pool: ConnectionPool[Any] | None = None
+        self._writers: ConnectionPool[Any] | None = None
         self._lock = threading.Lock()
         self._schema_ready = False
 
@@ -215,10 +214,42 @@ class PostgresBackend:
             if self._pool is None:
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.pool_size, open=False, configure=configure,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}, name="rtdb",
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                            "application_name": APPLICATION_NAME}, name="rtdb",
                 )
                 self._pool.open(wait=False)
             return self._pool
+
+    def writers(self) -> ConnectionPool[Any]:
+        """The write connections every namespace's groups borrow (opened on first use)."""
+        with self._lock:
+            if self._writers is None:
+                self._writers = ConnectionPool(
+                    self.url, min_size=1, max_size=self.write_pool_size, open=False, configure=configure,
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
+                            "application_name": APPLICATION_NAME}, name="rtdb-writers",
+                )
+                self._writers.open(wait=False)
+            return self._writers
+
+    def borrow_writer(self) -> psycopg.Connection[Any]:
+        """A write connection for one group; ``Unavailable`` when none comes within
+        ``POOL_TIMEOUT_S`` (PostgreSQL down, or every connection busy that long)."""
+        try:
+            return self.writers().getconn(timeout=POOL_TIMEOUT_S)
+        except PoolTimeout as exc:
+            raise Unavailable("The database (PostgreSQL) is unavailable: no write connection") from exc
+
+    def give_back_writer(self, pg: psycopg.Connection[Any]) -> None:
+        """Return a borrowed write connection (a broken one is replaced by the pool)."""
+        pool = self._writers
+        if pool is None:  # the backend closed meanwhile
+            pg.close()
+            return
+        try:
+            pool.putconn(pg)
+        except Exception:  # noqa: BLE001 - a pool closing under us: the connection just goes
+            pg.close()
 
     def ready(self) -> None:
         """Create the schema if it is missing (once per backend)."""
@@ -259,9 +290,10 @@ class PostgresBackend:
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+            for pool in (self._pool, self._writers):
+                if pool is not None:
+                    pool.close()
+            self._pool = self._writers = None
 
     # -- Backend --------------------------------------------------------------
     def store(self, ns: str, *, writer: bool = True) -> PgStore:

@@ -11,7 +11,6 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,15 @@ import pytest
 from cluster_helpers import Cluster, Wire, require_redis, wait_until
 from websockets.sync.client import connect
 
-from rtdb.server.settings import Settings
 from unit.storage.pg_service import fresh_url
 
 pytestmark = pytest.mark.e2e
 
 NS = "presence"
-LEASE_S = 3.0 if any(f.name == "node_lease_s" for f in fields(Settings)) else 10.0
-"""The nodes' lease (a short one when the setting exists; else the default, 10 s)."""
+LEASE_S = 3.0
+"""The nodes' lease (``--node-lease-s``; the default is 10 s)."""
 SWEEP_S = LEASE_S / 5
-EXTRA = ("--node-lease-s", str(LEASE_S)) if LEASE_S != 10.0 else ()
+EXTRA = ("--node-lease-s", str(LEASE_S))
 
 
 @pytest.fixture

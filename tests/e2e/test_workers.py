@@ -4,19 +4,16 @@ it reached. Real processes, real sockets, real SQLite files."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
 import pytest
+from cluster_helpers import wires as open_wires
 from conftest import RunningServer
-from websockets.sync.client import ClientConnection, connect
 
 pytestmark = pytest.mark.e2e
 
@@ -27,63 +24,6 @@ def _pid(server: RunningServer) -> int:
     # a new connection each time, so the kernel picks a worker each time
     with httpx.Client(timeout=5) as client:
         return int(client.get(server.url + "/healthz").json()["pid"])
-
-
-class Wire:
-    """A minimal protocol-v5 client on one WebSocket, recording every data push."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.r = 0
-        self.pushes: list[dict[str, Any]] = []
-        self.acks: dict[int, dict[str, Any]] = {}
-        self.cond = threading.Condition()
-        self.order: list[tuple[str, Any]] = []  # pushes and acks, as they arrived
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        try:
-            for text in self.ws:
-                msg = json.loads(text)
-                if msg.get("t") != "d":
-                    continue
-                d = msg["d"]
-                with self.cond:
-                    if "r" in d:
-                        self.acks[d["r"]] = d["b"]
-                        self.order.append(("ack", d["r"]))
-                    elif d.get("a") in ("d", "m", "c"):
-                        self.pushes.append(d)
-                        self.order.append(("push", d))
-                    self.cond.notify_all()
-        except Exception:  # noqa: BLE001 - the socket closed
-            pass
-
-    def send(self, action: str, body: dict[str, Any]) -> int:
-        self.r += 1
-        self.ws.send(json.dumps({"t": "d", "d": {"r": self.r, "a": action, "b": body}}))
-        return self.r
-
-    def wait(self, predicate: Any, timeout: float = 10) -> None:
-        with self.cond:
-            assert self.cond.wait_for(predicate, timeout), f"timed out; pushes so far: {self.pushes[-3:]}"
-
-    def request(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.send(action, body)
-        self.wait(lambda: r in self.acks)
-        return self.acks[r]
-
-
-@contextmanager
-def _wires(server: RunningServer, n: int, ns: str = "shared") -> Iterator[list[Wire]]:
-    with ExitStack() as stack:
-        wires = []
-        for _ in range(n):
-            ws = stack.enter_context(connect(f"ws://{server.host}/.ws?v=5&ns={ns}", open_timeout=10))
-            hello = json.loads(ws.recv(timeout=10))
-            assert hello["d"]["t"] == "h"
-            wires.append(Wire(ws))
-        yield wires
 
 
 @pytest.fixture
@@ -101,7 +41,7 @@ def _values(pushes: list[dict[str, Any]]) -> list[Any]:
 
 
 def test_every_client_sees_every_write_in_one_order_whichever_worker_it_reached(workers: RunningServer) -> None:
-    with _wires(workers, 8) as wires:
+    with open_wires(workers.host, 8) as wires:
         for w in wires:
             assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"
         writers = wires[:4]
@@ -130,7 +70,7 @@ def test_every_client_sees_every_write_in_one_order_whichever_worker_it_reached(
 def test_a_writer_hears_its_own_write_before_the_ack_while_the_other_worker_writes_too(
     workers: RunningServer,
 ) -> None:
-    with _wires(workers, 6) as wires:
+    with open_wires(workers.host, 6) as wires:
         for w in wires:
             w.request("q", {"p": "/race", "h": ""})
         for w in wires:
@@ -153,7 +93,7 @@ def _mentions(push: dict[str, Any], key: str) -> bool:
 
 def test_rules_deployed_through_one_worker_apply_on_every_worker(workers: RunningServer) -> None:
     httpx.put(workers.url + "/open.json?ns=ruled", json={"x": 1}).raise_for_status()
-    with _wires(workers, 6, ns="ruled") as wires:
+    with open_wires(workers.host, 6, ns="ruled") as wires:
         for w in wires:
             assert w.request("q", {"p": "/open", "h": ""})["s"] == "ok"
         rules = {"rules": {".read": False, ".write": False}}
@@ -248,7 +188,7 @@ def test_workers_0_starts_one_per_core(server_factory: Any) -> None:
 
 
 def test_listeners_on_every_worker_hear_the_write_that_creates_their_namespace(workers: RunningServer) -> None:
-    with _wires(workers, 8, ns="unborn") as wires:
+    with open_wires(workers.host, 8, ns="unborn") as wires:
         for w in wires:
             assert w.request("q", {"p": "/room", "h": ""})["s"] == "ok"
         assert not (workers.data_dir / "unborn.sqlite").exists(), "a listen creates nothing"

@@ -6,6 +6,7 @@ primary key used through the views, and `Unavailable` when the server cannot be 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -243,3 +244,61 @@ async def test_a_connection_lost_mid_run_fails_the_write_then_the_writer_reconne
     assert results[-1] == "ok" and set(results) <= {"ok", "unavailable"}
     node = await store.read(lambda t: t.node(("b",)))
     assert set(children(node)) == {str(i) for i, r in enumerate(results) if r == "ok"}, "no false ack"
+
+
+def test_a_url_without_a_search_path_gets_the_rtdb_schema_and_an_explicit_one_is_kept() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from rtdb.storage.pg_schema import with_schema
+
+    assert conninfo_to_dict(with_schema("postgresql://u@h:5432/d"))["options"] == "-csearch_path=rtdb"
+    assert conninfo_to_dict(with_schema("host=h dbname=d options='-cwork_mem=8MB'"))["options"] == (
+        "-cwork_mem=8MB -csearch_path=rtdb")
+    explicit = url_for("mine")
+    assert with_schema(explicit) == explicit
+
+
+async def test_a_database_given_without_a_schema_keeps_rtdb_out_of_public() -> None:
+    from unit.storage.pg_service import BASE_URL, require
+
+    require()
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    database = f"rtdb_test_{secrets.token_hex(6)}"
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = make_conninfo(**{**conninfo_to_dict(BASE_URL), "dbname": database})
+    try:
+        backend = PostgresBackend(url)
+        s = backend.store("ns")
+        await s.open()
+        await s.write(lambda t: t.set(("a",), 1))
+        assert await s.read(lambda t: t.node(())) == {"a": 1}
+        await s.close()
+        backend.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            where = dict(conn.execute("SELECT table_name, table_schema FROM information_schema.tables "
+                                      "WHERE table_name IN ('rtdb_nodes', 'nodes')").fetchall())
+        assert where == {"rtdb_nodes": "rtdb", "nodes": "rtdb"}
+    finally:
+        with psycopg.connect(BASE_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+async def test_many_open_namespaces_share_a_few_write_connections(schema: str) -> None:
+    backend = PostgresBackend(url_for(schema), write_pool_size=2)
+    stores = [backend.store(f"ns{i}") for i in range(12)]
+    try:
+        for s in stores:
+            await s.open()
+        await asyncio.gather(*(s.write(lambda t, i=i, k=k: t.set(("k", str(k)), i))
+                               for i, s in enumerate(stores) for k in range(20)))
+        for i, s in enumerate(stores):
+            assert await s.read(lambda t: t.node(("k",))) == {str(k): i for k in range(20)}
+        stats = backend.writers().get_stats()
+        assert stats["pool_size"] <= 2, stats
+        assert stats["requests_num"] >= 12  # a connection was borrowed for each namespace's groups
+    finally:
+        for s in stores:
+            await s.close()
+        backend.close()
