@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 from pathlib import Path
 
 from rtdb.storage.sqlite import probe_write
@@ -96,3 +97,27 @@ def _read_holder(fd: int) -> tuple[str, str | None]:
         info = json.loads(os.pread(fd, 4096, 0))
         return f"{info['holder']} (pid {int(info['pid'])})", info.get("url")
     return "another process", None
+
+
+TOKEN_FILE = "admin-token"
+
+
+def admin_token(data_dir: Path) -> tuple[str, bool]:
+    """The admin token kept in ``data_dir`` for a production server started without admin
+    credentials: made on the first start (``secrets.token_urlsafe``, file mode 0600), read on
+    later ones; ``(token, made_now)``. A file others may read is narrowed to 0600 first."""
+    file = data_dir / TOKEN_FILE
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+        token = file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise CliError(f"{file} is empty: delete it and a new admin token is made at the next start",
+                           status=2) from None
+        return token, False
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
+    return token, True

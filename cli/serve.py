@@ -19,6 +19,7 @@ from rtdb.realtime.broker import Broker
 from rtdb.rules import RulesError
 from rtdb.server.app import create_app
 from rtdb.server.httpprotocol import http_protocol_class
+from rtdb.server.monitor import JsonFormatter
 from rtdb.server.settings import Settings
 from rtdb.server.wsprotocol import WsServer
 from rtdb.storage import migrate
@@ -37,31 +38,54 @@ def serve(settings: Settings) -> int:
     file, key files, another server on the data dir) raises :class:`CliError` before it listens."""
     if settings.workers > 1 and settings.write_process:
         raise CliError("--write-process runs with one worker (--workers 1)", status=2)
+    configure_logging(settings)
     datadir.check_writable(settings.data_dir)
     # held for the life of this process (with --workers: the supervisor's); never inherited
     url = f"http://{settings.host}:{settings.port}"
     lock = datadir.hold(settings.data_dir, f"rtdb serve on {url}", url)
     try:
-        return _serve(settings)
+        token = None
+        if not settings.emulator and settings.admin_token is None and settings.secret is None:
+            token, made = datadir.admin_token(settings.data_dir)  # a first start that just works, closed
+            settings = replace(settings, admin_token=token)
+            if made:
+                log.warning("no admin credentials configured: made an admin token, kept in %s (mode 0600)",
+                            settings.data_dir / datadir.TOKEN_FILE)
+        return _serve(settings, console=console_url(settings, token))
     finally:
         lock.release()
 
 
-def _serve(settings: Settings) -> int:
+def console_url(settings: Settings, token: str | None) -> str:
+    """The console's address as printed at start, with the admin token that rtdb made, if it did."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}/" + (f"?token={token}" if token else "")
+
+
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    if settings.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+def _serve(settings: Settings, *, console: str | None = None) -> int:
     if settings.emulator:
         log.warning("EMULATOR MODE: `Bearer owner` is admin and, without a rules file, everyone may read and "
                     "write everything. Never expose this server.")
     if settings.rules is not None:
         log.info("rules from %s (watched for changes)", settings.rules)
     elif not settings.emulator:
-        log.warning("No rules file (--rules): every non-admin read and write is refused. Admin access needs "
-                    "--admin-token or --secret.")
+        log.warning("No rules file (--rules): every non-admin read and write is refused; admins (the console's "
+                    "token, --admin-token, --secret) may do anything.")
     _raise_open_files_limit()
     if settings.database_url is not None:
         log.info("namespaces in PostgreSQL at %s", _without_password(settings.database_url))
     else:
         migrate_data_dir(settings.data_dir)
+    if console is not None:
+        log.warning("Console: %s", console)
     if settings.workers == 0:
         settings = replace(settings, workers=os.cpu_count() or 1)
     if settings.workers > 1:
@@ -129,6 +153,7 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        **({"log_config": None} if settings.log_format == "json" else {}),  # uvicorn's lines through ours
         timeout_graceful_shutdown=5,
     )
 

@@ -28,6 +28,10 @@ class RulesAccess:
         self.default = default
         self._namespaces: dict[str, Ruleset] = {}
         self._listeners: list[Callable[[str | None], None]] = []
+        self.on_denied: Callable[[str, str, Path, Caller, list[str]], None] | None = None
+        """Told of every denial, ``(ns, op, path, caller, trace)``, with the trace of the rules
+        that decided (evaluated again with ``explain``: denials only pay for it). Called where
+        the rules run, which may be a store's writer thread."""
 
     # -- which rules ---------------------------------------------------------------
     def ruleset(self, ns: str) -> Ruleset:
@@ -63,19 +67,41 @@ class RulesAccess:
                  query: QuerySpec | None, *, explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
-        return self.ruleset(ns).can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=explain)
+        rules = self.ruleset(ns)
+        decision = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=explain)
+        if not decision.allowed and self.on_denied is not None and not explain:
+            again = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=True)
+            self._denied(ns, "read", path, caller, again)
+        return decision
 
     def can_write(self, ns: str, caller: Caller, path: Path, new: Node, data: Any, now: int, *,
                   explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
-        return self.ruleset(ns).can_write(path, new, auth=caller.auth, root=data, now=now, explain=explain)
+        rules = self.ruleset(ns)
+        decision = rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=explain)
+        if not decision.allowed and self.on_denied is not None and not explain:
+            self._denied(ns, "write", path, caller,
+                         rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=True))
+        return decision
 
     def can_update(self, ns: str, caller: Caller, path: Path, updates: dict[Path, Node], data: Any,
                    now: int, *, explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
-        return self.ruleset(ns).can_update(path, updates, auth=caller.auth, root=data, now=now, explain=explain)
+        rules = self.ruleset(ns)
+        decision = rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=explain)
+        if not decision.allowed and self.on_denied is not None and not explain:
+            self._denied(ns, "update", path, caller,
+                         rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=True))
+        return decision
+
+    def _denied(self, ns: str, op: str, path: Path, caller: Caller, decision: Decision) -> None:
+        assert self.on_denied is not None
+        try:
+            self.on_denied(ns, op, path, caller, decision.trace)
+        except Exception:  # noqa: BLE001 - reporting must never change the decision
+            log.exception("reporting a denial failed")
 
     def declared_indexes(self, ns: str) -> list[tuple[Path, Path]]:
         """``(location pattern, child)`` for every ``.indexOn`` of the namespace's rules."""

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet, decode_changeset
-from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, Unavailable
+from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, RtdbError, Unavailable
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
@@ -126,6 +126,8 @@ class Engine:
         self._validating: asyncio.Future[None] | None = None  # settles once that write (and all before it) is queued
         self._dropping: dict[str, asyncio.Future[None]] = {}  # namespaces being dropped: nothing opens them
         self.idle_close_s = idle_close_s
+        self.write_outcomes: dict[str, int] = {}
+        """Write commands run, by outcome: ok, denied, refused, unavailable, error (``/metrics``)."""
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.feed.on_announce(self._announced)
@@ -585,11 +587,22 @@ class Engine:
             if store is None or ns in self._admitting:
                 store = await self._admit(ns, command)
         self._busy[ns] = self._busy.get(ns, 0) + 1
+        outcome = "error"
         try:
             if self._writer_process is not None:
-                return await self._writer_process.write(ns, command)
-            return await store.write(functools.partial(self.writes.run, ns, command), paths=_targets(command))
+                result = await self._writer_process.write(ns, command)
+            else:
+                result = await store.write(functools.partial(self.writes.run, ns, command), paths=_targets(command))
+            outcome = "ok"
+            return result
+        except PermissionDenied:
+            outcome = "denied"
+            raise
+        except RtdbError as exc:
+            outcome = "unavailable" if isinstance(exc, Unavailable) else "refused"
+            raise
         finally:
+            self.write_outcomes[outcome] = self.write_outcomes.get(outcome, 0) + 1
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
 

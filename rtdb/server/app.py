@@ -12,13 +12,18 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from litestar import Litestar, Response, asgi, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.realtime.broker import Broker
 from rtdb.realtime.ordered import OrderedFeed
+from rtdb.server import console
 from rtdb.server.auth import Authenticator
 from rtdb.server.lp import LpEndpoint
+from rtdb.server.metrics import Sources
+from rtdb.server.monitor import Monitor
 from rtdb.server.rest import RestApi
 from rtdb.server.rulesfile import load_rules, watch_rules
 from rtdb.server.settings import Settings
@@ -28,6 +33,9 @@ from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite import probe_write
 
 log = logging.getLogger("rtdb.server")
+
+CONSOLE = "/.console/"
+"""The console's paths, served by litestar even where they end in ``.json`` (its OpenAPI document)."""
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Callable[[], int] | None = None,
@@ -61,6 +69,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     authenticator = Authenticator(settings)
     sse = SseEndpoint(engine, settings)
     rest = RestApi(engine, settings, authenticator, sse)
+    monitor = Monitor(access=settings.access_log, denials=settings.log_denials or settings.emulator)
+    rest.monitor = monitor
+    engine.access.on_denied = monitor.denied_by_rules
 
     rechecks: set[asyncio.Task[None]] = set()
 
@@ -97,6 +108,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        monitor.bind(asyncio.get_running_loop())
         watcher = None
         if settings.rules is not None:
             watcher = asyncio.create_task(watch_rules(settings.rules.resolve(), engine, stop))
@@ -146,19 +158,26 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
 
     # --- WebSocket transport at /.ws (rtdb/server/ws.py) ---
     ws_endpoint = WsEndpoint(engine, settings, authenticator)
+    ws_endpoint.monitor = monitor
     handlers.append(ws_endpoint.route())
     # --- end WebSocket transport ---
     # --- long-polling at /.lp (rtdb/server/lp.py), which upgrades to /.ws ---
     lp_endpoint = LpEndpoint(ws_endpoint, settings)
     handlers.append(lp_endpoint.route())
+    # --- the console at / and its API under /.console/api, /metrics (rtdb/server/console.py) ---
+    handlers += console.handlers
     app = RtdbApp(
         rest,
         route_handlers=handlers,
         lifespan=[lifespan],
         request_max_body_size=None,
-        openapi_config=None,
+        openapi_config=OpenAPIConfig(title="rtdb console API", version="1", path=f"{console.API}/schema",
+                                     render_plugins=[JsonRenderPlugin()]),
         logging_config=None,
     )
+    app.state.console = console.Console(engine, settings, authenticator, monitor,
+                                        Sources(engine=engine, monitor=monitor, ws=ws_endpoint, lp=lp_endpoint,
+                                                sse=sse))
     app.state.engine = engine
     app.state.sse = sse
     app.state.settings = settings
@@ -178,7 +197,7 @@ class RtdbApp(Litestar):
         self.rest = rest
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].endswith(".json"):
+        if scope["type"] == "http" and scope["path"].endswith(".json") and not scope["path"].startswith(CONSOLE):
             await self.rest(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

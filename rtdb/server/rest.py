@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -37,6 +38,7 @@ from rtdb.rules.coverage import render_html
 from rtdb.server import inspect, namespaces
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
+from rtdb.server.monitor import Monitor
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
 from rtdb.storage.lone import ALONE
@@ -129,10 +131,13 @@ class RestApi:
         self.auth = authenticator
         self.sse = sse
         self._warned: set[tuple[str, paths.Path, str, paths.Path]] = set()
+        self.monitor = Monitor()
+        """Counts the requests (and logs them while someone watches): the app sets the server's."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """The raw ASGI entry point (mounted at ``/``; litestar's per-request machinery
         is skipped on this hot path)."""
+        started = time.perf_counter()
         request = Request(scope, receive)
         if request.method == "OPTIONS":
             await self._preflight(request).send(send)
@@ -143,6 +148,7 @@ class RestApi:
                 await opened.send(send)
             else:
                 stream, caller = opened
+                self.monitor.count("sse", 200)
                 await self.sse.serve(stream, caller, receive, send)
             return
         if self._is_lone(request):
@@ -155,6 +161,14 @@ class RestApi:
             response = await self.handle(request)
         response.head = request.method == "HEAD"
         await response.send(send)
+        monitor = self.monitor
+        if monitor.watching:
+            pairs = parse_qsl(request.query_string) if request.query_string else []
+            ns = self.settings.namespace_of(dict(pairs), request.headers.get("host"))
+            monitor.request("rest", request.method, request.raw_path, ns, response.status_code, started,
+                            len(response.body))
+        else:
+            monitor.count("rest", response.status_code)
 
     def _is_lone(self, request: Request) -> bool:
         """Whether this read or write is all this process has to do now: the HTTP server

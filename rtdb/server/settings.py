@@ -62,6 +62,16 @@ class Settings:
     emulator: bool = _setting(False, "Emulator mode: `Bearer owner` is admin and, with no rules file, rules "
                                      "are open. For local development and tests only.", kind="bool")
     log_level: str = _setting("info", "Log level: debug, info, warning or error.", metavar="LEVEL")
+    log_format: str = _setting("text", "Log line format: `text`, or `json` (one object per line, for log "
+                                       "shippers).", metavar="FORMAT")
+    access_log: bool = _setting(False, "Log one line per REST request (method, path, ns, status, bytes, "
+                                       "ms) to the `rtdb.access` logger.", kind="bool")
+    log_denials: bool = _setting(False, "Log every denied read and write (method, path, ns, uid and the rule "
+                                        "that decided; at most 10 lines a second). Always on in emulator "
+                                        "mode. The console's log shows denials either way.", kind="bool")
+    metrics_public: bool = _setting(False, "Serve `GET /metrics` to anyone (for a Prometheus on a private "
+                                           "network); without it `/metrics` needs admin credentials.",
+                                    kind="bool")
     index: tuple[str, ...] = _setting((), "Declare an index, `PATH:CHILD` (`$name` segments match any key; "
                                           "CHILD `.value` orders by value). Repeatable; `;`-separated in the "
                                           "environment.", kind="list", metavar="PATH:CHILD")
@@ -183,6 +193,7 @@ def markdown_table() -> str:
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 SYNCHRONOUS_LEVELS = ("full", "normal")
 
 
@@ -226,6 +237,8 @@ def check_settings(settings: Settings) -> None:
 
     if not 0 <= settings.port <= 65535:
         raise ValueError(f"--port {settings.port}: expected a TCP port, 0 to 65535")
+    if settings.log_format not in LOG_FORMATS:
+        raise ValueError(f"--log-format {settings.log_format!r}: expected one of {', '.join(LOG_FORMATS)}")
     if settings.log_level.lower() not in LOG_LEVELS:
         raise ValueError(f"--log-level {settings.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
     if settings.synchronous.lower() not in SYNCHRONOUS_LEVELS:

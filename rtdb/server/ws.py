@@ -48,6 +48,7 @@ from rtdb.protocol.session import ListenEntry, Reply, ServerSession, tag_of
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
 from rtdb.server.auth import Authenticator
+from rtdb.server.monitor import Monitor
 from rtdb.server.settings import Settings
 
 log = logging.getLogger("rtdb.ws")
@@ -78,6 +79,8 @@ class WsEndpoint:
         self.settings = settings
         self.auth = authenticator
         self.hub = Hub(engine.feed)
+        self.monitor = Monitor()
+        """Counts the requests: the app sets the server's."""
         self.connections: dict[str, Connection] = {}
         self.lp: Any = None
         """The long-polling endpoint (:class:`rtdb.server.lp.LpEndpoint`), which upgrades to here."""
@@ -425,6 +428,7 @@ class Connection:
         if isinstance(incoming, Reply):
             self.outbox.send(incoming.frames)
             return
+        self.endpoint.monitor.received("ws")
         self._submit(incoming)
 
     # -- the lane: order of requests ------------------------------------------------

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,8 @@ class StoreStats:
     largest_batch: int = 0
     errors: int = 0
     savepoint_retries: int = 0
+    seconds: float = 0.0
+    """Time spent applying and committing groups (``/metrics``)."""
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -104,10 +107,12 @@ class GroupCommit:
         around each op. Raises if the commit itself fails (then nothing of the batch happened)."""
         txn = self.txn
         assert txn is not None
+        started = time.perf_counter()
         try:
             return self._apply(txn, batch)
         finally:
             self.end(txn)
+            self.stats.seconds += time.perf_counter() - started
 
     def _apply(self, txn: Txn, batch: list[Op]) -> bool:
         conn = txn.conn
