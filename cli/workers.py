@@ -148,8 +148,8 @@ class Supervisor:
     async def _start(self, index: int) -> None:
         parent_end, child_end = socket.socketpair()
         listen_fd, relay_fd = self.listeners[index].fileno(), child_end.fileno()
-        spec = {"index": index, "listen_fd": listen_fd, "relay_fd": relay_fd, "peers_dir": self.peers_dir,
-                "settings": settings_flags(self.settings)}
+        spec = {"index": index, "workers": len(self.listeners), "listen_fd": listen_fd, "relay_fd": relay_fd,
+                "peers_dir": self.peers_dir, "settings": settings_flags(self.settings)}
         env = {**os.environ, WORKER_ENV: json.dumps(spec)}
         proc = subprocess.Popen(
             [sys.executable, "-c", "from rtdb_cli.workers import worker_main; raise SystemExit(worker_main())"],
@@ -287,6 +287,8 @@ def worker_main() -> int:
     peer = _peer_socket(spec["peers_dir"], spec["index"])
     app.state.ws.worker = spec["index"]
     app.state.lp.forwarder = Forwarder(lambda worker: peer_socket_path(spec["peers_dir"], worker))
+    app.state.console.peers = lambda: [peer_socket_path(spec["peers_dir"], w) for w in range(spec["workers"])
+                                       if w != spec["index"]]  # /metrics sums every worker's figures
     gc.freeze()  # start-up objects stay out of every collection (cli/serve.py)
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen, peer])
     return 0

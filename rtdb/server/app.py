@@ -74,6 +74,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     engine.access.on_denied = monitor.denied_by_rules
 
     rechecks: set[asyncio.Task[None]] = set()
+    problems: dict[str, str | None] = {}
+    """What ``/healthz`` reports besides storage (``rules``: the rules file did not reload)."""
 
     def on_rules_change(ns: str | None) -> None:
         """Listens and streams whose callers lost read access are revoked."""
@@ -111,7 +113,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         monitor.bind(asyncio.get_running_loop())
         watcher = None
         if settings.rules is not None:
-            watcher = asyncio.create_task(watch_rules(settings.rules.resolve(), engine, stop))
+            watcher = asyncio.create_task(watch_rules(settings.rules.resolve(), engine, stop,
+                                                      lambda problem: problems.__setitem__("rules", problem)))
         if cluster is not None:
             await cluster.broker.start()
         await ws_endpoint.start()  # with PostgreSQL: a cluster node (lease, durable onDisconnect)
@@ -148,6 +151,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         if problem is not None:
             health.update(status="error", error=problem)
             return Response(health, status_code=503)
+        if problems.get("rules"):  # serving, with the rules the file had before it broke
+            health.update(status="degraded", rules={"ok": False, "error": problems["rules"]})
         return Response(health)
 
     @asgi("/", is_mount=True, copy_scope=False)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path as FsPath
 from typing import Any, Literal
 
+import httpx
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
@@ -40,7 +41,7 @@ from rtdb.engine.engine import Engine, check_namespace
 from rtdb.server.auth import Authenticator, bearer_token
 from rtdb.server.errors import http_error
 from rtdb.server.inspect import list_namespaces
-from rtdb.server.metrics import CONTENT_TYPE, Sources, registry_for, render
+from rtdb.server.metrics import CONTENT_TYPE, Sources, merge, registry_for, render
 from rtdb.server.monitor import Entry, Monitor
 from rtdb.server.settings import Settings
 
@@ -112,6 +113,8 @@ class Console:
         self.monitor = monitor
         self.sources = sources
         self.registry = registry_for(sources)
+        self.peers: Callable[[], list[str]] = lambda: []
+        """With ``--workers``: the private sockets of the other workers (``/metrics`` sums them)."""
 
     def caller(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
         params = dict(connection.query_params)
@@ -297,7 +300,25 @@ async def metrics_text(request: Request[Any, Any, Any]) -> Response[bytes]:
     console = console_of(request)
     if not console.settings.metrics_public and not console.is_admin(request):
         raise NotAuthorizedException("Admin credentials needed for /metrics (or start with --metrics-public)")
-    return Response(render(console.registry), media_type=CONTENT_TYPE)
+    own = render(console.registry)
+    peers = console.peers()
+    if not peers or request.query_params.get("worker") == "self":
+        return Response(own, media_type=CONTENT_TYPE)
+    # --workers N: the other workers' figures over their private sockets, summed with ours
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    texts = [own.decode()] + [t for t in await asyncio.gather(*(_peer_metrics(p, headers, dict(request.query_params))
+                                                                 for p in peers)) if t is not None]
+    return Response(merge(texts), media_type=CONTENT_TYPE)
+
+
+async def _peer_metrics(socket_path: str, headers: dict[str, str], params: dict[str, str]) -> str | None:
+    """One worker's own figures (``None`` if it does not answer: it is restarting)."""
+    try:
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=socket_path), timeout=2.0) as client:
+            response = await client.get("http://worker/metrics", params={**params, "worker": "self"}, headers=headers)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
 
 
 def _version() -> str:

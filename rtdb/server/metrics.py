@@ -137,3 +137,36 @@ def registry_for(sources: Sources) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def merge(texts: list[str]) -> bytes:
+    """Several processes' ``/metrics`` texts as one: the samples of a name and label set are
+    added (gauges too: connections and open namespaces add up across workers), except
+    ``rtdb_commit_largest_group``, whose largest value is kept."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            if family.name not in families:
+                families[family.name] = Metric(family.name, family.documentation, family.type)
+                values[family.name] = {}
+            acc = values[family.name]
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if family.name == "rtdb_commit_largest_group":
+                    acc[key] = max(acc.get(key, 0.0), sample.value)
+                else:
+                    acc[key] = acc.get(key, 0.0) + sample.value
+    for name, family in families.items():
+        for (sample_name, labels), value in values[name].items():
+            family.add_sample(sample_name, dict(labels), value)
+
+    class Merged:
+        def collect(self) -> Iterator[Metric]:
+            return iter(families.values())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Merged())  # type: ignore[arg-type]
+    return generate_latest(registry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
@@ -20,14 +21,18 @@ def load_rules(file: Path) -> Ruleset:
     return Ruleset.compile(file.read_text())
 
 
-async def watch_rules(file: Path, engine: Engine, stop: asyncio.Event) -> None:
-    """Reload ``file`` whenever it changes; a file that does not compile keeps the old rules."""
+async def watch_rules(file: Path, engine: Engine, stop: asyncio.Event,
+                      on_problem: Callable[[str | None], None] = lambda problem: None) -> None:
+    """Reload ``file`` whenever it changes; a file that does not compile keeps the old rules
+    (``on_problem`` hears why, and ``None`` once a reload worked: ``/healthz`` reports it)."""
     async for _changes in watchfiles.awatch(file.parent, stop_event=stop, debounce=50, step=20,
                                             watch_filter=lambda _change, name: Path(name) == file):
         try:
             ruleset = load_rules(file)
         except (RulesError, OSError, UnicodeDecodeError) as exc:
             log.error("rules file %s not reloaded, the previous rules stay: %s", file, exc)
+            on_problem(f"rules file {file} not reloaded, the previous rules stay: {exc}")
             continue
+        on_problem(None)
         await engine.reload_default_rules(ruleset)
         log.info("rules reloaded from %s", file)

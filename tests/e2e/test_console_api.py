@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,43 @@ def test_json_logs_carry_access_and_denial_lines(server_factory: Any, tmp_path: 
                                                                       ("PUT", "/secret/b.json", 401)]
     denied = [line for line in lines if line["logger"] == "rtdb.denied"]
     assert len(denied) == 1 and "/rules/secret/.write" in denied[0]["rule"] and denied[0]["path"] == "/secret/b"
+
+
+def test_healthz_says_when_the_rules_file_stopped_reloading(server_factory: Any, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(RULES)
+    server = server_factory("--rules", str(rules))
+    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+    rules.write_text('{"rules": {".read": "auth !=="}}')
+    wait_for(lambda: httpx.get(f"{server.url}/healthz").json().get("rules"), "the broken rules file to be reported")
+    health = httpx.get(f"{server.url}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert "not reloaded" in health.json()["rules"]["error"] and "1:" in health.json()["rules"]["error"]
+    rules.write_text(RULES)
+    wait_for(lambda: httpx.get(f"{server.url}/healthz").json()["status"] == "ok", "the fixed file to be reloaded")
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_with_two_workers_one_scrape_sums_both(server_factory: Any) -> None:
+    server = server_factory("--emulator", "--workers", "2")
+    pids = set()
+    for i in range(30):  # a new connection each time: the kernel spreads them over the workers
+        with httpx.Client() as client:
+            assert client.put(f"{server.url}/w/{i}.json", json=i).status_code == 200
+            pids.add(client.get(f"{server.url}/healthz").json()["pid"])
+    assert len(pids) == 2, "both workers answered"
+    for _ in range(4):  # whichever worker answers the scrape
+        with httpx.Client() as client:
+            text = client.get(f"{server.url}/metrics").text
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        assert samples[("rtdb_requests_total", (("outcome", "ok"), ("transport", "rest")))] == 30
+        assert samples[("rtdb_writes_total", (("outcome", "ok"),))] == 30
