@@ -29,8 +29,11 @@ from rtdb_sdk.reference import Listener, OnDisconnect, Query, Reference, Snapsho
 from rtdb_sdk.servervalues import SERVER_TIMESTAMP, increment
 from rtdb_sdk.snapshot import DataSnapshot
 from rtdb_sdk.transaction import ABORT
+from rtdb_sdk.ydoc import DocSession, open_doc  # Yjs documents (issue 16)
 
 __all__ = [
+    "DocSession",
+    "open_doc",
     "ABORT",
     "SERVER_TIMESTAMP",
     "Closed",

@@ -32,6 +32,7 @@ from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, to_plain
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.writer import WriterProcess
+from rtdb.engine.ydoc import YdocResult, ydoc_key
 from rtdb.engine.writes import (
     Command,
     Disconnected,
@@ -493,6 +494,8 @@ class Engine:
                 for ran in result.results:
                     if ran.changeset is not None:
                         self.feed.publish(ran.changeset, ran.encoded)
+            elif isinstance(result, YdocResult) and result.write is not None and result.write.changeset is not None:
+                self.feed.publish(result.write.changeset, result.write.encoded)  # a Yjs document's mirror
 
     # -- reads ----------------------------------------------------------------
     async def read(
@@ -680,6 +683,28 @@ class Engine:
         await self._delivered(done.results)
         return done
 
+    # -- Yjs documents (issue 16; rtdb/engine/ydoc.py, rtdb/engine/yrooms.py) ------------
+    async def ydoc_rows(self, ns: str, path: Path, *, caller: Caller, after: int = 0) -> list[tuple[int, bytes]]:
+        """The stored rows of the Yjs document at ``path`` numbered above ``after``, if ``caller``
+        may read ``path`` (else :class:`PermissionDenied`)."""
+        now = self.clock()
+
+        def op(txn: Txn) -> list[tuple[int, bytes]]:
+            check(self.access.can_read(ns, caller, path, txn, now, None))
+            return txn.ydoc_rows(ydoc_key(path), after)
+
+        return await self._reading(ns, op)
+
+    async def ydoc_write(self, ns: str, path: Path, items: list[tuple[bytes, Caller]]) -> YdocResult:
+        """Store Yjs updates (each with its sender) to the document at ``path`` and write its
+        mirror; returns once committed and the mirror's ChangeSet reached local listeners."""
+        if self._writer_process is not None:
+            raise Unavailable("Yjs documents are not served with --write-process")
+        result: YdocResult = await self._run(ns, ("ydoc", path, items, self.clock()))
+        if result.write is not None:
+            await self._delivered([result.write])
+        return result
+
     @staticmethod
     def _missing_index(path: Path, query: QuerySpec) -> None:
         child = ".value" if query.order_by == "value" else "/".join(query.child)
@@ -695,6 +720,8 @@ def _targets(command: Command) -> tuple[Path, ...]:
         return (command[1],)
     if kind == "update":
         return tuple(target for target, _ in command[2])
+    if kind == "ydoc":
+        return (command[1],)
     return ()
 
 

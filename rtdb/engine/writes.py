@@ -11,7 +11,9 @@ cross to the writer process, `rtdb serve --write-process`, pickled):
 * ``("meta", name, value)``: a row of the file's ``meta`` table (deployed rules);
 * ``("indexes", [(pattern, child), ...])``: declare (and build) indexes;
 * ``("disconnect", session_id, taker, owner, upto, now)``: take a session's onDisconnect
-  operations of this namespace from PostgreSQL and run them (:meth:`Writes._disconnect`).
+  operations of this namespace from PostgreSQL and run them (:meth:`Writes._disconnect`);
+* ``("ydoc", path, [(update, caller), ...], now)``: Yjs updates to the document at ``path``
+  and its JSON mirror (:mod:`rtdb.engine.ydoc`).
 
 :meth:`Writes.run` applies one command within the writer's group transaction:
 the precondition, server values and the rules are decided against the data as
@@ -34,6 +36,7 @@ from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, with_priority
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.ondisconnect import DisconnectOp, StoredOp, decode_row
+from rtdb.engine.ydoc import DocWriter, check_unmirrored
 from rtdb.rules import Decision
 from rtdb.storage.store import Txn
 
@@ -82,6 +85,7 @@ class Writes:
         self.access = access
         self.shared = shared
         self.encode = encode or shared  # the writer process always sends ChangeSets encoded
+        self.ydocs = DocWriter()  # Yjs documents (issue 16)
 
     def run(self, ns: str, command: Command, txn: Txn) -> Any:
         kind = command[0]
@@ -100,6 +104,8 @@ class Writes:
             return None
         if kind == "disconnect":
             return self._disconnect(txn, ns, *command[1:])
+        if kind == "ydoc":
+            return self.ydocs.run(self, txn, ns, *command[1:])
         raise ValueError(f"unknown write command {kind!r}")
 
     def _set(self, txn: Txn, ns: str, path: Path, node: Node, caller: Any, now: int,
@@ -108,12 +114,14 @@ class Writes:
         new = resolve(node, path, now, txn.node)
         check(self.access.can_write(ns, caller, path, new, txn, now))  # rules first: no oracle for the denied
         self._check_precondition(txn, ns, caller, now, path, old, if_match, if_hash)
+        check_unmirrored(txn, path, new)  # a Yjs document's mirror is written by its updates only
         return self._apply(txn, ns, "set", path, [(path, old, new)])
 
     def _priority(self, txn: Txn, ns: str, path: Path, priority: Node, caller: Any, now: int) -> WriteResult:
         old = txn.node(path)
         new = prioritized(old, priority, path, now, txn.node)
         check(self.access.can_write(ns, caller, path, new, txn, now))
+        check_unmirrored(txn, path, new)
         return self._apply(txn, ns, "set", path, [(path, old, new)])
 
     def _update(self, txn: Txn, ns: str, base: Path, items: list[tuple[Path, Node]], caller: Any, now: int,
@@ -132,6 +140,8 @@ class Writes:
         check(self.access.can_update(ns, caller, base, relative, txn, now))  # rules first, as for a set
         if if_hash is not None:
             self._check_precondition(txn, ns, caller, now, base, txn.node(base), None, if_hash)
+        for target, _, new in writes:
+            check_unmirrored(txn, target, new)
         result = self._apply(txn, ns, "update", base, writes)
         echo = {"/".join(rel): new for rel, new in relative.items()}
         return WriteResult(echo or None, result.changeset, result.encoded)

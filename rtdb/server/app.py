@@ -29,6 +29,8 @@ from rtdb.server.rulesfile import load_rules, watch_rules
 from rtdb.server.settings import Settings
 from rtdb.server.sse import SseEndpoint
 from rtdb.server.ws import WsEndpoint
+from rtdb.server.yjs import PREFIX as YJS_PREFIX
+from rtdb.server.yjs import YjsEndpoint
 from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite import probe_write
 
@@ -83,6 +85,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             await sse.recheck(ns)
             if hasattr(ws_endpoint, "recheck"):
                 await ws_endpoint.recheck(ns)
+            await yjs_endpoint.recheck(ns)
 
         task = asyncio.get_running_loop().create_task(recheck())
         rechecks.add(task)
@@ -95,6 +98,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         log.error("namespace %s: restarting its realtime clients after missed commits", ns)
         ws_endpoint.restart(ns)
         sse.end_streams(ns)
+        yjs_endpoint.drop(ns)
 
     engine.on_lost = on_lost
 
@@ -102,6 +106,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         """``ns`` was dropped: its listeners hear ``null``, then start over on the new namespace."""
         ws_endpoint.drop(ns)
         sse.drop(ns)
+        yjs_endpoint.drop(ns)
 
     engine.on_dropped = on_dropped
     if isinstance(engine.feed, OrderedFeed):
@@ -169,6 +174,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     # --- long-polling at /.lp (rtdb/server/lp.py), which upgrades to /.ws ---
     lp_endpoint = LpEndpoint(ws_endpoint, settings)
     handlers.append(lp_endpoint.route())
+    # --- Yjs documents at /.yjs/<path> (rtdb/server/yjs.py, issue 16) ---
+    yjs_endpoint = YjsEndpoint(engine, settings, authenticator)
     # --- the console at / and its API under /.console/api, /metrics (rtdb/server/console.py) ---
     handlers += console.handlers
     app = RtdbApp(
@@ -188,6 +195,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
     app.state.settings = settings
     app.state.ws = ws_endpoint
     app.state.lp = lp_endpoint
+    app.state.yjs = yjs_endpoint
+    app.yjs = yjs_endpoint
     app.state.cluster = cluster
     return app
 
@@ -200,10 +209,15 @@ class RtdbApp(Litestar):
     def __init__(self, rest: RestApi, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rest = rest
+        self.yjs: YjsEndpoint | None = None  # Yjs documents (issue 16): any path under /.yjs/
+
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].endswith(".json") and not scope["path"].startswith(CONSOLE):
             await self.rest(scope, receive, send)
+            return
+        if self.yjs is not None and scope["type"] == "websocket" and scope["path"].startswith(YJS_PREFIX):
+            await self.yjs(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: rtdb_ydoc (Yjs documents, issue 16)
 _LOCK = 0x72746462  # "rtdb": the advisory lock serializing schema creation across processes
 _NS = "current_setting('rtdb.ns')::integer"
 
@@ -113,6 +113,15 @@ CREATE OR REPLACE VIEW index_defs AS SELECT ns_id, id, pattern, child FROM rtdb_
 CREATE OR REPLACE VIEW index_entries AS
     SELECT ns_id, ix, parent, key, vsort, ksort FROM rtdb_index_entries WHERE ns_id = {_NS};
 CREATE OR REPLACE VIEW changelog AS SELECT ns_id, seq, data FROM rtdb_changelog WHERE ns_id = {_NS};
+-- Yjs documents (issue 16, rtdb/engine/ydoc.py): each document's stored updates by row number
+CREATE TABLE IF NOT EXISTS rtdb_ydoc (
+    ns_id  integer NOT NULL DEFAULT {_NS},
+    path   text COLLATE "C" NOT NULL,
+    n      bigint NOT NULL,
+    data   bytea NOT NULL,
+    PRIMARY KEY (ns_id, path, n)
+);
+CREATE OR REPLACE VIEW ydoc AS SELECT ns_id, path, n, data FROM rtdb_ydoc WHERE ns_id = {_NS};
 CREATE OR REPLACE FUNCTION rtdb_index_declared() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE rtdb_namespaces SET index_version = index_version + 1 WHERE ns_id = NEW.ns_id;
@@ -123,7 +132,7 @@ CREATE TRIGGER rtdb_index_declared AFTER INSERT ON rtdb_index_defs
     FOR EACH ROW EXECUTE FUNCTION rtdb_index_declared();
 """
 
-DATA_TABLES = ("rtdb_nodes", "rtdb_meta", "rtdb_index_defs", "rtdb_index_entries", "rtdb_changelog")
+DATA_TABLES = ("rtdb_nodes", "rtdb_meta", "rtdb_index_defs", "rtdb_index_entries", "rtdb_changelog", "rtdb_ydoc")
 """The tables holding a namespace's rows (besides its row in ``rtdb_namespaces``)."""
 
 
@@ -142,7 +151,7 @@ def ensure_schema(pg: psycopg.Connection[Any]) -> None:
         elif found[0] > SCHEMA_VERSION:
             raise RuntimeError(f"the PostgreSQL schema is version {found[0]}, newer than this rtdb "
                                f"({SCHEMA_VERSION}): upgrade rtdb")
-        elif found[0] < SCHEMA_VERSION:  # the DDL above added what was missing (version 2: rtdb_cluster)
+        elif found[0] < SCHEMA_VERSION:  # the DDL above added what was missing (2: rtdb_cluster, 3: rtdb_ydoc)
             pg.execute("UPDATE rtdb_schema SET version = %s", (SCHEMA_VERSION,))
 
 

@@ -71,7 +71,11 @@ CREATE TABLE IF NOT EXISTS index_entries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS index_entries_order ON index_entries (ix, parent, vsort, ksort);
 CREATE TABLE IF NOT EXISTS changelog (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ydoc (path TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (path, n))
+    WITHOUT ROWID;
 """
+# ydoc (issue 16, rtdb/engine/ydoc.py): each Yjs document's stored updates by row number ``n``
+# (from 1, only growing); after a compaction the first row holds the state of all rows up to it.
 
 CHANGELOG_KEEP = 10_000
 """Recent commits kept in ``changelog`` (when a shared engine writes it) for processes that missed them."""
@@ -283,6 +287,33 @@ class Txn:
             "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value if cell is None else cell(value)),
         )
+
+    # -- Yjs documents (issue 16; rtdb/engine/ydoc.py) ------------------------------
+    def ydoc_rows(self, key: str, after: int = 0) -> list[tuple[int, bytes]]:
+        """A document's stored rows numbered above ``after``, in order."""
+        cursor = self.conn.execute("SELECT n, data FROM ydoc WHERE path = ? AND n > ? ORDER BY n", (key, after))
+        return [(n, bytes(data)) for n, data in cursor]
+
+    def ydoc_last(self, key: str) -> int:
+        row = self.conn.execute("SELECT max(n) FROM ydoc WHERE path = ?", (key,)).fetchone()
+        return row[0] or 0 if row else 0
+
+    def ydoc_append(self, key: str, n: int, data: bytes) -> None:
+        self.conn.execute("INSERT INTO ydoc (path, n, data) VALUES (?, ?, ?)", (key, n, data))
+
+    def ydoc_compact(self, key: str, upto: int, state: bytes) -> None:
+        """Replace a document's rows up to ``upto`` with one row ``upto`` holding ``state``."""
+        self.conn.execute("DELETE FROM ydoc WHERE path = ? AND n <= ?", (key, upto))
+        self.ydoc_append(key, upto, state)
+
+    def ydoc_near(self, path: Path, *, limit: int) -> list[str]:
+        """Documents at ``path``, above it or below it (their keys)."""
+        keys = ["/".join(path[:i]) for i in range(1, len(path) + 1)]
+        low = "/".join(path) + "/" if path else ""
+        high = low[:-1] + "0" if path else "\U0010ffff"
+        marks = ", ".join("?" * len(keys)) or "NULL"
+        sql = f"SELECT DISTINCT path FROM ydoc WHERE path IN ({marks}) OR (path >= ? AND path < ?) LIMIT {int(limit)}"
+        return [row[0] for row in self.conn.execute(sql, (*keys, low, high))]
 
     def committed_seq(self) -> int:
         return self.dialect.stored_seq(self.conn)
