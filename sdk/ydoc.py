@@ -100,9 +100,8 @@ class DocSession:
         except ConnectionClosed:
             pass
         finally:
-            if self.socket.close_rcvd is not None:
-                self.close_code = self.socket.close_rcvd.code
-                self.close_reason = self.socket.close_rcvd.reason
+            self.close_code = self.socket.close_code
+            self.close_reason = self.socket.close_reason or ""
             self._synced.set()  # nobody waits for a sync that cannot come
             self._outgoing.put_nowait(None)
 
