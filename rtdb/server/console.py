@@ -51,6 +51,12 @@ LARGE_VALUE_BYTES = 16 * 1024
 """A changed value larger than this (as JSON) reaches the console as ``large: true``."""
 MAX_QUEUED = 1000
 """Entries or changes a slow console stream may have waiting; past that it is closed."""
+SMALL_VALUE_NODES = 2000
+"""A changed value of more nodes than this is sent as ``large: true`` without being encoded."""
+CHANGES_EVERY_S = 0.1
+"""A console's change stream sends what committed at most this often."""
+MAX_CHANGED_PATHS = 200
+"""More changed paths than this in one window are sent as one change at ``/``."""
 KEEPALIVE_S = 15.0
 
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -228,34 +234,77 @@ class ConsoleApi(Controller):
 
     @get("/changes")
     async def changes(self, request: Request[Any, Any, Any], ns: str) -> ServerSentEvent:
-        """Server-sent events ``change``: each commit of ``ns`` as the paths it changed, with
-        their new values when small (else ``large: true``: read them if you show them)."""
+        """Server-sent events ``change``: what committed in ``ns``, at most every
+        ``CHANGES_EVERY_S``, as the paths changed (each once, the latest value) with their new
+        values when small (else ``large: true``: read them if you show them). More than
+        ``MAX_CHANGED_PATHS`` paths in one window come as one change at ``/`` (reload what you
+        show). The feed's callback only keeps the ChangeSet: encoding happens here, at most
+        every window, so an open console costs the write path next to nothing."""
         console = console_of(request)
         try:
             check_namespace(ns)
         except Exception as exc:  # noqa: BLE001
             raise _error(exc) from None
-        queue: asyncio.Queue[ChangeSet | None] = asyncio.Queue()
+        pending: list[ChangeSet] = []
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        flush_at: list[asyncio.TimerHandle] = []
+
+        def flush() -> None:
+            flush_at.clear()
+            batch = pending[:]
+            pending.clear()
+            queue.put_nowait(_changes_json(batch) if queue.qsize() < MAX_QUEUED else None)
 
         def seen(changeset: ChangeSet) -> None:
-            queue.put_nowait(changeset if queue.qsize() < MAX_QUEUED else None)
+            pending.append(changeset)
+            if not flush_at:
+                flush_at.append(loop.call_later(CHANGES_EVERY_S, flush))
 
         cancel = console.engine.feed.subscribe(ns, seen)
-        return ServerSentEvent(_stream(queue, "change", _change_json, cancel))
+
+        def stop() -> None:
+            cancel()
+            for handle in flush_at:
+                handle.cancel()
+
+        return ServerSentEvent(_stream(queue, "change", str, stop))
 
 
-def _change_json(changeset: ChangeSet) -> str:
+def _within(node: Any, budget: int) -> bool:
+    """Whether ``node`` has at most ``budget`` nodes (walks no further than that)."""
+    stack = [node]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        top = stack.pop()
+        if isinstance(top, dict):
+            stack.extend(top.values())
+    return True
+
+
+def _changes_json(batch: list[ChangeSet]) -> str:
+    latest: dict[paths.Path, Any] = {}
+    for changeset in batch:
+        for change in changeset.changes:
+            latest.pop(change.path, None)  # re-inserted: the order of their last change
+            latest[change.path] = change.new
+            if len(latest) > MAX_CHANGED_PATHS:
+                break
+    seq = batch[-1].seq if batch else 0
+    if len(latest) > MAX_CHANGED_PATHS:
+        return json.dumps({"seq": seq, "changes": [{"path": "/", "large": True}]})
     out = []
-    for change in changeset.changes:
-        item: dict[str, Any] = {"path": paths.to_str(change.path)}
-        value = to_plain(change.new)
-        encoded = json.dumps(value, ensure_ascii=False)
-        if len(encoded) > LARGE_VALUE_BYTES:
+    for path, node in latest.items():
+        item: dict[str, Any] = {"path": paths.to_str(path)}
+        value = to_plain(node) if _within(node, SMALL_VALUE_NODES) else None
+        if value is None and node is not None or len(json.dumps(value, ensure_ascii=False)) > LARGE_VALUE_BYTES:
             item["large"] = True
         else:
             item["value"] = value
         out.append(item)
-    return json.dumps({"seq": changeset.seq, "changes": out}, ensure_ascii=False)
+    return json.dumps({"seq": seq, "changes": out}, ensure_ascii=False)
 
 
 async def _stream(queue: asyncio.Queue[Any], event: str, encode: Any, stop: Any) -> AsyncIterator[ServerSentEventMessage]:
