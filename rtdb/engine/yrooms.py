@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pycrdt import Doc
+from pycrdt import Doc, merge_updates
 
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet
@@ -155,13 +155,21 @@ class Room:
         first = result.last - sum(1 for refusal in result.refused if refusal is None)
         if first > self.last:  # stored by another process meanwhile: take those rows first
             await self._catch_up()
+        accepted: list[bytes] = []
+        senders: set[Peer] = set()
         for (update, peer), refusal in zip(batch, result.refused):
             if refusal is not None:
                 code = CLOSE_DENIED if refusal.startswith("permission_denied") else CLOSE_INVALID
                 peer.close(code, refusal[:120])
                 self.peers.pop(peer, None)
                 continue
-            self._apply(update, peer)
+            accepted.append(update)
+            senders.add(peer)
+        if accepted:
+            # one message for the whole batch (Yrs merges the updates): a sender that gets its own
+            # update back applies nothing, so only a batch from a single sender skips it
+            merged = accepted[0] if len(accepted) == 1 else merge_updates(*accepted)
+            self._apply(merged, next(iter(senders)) if len(senders) == 1 else None)
         self.last = max(self.last, result.last)
 
     def _apply(self, update: bytes, sender: Peer | None) -> None:

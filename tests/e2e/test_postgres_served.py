@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cluster_helpers import wires as open_wires
 from conftest import RTDB, RunningServer, free_port
-from test_workers import _values, _wires
-
+from test_workers import _values
 from unit.storage.pg_service import fresh_url
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def test_rest_and_websocket_writes_reads_and_listens_are_served_from_postgresql(
 
     url = pg_server.url
     assert httpx.put(f"{url}/users/ada.json?ns=pg", json={"name": "Ada", "nul": "a\u0000b", "n": 2**60}).status_code == 200
-    with _wires(pg_server, 2, ns="pg") as (listener, writer):
+    with open_wires(pg_server.host, 2, ns="pg") as (listener, writer):
         assert listener.request("q", {"p": "/users", "h": ""})["s"] == "ok"
         listener.wait(lambda: _values(listener.pushes) != [])
         assert _values(listener.pushes)[0] == ("users", {"ada": {"name": "Ada", "nul": "a\u0000b", "n": 2**60}})
@@ -61,7 +61,7 @@ def test_data_survives_a_restart_and_the_seq_continues(pg_server: RunningServer)
     before = httpx.get(f"{url}/log.json?ns=keep").json()
     pg_server.restart()
     assert httpx.get(f"{url}/log.json?ns=keep").json() == before
-    with _wires(pg_server, 1, ns="keep") as (wire,):
+    with open_wires(pg_server.host, 1, ns="keep") as (wire,):
         assert wire.request("q", {"p": "/log", "h": ""})["s"] == "ok"
         assert wire.request("p", {"p": "/after", "d": True})["s"] == "ok"
     assert httpx.get(f"{url}/after.json?ns=keep").json() is True
@@ -70,7 +70,7 @@ def test_data_survives_a_restart_and_the_seq_continues(pg_server: RunningServer)
 
 def test_workers_share_one_commit_order_through_postgresql(server_factory: Any, database_url: str) -> None:
     server: RunningServer = server_factory("--emulator", "--workers", "2", "--database-url", database_url)
-    with _wires(server, 6) as wires:
+    with open_wires(server.host, 6) as wires:
         for w in wires:
             assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"
         writers = wires[:3]

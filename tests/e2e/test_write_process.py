@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cluster_helpers import wires as open_wires
 from conftest import RTDB, RunningServer, free_port
-from test_workers import _alive, _values, _wires
+from test_workers import _alive, _values
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ def server(server_factory: Any) -> RunningServer:
 
 
 def test_pipelined_writes_are_heard_in_one_order_and_before_their_acks(server: RunningServer) -> None:
-    with _wires(server, 4, ns="shared") as wires:
+    with open_wires(server.host, 4, ns="shared") as wires:
         for w in wires:
             assert w.request("q", {"p": "/log", "h": ""})["s"] == "ok"
         writer = wires[0]
@@ -84,7 +85,7 @@ def test_a_changed_rules_file_reaches_the_child(server_factory: Any, tmp_path: A
 def test_a_killed_child_loses_no_acknowledged_write_and_is_replaced(server: RunningServer) -> None:
     victim = _writer_pid(server)
     assert victim is not None
-    with _wires(server, 2, ns="k") as (writer, listener):
+    with open_wires(server.host, 2, ns="k") as (writer, listener):
         assert listener.request("q", {"p": "/w", "h": ""})["s"] == "ok"
         for i in range(20000):
             writer.send("p", {"p": f"/w/k{i}", "d": i})
