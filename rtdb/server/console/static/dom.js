@@ -35,7 +35,9 @@ function append(el, children) {
 
 export function toast(message, kind = 'info') {
   const el = h(`div.toast.${kind}`, { role: kind === 'error' ? 'alert' : 'status' }, message);
-  document.getElementById('toasts').append(el);
+  const box = document.getElementById('toasts');
+  box.append(el);
+  while (box.children.length > 3) box.firstChild.remove();
   setTimeout(() => el.classList.add('leaving'), kind === 'error' ? 6000 : 3000);
   el.addEventListener('transitionend', () => el.remove());
   el.addEventListener('click', () => el.remove());
