@@ -112,3 +112,39 @@ export function keyProblem(key) {
   if (new TextEncoder().encode(key).length > 768) return 'A key is at most 768 bytes';
   return null;
 }
+
+/**
+ * An EventSource that comes back: the browser reconnects by itself after a dropped stream, but not
+ * after a refused one (401, or the server restarting): then ask /info (a 401 signs out) and open
+ * it again a little later. Returns {close}.
+ */
+export function liveStream(url, { onOpen, onDown, events }) {
+  let es = null;
+  let timer = null;
+  let closed = false;
+  const open = () => {
+    es = new EventSource(url());
+    es.addEventListener('open', () => onOpen?.());
+    es.addEventListener('error', () => {
+      onDown?.();
+      if (es.readyState !== EventSource.CLOSED || closed) return;
+      timer = setTimeout(async () => {
+        try {
+          await api.info();
+        } catch {
+          if (session.mode !== 'emulator' && !session.token) return; // signed out: the sign-in box shows
+        }
+        if (!closed) open();
+      }, 3000);
+    });
+    for (const [name, fn] of Object.entries(events)) es.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+  };
+  open();
+  return {
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      es?.close();
+    },
+  };
+}

@@ -77,7 +77,11 @@ function start() {
   const fromHash = new URLSearchParams(location.hash.split('?')[1] || '').get('ns');
   app.ns = fromHash || sessionStorage.getItem(NS_KEY) || info.default_namespace;
   fillNamespaces();
-  app.view = null;
+  if (app.view) {
+    app.views[app.view].hide?.();
+    $(`view-${app.view}`).hidden = true;
+    app.view = null;
+  }
   route();
 }
 
@@ -151,6 +155,13 @@ $('login-form').addEventListener('submit', (e) => {
   signIn($('login-token').value.trim());
 });
 $('ns-select').addEventListener('change', (e) => switchNamespace(e.target.value));
+// namespaces created elsewhere since sign-in show up when the list is opened
+$('ns-select').addEventListener('focus', async () => {
+  try {
+    session.info = await api.info();
+    fillNamespaces();
+  } catch { /* a 401 already shows the sign-in box */ }
+});
 $('ns-new').addEventListener('click', newNamespaceDialog);
 $('sign-out').addEventListener('click', () => {
   setToken(null);

@@ -1,6 +1,6 @@
 // The Data view: the tree of a namespace, loaded lazily (one shallow read per expanded node, child
 // lists in pages), kept live by the console's change stream, with editing, import and export.
-import { call, restUrl, streamUrl, pathStr, parsePath, compareKeys } from './api.js';
+import { call, restUrl, streamUrl, pathStr, parsePath, compareKeys, liveStream } from './api.js';
 import { h, toast, confirmDialog, fmtBytes } from './dom.js';
 import { openJsonEditor, checkJson } from './editor.js';
 
@@ -127,16 +127,16 @@ export class DataView {
   // ---- the change stream ---------------------------------------------------------------
   connect() {
     this.disconnect();
-    const es = new EventSource(streamUrl('/.console/api/changes', { ns: this.ns }));
     let opened = false;
-    es.addEventListener('open', () => {
-      this.setLive(true);
-      if (opened) this.refresh(this.root); // changes may have been missed while reconnecting
-      opened = true;
+    this.stream = liveStream(() => streamUrl('/.console/api/changes', { ns: this.ns }), {
+      onOpen: () => {
+        this.setLive(true);
+        if (opened) this.refresh(this.root); // changes may have been missed while reconnecting
+        opened = true;
+      },
+      onDown: () => this.setLive(false),
+      events: { change: (msg) => this.onChange(msg) },
     });
-    es.addEventListener('error', () => this.setLive(false));
-    es.addEventListener('change', (e) => this.onChange(JSON.parse(e.data)));
-    this.stream = es;
   }
 
   disconnect() {

@@ -1,6 +1,6 @@
 // The Log view: the server's recent requests and rule denials, then live ones (an SSE stream open
 // only while the view is shown: the server records requests only while someone watches).
-import { streamUrl } from './api.js';
+import { streamUrl, liveStream } from './api.js';
 import { h, fmtBytes } from './dom.js';
 
 const KEEP = 2000;
@@ -53,11 +53,11 @@ export class LogView {
 
   connect() {
     this.disconnect();
-    const es = new EventSource(streamUrl('/.console/api/log'));
-    es.addEventListener('open', () => this.setLive(true));
-    es.addEventListener('error', () => this.setLive(false));
-    es.addEventListener('log', (e) => this.add(JSON.parse(e.data)));
-    this.stream = es;
+    this.stream = liveStream(() => streamUrl('/.console/api/log'), {
+      onOpen: () => this.setLive(true),
+      onDown: () => this.setLive(false),
+      events: { log: (entry) => this.add(entry) },
+    });
   }
 
   disconnect() {
