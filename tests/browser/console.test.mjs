@@ -56,6 +56,12 @@ let ready;
 const setUp = () => (ready ??= setUpOnce());
 
 async function setUpOnce() {
+  // the page and its files, served by rtdb serve itself
+  for (const [file, type] of [['/', 'text/html'], ['/.console/static/app.js', 'text/javascript'], ['/.console/static/app.css', 'text/css']]) {
+    const res = await fetch(BASE + file);
+    assert.equal(res.status, 200, `GET ${file}: ${res.status} ${(await res.text()).slice(0, 200)}`);
+    assert.ok(res.headers.get('content-type').startsWith(type), `GET ${file}: ${res.headers.get('content-type')}`);
+  }
   // existing data and rules, written through REST with the admin token
   assert.equal((await rest('PUT', 'shop', { body: { name: 'Corner shop', price: 12, items: { apple: { stock: 3 }, pear: { stock: 5 } } } })).status, 200);
   assert.equal((await rest('PUT', 'locked', { body: { door: 'shut' } })).status, 200);
@@ -309,6 +315,27 @@ test('metrics are charted', async () => {
   }
   assert.equal(await page.locator('#chart-connections polyline').count(), 3);
   await shot('10-metrics');
+});
+
+test('the tree opens at a path, and stays live there', async () => {
+  await setUp();
+  await page.click('#nav a[data-view=data]');
+  await page.fill('#data-path', '/shop/items');
+  await page.press('#data-path', 'Enter');
+  await row('/shop/items').locator('.key.root', { hasText: '/shop/items' }).waitFor();
+  await row('/shop/items/kiwi').waitFor();
+  assert.equal(await row('/shop').count(), 0);
+  assert.equal((await rest('PUT', 'shop/items/kiwi/stock', { body: 8 })).status, 200);
+  await expand('/shop/items/kiwi');
+  await row('/shop/items/kiwi/stock').locator('.v-num', { hasText: '8' }).waitFor();
+  assert.equal((await rest('PUT', 'shop/items/plum', { body: { stock: 2 } })).status, 200);
+  await row('/shop/items/plum').waitFor();
+  assert.equal((await rest('PUT', 'shop/name', { body: 'Elsewhere' })).status, 200); // outside: not shown
+  await page.click('.path-form button'); // up: /shop
+  await row('/shop/name').locator('.v-str', { hasText: '"Elsewhere"' }).waitFor();
+  await page.fill('#data-path', '/');
+  await page.press('#data-path', 'Enter');
+  await row('/shop').waitFor();
 });
 
 test('a namespace is created and switched to', async () => {

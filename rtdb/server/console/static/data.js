@@ -74,6 +74,9 @@ export class DataView {
 
   build() {
     this.selLabel = h('code.sel-path', '/');
+    this.base = [];
+    this.pathInput = h('input#data-path.path-input', { placeholder: '/', spellcheck: 'false', 'aria-label': 'Open the tree at a path', title: 'Open the tree at a path (Enter)' });
+    this.pathInput.addEventListener('keydown', (e) => { if (e.key === 'Enter') this.openAt(parsePath(this.pathInput.value)); });
     this.live = h('span.live', { title: 'Live: changes arrive as they commit' }, h('span.dot'), 'connecting');
     this.fileInput = h('input', { type: 'file', accept: '.json,application/json', hidden: true, onchange: () => this.importFile() });
     const btn = (label, title, fn, id) => h('button.btn', { type: 'button', title, onclick: fn, id }, label);
@@ -82,6 +85,9 @@ export class DataView {
         h('div', h('h1', 'Data'), h('p.muted.small#data-sub', '')),
         h('div.head-right', this.live)),
       h('div.toolbar',
+        h('form.path-form', { onsubmit: (e) => { e.preventDefault(); this.openAt(parsePath(this.pathInput.value)); } },
+          h('span.muted.small', 'Path'), this.pathInput,
+          this.upBtn = h('button.btn.small', { type: 'button', title: 'Open the parent', onclick: () => this.openAt(this.base.slice(0, -1)) }, '↑')),
         h('span.muted.small', 'Selected'), this.selLabel,
         h('span.spacer'),
         btn('Add child', 'Add a child under the selected node', () => this.add(this.selected || this.root), 'btn-add'),
@@ -114,10 +120,19 @@ export class DataView {
     }
   }
 
+  /** Shows the tree from `segs` down (a deep node of a huge tree without paging to it). */
+  openAt(segs) {
+    this.base = segs;
+    this.reset();
+  }
+
   reset() {
+    if (this.ns !== this.app.ns) this.base = [];
     this.ns = this.app.ns;
     this.el.querySelector('#data-sub').textContent = `Namespace ${this.ns}`;
-    this.root = new TreeNode([], null);
+    this.root = new TreeNode(this.base, null);
+    this.pathInput.value = pathStr(this.base);
+    this.upBtn.disabled = !this.base.length;
     this.root.expanded = true;
     this.select(this.root);
     this.treeEl.replaceChildren(this.nodeEl(this.root));
@@ -156,8 +171,14 @@ export class DataView {
 
   applyChange(change) {
     const segs = parsePath(change.path);
+    const base = this.base;
+    if (segs.length <= base.length) { // at or above the shown root: read it again if it is inside
+      if (segs.every((k, j) => k === base[j])) this.schedule(this.root);
+      return;
+    }
+    if (!base.every((k, j) => k === segs[j])) return; // elsewhere
     let node = this.root;
-    let i = 0;
+    let i = base.length;
     while (i < segs.length && node.expanded && node.children.has(segs[i])) {
       node = node.children.get(segs[i]);
       i += 1;
@@ -366,23 +387,23 @@ export class DataView {
       ? h('button.twisty', { type: 'button', 'aria-label': node.expanded ? 'Collapse' : 'Expand', onclick: () => this.toggle(node) },
         node.expanded ? '▾' : '▸')
       : h('span.twisty.none');
-    const keyEl = node.segs.length
+    const keyEl = node !== this.root
       ? h('span.key', node.key)
-      : h('span.key.root', this.ns, h('span.muted', ' /'));
+      : h('span.key.root', this.ns, h('span.muted', ` ${node.path}`));
     let val;
     if (node.loading || node.kind === 'unknown') val = h('span.muted.loading', '…');
-    else if (node.kind === 'missing') val = h('span.muted', node.segs.length ? 'null' : 'empty: no data yet');
+    else if (node.kind === 'missing') val = h('span.muted', node.segs.length ? 'null: no data here' : 'empty: no data yet');
     else if (isObject) val = node.expanded ? (node.more ? h('span.muted.small', `first ${node.keys.length} keys`) : h('span.muted.small', `${node.keys.length} ${node.keys.length === 1 ? 'key' : 'keys'}`)) : h('span.v-collapsed', '{…}');
     else val = valueView(node.value);
     const action = (name, title, fn) => h(`button.act.act-${name}`, { type: 'button', title, 'aria-label': title, html: ICONS[name], onclick: fn });
     const actions = h('span.actions',
-      isObject || node.kind === 'missing' || !node.segs.length ? action('add', 'Add child', () => this.add(node)) : null,
+      isObject || node.kind === 'missing' || node === this.root ? action('add', 'Add child', () => this.add(node)) : null,
       action('edit', 'Edit JSON', () => this.edit(node)),
       node.kind !== 'missing' ? action('del', 'Delete', () => this.remove(node)) : null);
     row.classList.toggle('selected', this.selected === node);
     row.setAttribute('aria-expanded', isObject ? String(node.expanded) : null);
     if (!isObject) row.removeAttribute('aria-expanded');
-    const colon = isObject || node.kind === 'missing' || !node.segs.length ? [] : [h('span.colon', ':')];
+    const colon = isObject || node.kind === 'missing' || node === this.root ? [] : [h('span.colon', ':')];
     row.replaceChildren(twisty, keyEl, ...colon, h('span.val', val), actions);
     if (node.kind === 'leaf') row.querySelector('.val').addEventListener('dblclick', () => this.edit(node));
     else if (isObject) keyEl.addEventListener('dblclick', () => this.toggle(node));
