@@ -151,6 +151,38 @@ test('changes made through REST appear without a reload, highlighted', async () 
   assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no reload');
 });
 
+test('after a burst of writes and deletes the shown tree equals the database', async () => {
+  await setUp();
+  assert.equal((await rest('PUT', 'burst', { body: { k000: 0 } })).status, 200);
+  await row('/burst').waitFor();
+  await expand('/burst');
+  // 400 writes from 8 concurrent writers: sets, overwrites and deletes of 60 keys (some windows
+  // of the change stream carry more than 200 paths and arrive as one change at /)
+  let n = 0;
+  const writer = async (w) => {
+    for (let j = 0; j < 50; j += 1) {
+      n += 1;
+      const key = `k${String((w * 7 + j * 13) % 60).padStart(3, '0')}`;
+      const res = (w + j) % 5 === 0 ? await rest('DELETE', `burst/${key}`) : await rest('PUT', `burst/${key}`, { body: n });
+      assert.equal(res.status, 200);
+    }
+  };
+  await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(writer));
+  const expected = (await rest('GET', 'burst')).body || {};
+  const shown = () => page.evaluate(() => Object.fromEntries([...document.querySelectorAll('.row[data-path^="/burst/"]')]
+    .map((r) => [r.dataset.path.slice('/burst/'.length), r.querySelector('.val').textContent])));
+  const want = Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, String(v)]));
+  await page.waitForFunction((w) => {
+    const got = Object.fromEntries([...document.querySelectorAll('.row[data-path^="/burst/"]')]
+      .map((r) => [r.dataset.path.slice('/burst/'.length), r.querySelector('.val').textContent]));
+    return JSON.stringify(got, Object.keys(got).sort()) === JSON.stringify(w, Object.keys(w).sort());
+  }, want, { timeout: 20000 }).catch(async (err) => {
+    assert.deepEqual(await shown(), want, err.message);
+  });
+  assert.equal((await rest('DELETE', 'burst')).status, 200);
+  await row('/burst').waitFor({ state: 'detached' });
+});
+
 test('an edit in the console reaches the database and a listening firebase@12 client', async () => {
   await setUp();
   await row('/shop/price').hover();

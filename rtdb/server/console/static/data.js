@@ -183,6 +183,12 @@ export class DataView {
       node = node.children.get(segs[i]);
       i += 1;
     }
+    for (let n = node; n; n = n.parent) {
+      if (this.refreshing.has(n)) { // a read under way may predate this change: read again after it
+        this.schedule(n);
+        return;
+      }
+    }
     const known = 'value' in change && !change.large;
     const primitive = known && (change.value === null || typeof change.value !== 'object');
     if (i === segs.length) { // a shown node changed
@@ -430,11 +436,7 @@ export class DataView {
     node.expanded = !node.expanded;
     this.renderRow(node);
     if (node.expanded) {
-      try {
-        await this.loadChildren(node, PAGE, null);
-      } catch (err) {
-        this.showError(node, err);
-      }
+      await this.refresh(node);
     } else {
       this.renderChildren(node);
     }
