@@ -213,6 +213,9 @@ class RtdbApp(Litestar):
 
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(console.STATIC_PREFIX):
+            await console.console_file(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["path"].endswith(".json") and not scope["path"].startswith(CONSOLE):
             await self.rest(scope, receive, send)
             return

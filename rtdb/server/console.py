@@ -47,6 +47,7 @@ from rtdb.server.settings import Settings
 
 STATIC = FsPath(__file__).with_name("console") / "static"
 API = "/.console/api"
+STATIC_PREFIX = "/.console/static/"
 LARGE_VALUE_BYTES = 16 * 1024
 """A changed value larger than this (as JSON) reaches the console as ``large: true``."""
 MAX_QUEUED = 1000
@@ -330,9 +331,19 @@ async def console_page() -> Response[bytes]:
     return _static("index.html")
 
 
-@get("/.console/static/{name:path}", include_in_schema=False, exception_handlers=ERRORS)
-async def console_file(name: str) -> Response[bytes]:
-    return _static(name.lstrip("/"))
+async def console_file(scope: Any, receive: Any, send: Any) -> None:
+    """``GET /.console/static/<file>``: raw ASGI, called by ``RtdbApp`` before litestar's
+    router (whose mount of the REST API at ``/`` would take any path it does not know exactly)."""
+    name = scope["path"][len(STATIC_PREFIX):]
+    file = (STATIC / name).resolve()
+    if scope.get("method") not in ("GET", "HEAD") or not file.is_relative_to(STATIC.resolve()) or not file.is_file():
+        body, status, media = b'{"error":"No such console file"}', 404, "application/json"
+    else:
+        body, status, media = file.read_bytes(), 200, _TYPES.get(file.suffix, "application/octet-stream")
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", media.encode()), (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-cache")]})
+    await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
 
 
 def _static(name: str) -> Response[bytes]:
@@ -379,4 +390,4 @@ def _version() -> str:
         return "0"
 
 
-handlers = [ConsoleApi, console_page, console_file, metrics_text]
+handlers = [ConsoleApi, console_page, metrics_text]
