@@ -40,7 +40,7 @@ def test_official_js_sdk(test_file: str, server: Any, tmp_path: Path) -> None:
 # and increment tests) land on either worker. reconnect.test.mjs starts servers of its own.
 @pytest.mark.parametrize("test_file", [f for f in TEST_FILES if f != "reconnect.test.mjs"])
 def test_official_js_sdk_against_two_workers(test_file: str, server_factory: Any, tmp_path: Path) -> None:
-    _run_node(test_file, server_factory("--emulator", "--workers", "2"), tmp_path)
+    _run_node(test_file, server_factory("--emulator", "--workers", "2"), tmp_path, workers=2)
 
 
 # The same files with writes in a writer process of their own (`--write-process`).
@@ -50,10 +50,10 @@ def test_official_js_sdk_with_a_writer_process(test_file: str, server_factory: A
     _run_node(test_file, server_factory("--emulator", "--write-process"), tmp_path)
 
 
-def _run_node(test_file: str, server: Any, tmp_path: Path) -> None:
+def _run_node(test_file: str, server: Any, tmp_path: Path, *, workers: int = 1) -> None:
     assert NODE is not None
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env.update(RTDB_PORT=str(server.port), RTDB_BIN=RTDB, RTDB_TMP=str(tmp_path))
+    env.update(RTDB_PORT=str(server.port), RTDB_BIN=RTDB, RTDB_TMP=str(tmp_path), RTDB_WORKERS=str(workers))
     proc = subprocess.run(
         [NODE, "--test", "--test-reporter=spec", test_file],
         cwd=NODE_DIR,
