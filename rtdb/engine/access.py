@@ -17,6 +17,7 @@ from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node
 from rtdb.rules import Decision, Ruleset
+from rtdb.rules.ruleset import uncounted
 
 log = logging.getLogger("rtdb.rules")
 
@@ -70,7 +71,8 @@ class RulesAccess:
         rules = self.ruleset(ns)
         decision = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=explain)
         if not decision.allowed and self.on_denied is not None and not explain:
-            again = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=True)
+            with uncounted():
+                again = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=True)
             self._denied(ns, "read", path, caller, again)
         return decision
 
@@ -81,8 +83,9 @@ class RulesAccess:
         rules = self.ruleset(ns)
         decision = rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=explain)
         if not decision.allowed and self.on_denied is not None and not explain:
-            self._denied(ns, "write", path, caller,
-                         rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=True))
+            with uncounted():
+                again = rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=True)
+            self._denied(ns, "write", path, caller, again)
         return decision
 
     def can_update(self, ns: str, caller: Caller, path: Path, updates: dict[Path, Node], data: Any,
@@ -92,8 +95,9 @@ class RulesAccess:
         rules = self.ruleset(ns)
         decision = rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=explain)
         if not decision.allowed and self.on_denied is not None and not explain:
-            self._denied(ns, "update", path, caller,
-                         rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=True))
+            with uncounted():
+                again = rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=True)
+            self._denied(ns, "update", path, caller, again)
         return decision
 
     def _denied(self, ns: str, op: str, path: Path, caller: Caller, decision: Decision) -> None:

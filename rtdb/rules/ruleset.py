@@ -14,7 +14,9 @@ nodes a rule asks for are read.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,11 +296,26 @@ def _passes(rule: CompiledRule, env: Env) -> bool:
     return False
 
 
+_uncounted = threading.local()
+
+
+@contextmanager
+def uncounted() -> Iterator[None]:
+    """Evaluations inside (in this thread) leave the rules' coverage counts alone: a denial
+    evaluated again for its trace was counted once already."""
+    _uncounted.on = True
+    try:
+        yield
+    finally:
+        _uncounted.on = False
+
+
 def _explained(rule: CompiledRule, env: Env, step: _Step, kind: str, trace: list[str]) -> bool:
     """The explaining form: the rule, where it ran, its outcome and the values it saw."""
     rules, at, captures = step
     ok, error, notes = rule.explain(env)
-    rule.counts[ERROR if error else TRUE if ok else FALSE] += 1
+    if not getattr(_uncounted, "on", False):
+        rule.counts[ERROR if error else TRUE if ok else FALSE] += 1
     where = rules.rule_path(kind)
     caps = "".join(f" {k}={v!r}" for k, v in captures.items())
     outcome = "true" if ok else f"false (error: {error})" if error else "false"
