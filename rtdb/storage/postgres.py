@@ -212,25 +212,24 @@ class PostgresBackend:
         """The connections of reads and of the backend's own queries (opened on first use)."""
         with self._lock:
             if self._pool is None:
-                self._pool = ConnectionPool(
-                    self.url, min_size=1, max_size=self.pool_size, open=False, configure=configure,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
-                            "application_name": APPLICATION_NAME}, name="rtdb",
-                )
-                self._pool.open(wait=False)
+                self._pool = self._open_pool(self.pool_size, "rtdb")
             return self._pool
 
     def writers(self) -> ConnectionPool[Any]:
         """The write connections every namespace's groups borrow (opened on first use)."""
         with self._lock:
             if self._writers is None:
-                self._writers = ConnectionPool(
-                    self.url, min_size=1, max_size=self.write_pool_size, open=False, configure=configure,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
-                            "application_name": APPLICATION_NAME}, name="rtdb-writers",
-                )
-                self._writers.open(wait=False)
+                self._writers = self._open_pool(self.write_pool_size, "rtdb-writers")
             return self._writers
+
+    def _open_pool(self, size: int, name: str) -> ConnectionPool[Any]:
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self.url, min_size=1, max_size=size, open=False, configure=configure,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S, "application_name": APPLICATION_NAME},
+            name=name,
+        )
+        pool.open(wait=False)
+        return pool
 
     def borrow_writer(self) -> psycopg.Connection[Any]:
         """A write connection for one group; ``Unavailable`` when none comes within
