@@ -7,10 +7,11 @@ Interleaved runs of three servers, each a fresh `rtdb serve --emulator` (realtim
 * **before** — the code of ``--before DIR`` (a checkout of a commit without the Monitor, the
   denial hook and the console; its ``rtdb`` package comes first on ``PYTHONPATH``);
 * **after** — this checkout (or ``--after DIR``), nobody watching;
-* **after, console open** — the same, with a console's two streams open and read the whole time:
-  ``/.console/api/log`` (open: REST requests would become entries; these phases make WebSocket
-  requests, which are counted only) and ``/.console/api/changes?ns=`` (every commit is sent as
-  paths and values), plus a ``/metrics`` scrape every second.
+* **after, console open** — the same, with a console's two streams open and read the whole time
+  by a process of their own: ``/.console/api/log`` (open: REST requests and denials would become
+  entries; these phases make WebSocket requests, which are counted only) and
+  ``/.console/api/changes?ns=`` (the paths changed, coalesced per 0.1 s), plus a ``/metrics``
+  scrape every second.
 
     git worktree add /tmp/before <commit>
     .venv/bin/python bench/console_bench.py --before /tmp/before [--after /tmp/after] [--runs 3]
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -52,41 +54,53 @@ def code_of(directory: str | None) -> Iterator[None]:
 
 
 class ConsoleOpen:
-    """A console's streams, read in threads until :meth:`close`; counts what they received."""
+    """A console's streams, read in a process of their own (as a browser would be: threads in
+    the bench's process would take the GIL from its client and count as the server's cost)
+    until :meth:`close`; counts what they received."""
 
     def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.stop = threading.Event()
-        self.lines = {"log": 0, "changes": 0, "scrapes": 0}
-        self.threads = [threading.Thread(target=self._read, args=(name, url), daemon=True) for name, url in
-                        (("log", "/.console/api/log"), ("changes", f"/.console/api/changes?ns={NS}"))]
-        self.threads.append(threading.Thread(target=self._scrape, daemon=True))
-        for t in self.threads:
-            t.start()
+        self.stop = multiprocessing.Event()
+        self.counts = multiprocessing.Queue()
+        self.process = multiprocessing.Process(target=_read_console, args=(port, self.stop, self.counts),
+                                               daemon=True)
+        self.process.start()
 
-    def _read(self, name: str, path: str) -> None:
-        while not self.stop.is_set():
+    def close(self) -> dict[str, int]:
+        self.stop.set()
+        try:
+            return dict(self.counts.get(timeout=30))
+        finally:
+            self.process.join(5)
+            if self.process.is_alive():
+                self.process.kill()
+
+
+def _read_console(port: int, stop: Any, counts: Any) -> None:
+    """The console process: both streams and a ``/metrics`` scrape every second, in threads."""
+    base = f"http://127.0.0.1:{port}"
+    lines = {"log": 0, "changes": 0, "scrapes": 0}
+
+    def read(name: str, path: str) -> None:
+        while not stop.is_set():
             try:
-                with httpx.stream("GET", self.base + path, timeout=None) as response:
+                with httpx.stream("GET", base + path, timeout=None) as response:
                     for line in response.iter_lines():
                         if line.startswith("data: "):
-                            self.lines[name] += 1
-                        if self.stop.is_set():
+                            lines[name] += 1
+                        if stop.is_set():
                             return
             except httpx.HTTPError:
                 pass
 
-    def _scrape(self) -> None:
-        while not self.stop.wait(1.0):
-            try:
-                httpx.get(self.base + "/metrics", timeout=5)
-                self.lines["scrapes"] += 1
-            except httpx.HTTPError:
-                pass
-
-    def close(self) -> dict[str, int]:
-        self.stop.set()
-        return dict(self.lines)
+    for name, path in (("log", "/.console/api/log"), ("changes", f"/.console/api/changes?ns={NS}")):
+        threading.Thread(target=read, args=(name, path), daemon=True).start()
+    while not stop.wait(1.0):
+        try:
+            httpx.get(base + "/metrics", timeout=5)
+            lines["scrapes"] += 1
+        except httpx.HTTPError:
+            pass
+    counts.put(dict(lines))
 
 
 def run(variant: str, args: argparse.Namespace) -> dict[str, float]:
@@ -102,7 +116,8 @@ def run(variant: str, args: argparse.Namespace) -> dict[str, float]:
         server.stop()
     if seen is not None and not (seen["changes"] and seen["scrapes"]):
         raise RuntimeError(f"the console's changes stream or scrapes got nothing: {seen}")
-    return {"pipelined": write["pipelined_per_s"], "fanout": fan["max"]["events_per_s"]}
+    return {"pipelined": write["pipelined_per_s"], "fanout": fan["max"]["events_per_s"],
+            "put_cpu_us": 1e6 * write["pipelined_server_cpu_s"] / max(1, write["pipelined_acked"])}
 
 
 def main() -> None:
@@ -129,10 +144,12 @@ def main() -> None:
         return statistics.median(x[key] for x in results[v])
 
     fmt: Callable[[float], str] = "{:,.0f}".format
-    print(f"\nmedians of {args.runs} interleaved runs; ratio to 'before'\n")
+    print(f"\nmedians of {args.runs} interleaved runs; ratio to 'before' (the console's process "
+          f"shares the machine's {os.cpu_count()} CPUs with the server and the bench's clients)\n")
     print("| figure | before | after | after, console open |")
     print("|---|---|---|---|")
     for key, label in (("pipelined", f"pipelined puts x{args.pipelined}, acks/s"),
+                       ("put_cpu_us", "server CPU per pipelined put, us"),
                        ("fanout", f"fan-out, {args.subs} subscribers, events/s")):
         base = med("before", key)
         cells = [fmt(base)] + [f"{fmt(med(v, key))} ({med(v, key) / base:.2f}x)" for v in variants[1:]]

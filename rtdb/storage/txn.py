@@ -213,6 +213,7 @@ class Txn:
         self.seq = 0
         self.indexes: list[IndexDef] = []
         self.data_version = -1
+        self._has_docs: bool | None = None  # does the namespace hold a Yjs document? (asked once per group)
         self.load_shared_state()
 
     def forget(self) -> None:
@@ -221,6 +222,7 @@ class Txn:
         self._log.clear()
         self._pending.clear()
         self._chains.clear()
+        self._has_docs = None
 
     def load_shared_state(self) -> None:
         """(Re-)read what this connection caches of the file: the commit sequence and the
@@ -300,6 +302,7 @@ class Txn:
 
     def ydoc_append(self, key: str, n: int, data: bytes) -> None:
         self.conn.execute("INSERT INTO ydoc (path, n, data) VALUES (?, ?, ?)", (key, n, data))
+        self._has_docs = True
 
     def ydoc_compact(self, key: str, upto: int, state: bytes) -> None:
         """Replace a document's rows up to ``upto`` with one row ``upto`` holding ``state``."""
@@ -307,7 +310,15 @@ class Txn:
         self.ydoc_append(key, upto, state)
 
     def ydoc_near(self, path: Path, *, limit: int) -> list[str]:
-        """Documents at ``path``, above it or below it (their keys)."""
+        """Documents at ``path``, above it or below it (their keys). Every ordinary write asks
+        this, and almost no namespace holds a document: the writing connection asks once per
+        group whether there is any (the group holds the namespace's write lock, so the answer
+        stays true until the group ends; :meth:`forget` runs at every group's start)."""
+        if self.writing:
+            if self._has_docs is None:
+                self._has_docs = self.conn.execute("SELECT EXISTS (SELECT 1 FROM ydoc)").fetchone()[0] != 0
+            if not self._has_docs:
+                return []
         keys = ["/".join(path[:i]) for i in range(1, len(path) + 1)]
         low = "/".join(path) + "/" if path else ""
         high = low[:-1] + "0" if path else "\U0010ffff"

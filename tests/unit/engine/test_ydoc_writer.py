@@ -3,6 +3,7 @@ writer's transaction, rules on the mirror, refused writes into a mirror, compact
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from rtdb.core.changes import ChangeSet
 from rtdb.core.errors import InvalidData
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.engine import Engine
-from rtdb.engine.ydoc import load_doc
+from rtdb.engine.ydoc import YdocResult, load_doc
 from rtdb.rules import Ruleset
 
 DOC = ("docs", "one")
@@ -167,3 +168,28 @@ async def test_a_long_log_is_compacted_into_one_row_holding_the_same_document(en
     assert await engine.get("t", DOC, caller=ADMIN) == {"content": "012345678901x"}
 
 
+
+
+async def test_a_document_made_after_ordinary_writes_guards_its_mirror_at_once(engine: Engine, tmp_path: Path) -> None:
+    # the writing connection asks "any document here?" once per group: a group that found none
+    # must not make a later group (or a later write of the same group) skip the check
+    await engine.set("t", ("docs", "two"), 1, caller=ADMIN)
+    editor = Editor()
+    editor.text += "doc"
+    made, overwrite = await asyncio.gather(  # queued together: one group, the document first
+        engine.ydoc_write("t", DOC, [(u, ALICE) for u in editor.take()]),
+        engine.set("t", DOC + ("content",), "x", caller=ADMIN), return_exceptions=True)
+    assert isinstance(made, YdocResult) and made.refused == (None,)
+    assert isinstance(overwrite, InvalidData) and "JSON mirror" in str(overwrite)
+    with pytest.raises(InvalidData, match="JSON mirror"):
+        await engine.set("t", DOC + ("content",), "y", caller=ADMIN)
+    other = Engine(tmp_path, access=RulesAccess(Ruleset.compile(RULES)), synchronous="NORMAL")  # another writer of the same file (as --workers)
+    try:
+        await other.set("u", ("a",), 1, caller=ADMIN)
+        editor.text += "!"
+        await engine.ydoc_write("u", DOC, [(u, ALICE) for u in editor.take()])
+        with pytest.raises(InvalidData, match="JSON mirror"):
+            await other.set("u", DOC, {"content": "z"}, caller=ADMIN)
+    finally:
+        await other.close()
+    assert await engine.get("t", DOC, caller=ADMIN) == {"content": "doc"}
