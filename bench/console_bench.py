@@ -37,11 +37,14 @@ from realtime_bench import NS, Server, phase_fanout, phase_write
 @contextmanager
 def code_of(directory: str | None) -> Iterator[None]:
     """Servers started inside run the ``rtdb`` and ``rtdb_cli`` packages of the checkout in
-    ``directory`` (``rtdb_cli`` is its ``cli/`` folder: a link in a temporary directory)."""
+    ``directory`` (``rtdb_cli`` is its ``cli/rtdb_cli`` folder, or ``cli/`` in older checkouts: a link in a
+    temporary directory)."""
     saved = os.environ.get("PYTHONPATH")
     shim = tempfile.TemporaryDirectory(prefix="rtdb-bench-code-")
     if directory:
-        os.symlink(os.path.join(os.path.abspath(directory), "cli"), os.path.join(shim.name, "rtdb_cli"))
+        cli = os.path.join(os.path.abspath(directory), "cli")
+        nested = os.path.join(cli, "rtdb_cli")  # cli/rtdb_cli since issue 15, cli/ before
+        os.symlink(nested if os.path.isdir(nested) else cli, os.path.join(shim.name, "rtdb_cli"))
         os.environ["PYTHONPATH"] = os.pathsep.join([shim.name, os.path.abspath(directory)])
     try:
         yield

@@ -58,8 +58,10 @@ class System:
         if src is not None:
             shim = tmp / f"shim-{name}"
             shim.mkdir()
-            for folder, module in (("rtdb", "rtdb"), ("cli", "rtdb_cli"), ("sdk", "rtdb_sdk")):
-                (shim / module).symlink_to(src / folder)
+            for module in ("rtdb", "rtdb_cli", "rtdb_sdk"):  # cli/rtdb_cli since issue 15, cli/ before
+                folder = {"rtdb": "rtdb", "rtdb_cli": "cli", "rtdb_sdk": "sdk"}[module]
+                nested = src / folder / module
+                (shim / module).symlink_to(nested if nested.is_dir() else src / folder)
             self.env["PYTHONPATH"] = str(shim)
 
     def cmd(self, *args: str) -> list[str]:

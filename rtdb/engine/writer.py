@@ -376,7 +376,7 @@ def child_main(config: dict[str, Any]) -> int:
     sock = socket.socket(fileno=config["fd"])
     space = SpacePolicy(**config.get("space", {}))
     child = _Child(FsPath(config["data_dir"]), config["synchronous"], config["rules"], config["shared"], space)
-    gc.freeze()  # start-up objects stay out of every collection (as in the server: cli/serve.py)
+    gc.freeze()  # start-up objects stay out of every collection (as in the server: cli/rtdb_cli/serve.py)
     reader = FrameReader()
 
     def answer(group: Any) -> None:

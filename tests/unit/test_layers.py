@@ -20,7 +20,7 @@ ALLOWED = {
 }
 PURE = {"rtdb.core", "rtdb.rules", "rtdb.protocol"}
 IO_MODULES = {"asyncio", "sqlite3", "aiosqlite", "litestar", "uvicorn", "httpx", "websockets"}
-FOLDERS = {"rtdb": "rtdb", "cli": "rtdb_cli", "sdk": "rtdb_sdk"}
+FOLDERS = {"rtdb": "rtdb", "cli/rtdb_cli": "rtdb_cli", "sdk/rtdb_sdk": "rtdb_sdk"}
 
 
 def _modules() -> list[tuple[str, Path]]:

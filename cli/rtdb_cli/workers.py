@@ -289,7 +289,7 @@ def worker_main() -> int:
     app.state.lp.forwarder = Forwarder(lambda worker: peer_socket_path(spec["peers_dir"], worker))
     app.state.console.peers = lambda: [peer_socket_path(spec["peers_dir"], w) for w in range(spec["workers"])
                                        if w != spec["index"]]  # /metrics sums every worker's figures
-    gc.freeze()  # start-up objects stay out of every collection (cli/serve.py)
+    gc.freeze()  # start-up objects stay out of every collection (cli/rtdb_cli/serve.py)
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen, peer])
     return 0
 
