@@ -525,13 +525,15 @@ class Engine:
     async def get(self, ns: str, path: Path, *, caller: Caller, query: QuerySpec | None = None) -> Node:
         return (await self.read(ns, path, caller=caller, query=query)).node
 
-    async def shallow(self, ns: str, path: Path, *, caller: Caller) -> tuple[Node, list[str]]:
-        """A leaf's value, or the keys of an object's children (grandchildren unread)."""
+    async def shallow(self, ns: str, path: Path, *, caller: Caller,
+                      window: QuerySpec | None = None) -> tuple[Node, list[str]]:
+        """A leaf's value, or the keys of an object's children (grandchildren unread); ``window``:
+        only a page of them in key order (``shallow=true&limitToFirst=&startAfter=``)."""
         now = self.clock()
 
         def op(txn: Txn) -> tuple[Node, list[str]]:
             check(self.access.can_read(ns, caller, path, txn, now, None))
-            return txn.child_keys(path)
+            return txn.child_keys(path, window)
 
         return await self._reading(ns, op)
 

@@ -363,11 +363,10 @@ class RestApi:
                 raise InvalidQuery("shallow must be true or false")
             window = queries.parse_shallow(params)
             try:
-                leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller), timeout)
+                leaf, keys = await asyncio.wait_for(self.engine.shallow(ns, path, caller=caller, window=window),
+                                                    timeout)
             except TimeoutError:
                 raise InvalidQuery("The read took longer than the timeout") from None
-            if window is not None:
-                keys = window.select((k, None) for k in keys)
             listing: Any = {k: True for k in keys} if keys else to_plain(leaf)
             return self._ok(listing, silent, pretty)
         query = queries.parse_rest(params)

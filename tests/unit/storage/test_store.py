@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from rtdb.core.query import Bound, QuerySpec
+from rtdb.core.ordering import key_order
+from rtdb.core.query import Bound, QuerySpec, parse_shallow
 from rtdb.core.value import children, normalize
 from rtdb.storage.rows import NUMBER, OBJECT, PACK_MAX, PACKED, SEP, STRING, child_path_key, key_bytes, key_of
 from rtdb.storage.sqlite import SqliteStore
@@ -150,6 +151,19 @@ async def test_shallow_lists_child_keys_without_values(store: Store) -> None:
     await store.write(lambda t: t.set(("p",), normalize({"b": {"deep": 1}, "a": 2, "10": 3, "9": 4})))
     leaf, keys = await store.read(lambda t: t.child_keys(("p",)))
     assert leaf is None and keys == ["9", "10", "a", "b"]
+
+
+@pytest.mark.parametrize("size", [4, 3000])  # a packed node, and one stored as a row per child
+async def test_a_shallow_page_is_the_slice_of_the_whole_listing(store: Store, size: int) -> None:
+    value = {str(i) if i % 3 else f"k{i}": {"v": i} for i in range(size)}  # integer keys sort first
+    await store.write(lambda t: t.set(("p",), normalize(value)))
+    _, everything = await store.read(lambda t: t.child_keys(("p",)))
+    assert sorted(everything, key=key_order) == everything and len(everything) == size
+    for after in (None, everything[0], everything[size // 2], everything[-1], "zz", "-1"):
+        window = parse_shallow({"limitToFirst": "3"} | ({} if after is None else {"startAfter": f'"{after}"'}))
+        leaf, page = await store.read(lambda t, w=window: t.child_keys(("p",), w))
+        rest = everything if after is None else [k for k in everything if key_order(k) > key_order(after)]
+        assert leaf is None and page == rest[:3], after
 
 
 def _data(n: int, seed: int) -> dict:
