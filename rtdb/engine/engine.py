@@ -25,6 +25,18 @@ from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet, decode_changeset
 from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, RtdbError, Unavailable
+from rtdb.core.ipc import (
+    CloseCommand,
+    CompactCommand,
+    DisconnectCommand,
+    IndexesCommand,
+    MetaCommand,
+    OpenCommand,
+    PriorityCommand,
+    SetCommand,
+    UpdateCommand,
+    YdocCommand,
+)
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
@@ -32,7 +44,6 @@ from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, to_plain
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.writer import WriterProcess
-from rtdb.engine.ydoc import YdocResult, ydoc_key
 from rtdb.engine.writes import (
     Command,
     Disconnected,
@@ -43,6 +54,7 @@ from rtdb.engine.writes import (
     prioritized,
     written_priority,
 )
+from rtdb.engine.ydoc import YdocResult, ydoc_key
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
 from rtdb.storage.files import DROP_WAIT_S
@@ -175,7 +187,7 @@ class Engine:
             if subscribed is not None:
                 await subscribed  # the broker receives other nodes' commits of ns before its seq is read
             if self._writer_process is not None:
-                await self._writer_process.write(ns, ("open",))  # it creates the file
+                await self._writer_process.write(ns, OpenCommand())  # it creates the file
             await store.open()
             store.on_commit = self._publish
             epoch, seq = await self._head(ns, store)
@@ -270,7 +282,7 @@ class Engine:
         wanted = [(pattern, child) for pattern, children in self.indexes.items() for child in children]
         wanted += self.access.declared_indexes(ns)
         if wanted:
-            await self._run(ns, ("indexes", wanted), store)
+            await self._run(ns, IndexesCommand(wanted), store)
 
     # -- dropping and compacting ----------------------------------------------
     async def drop(self, ns: str, *, caller: Caller) -> int | None:
@@ -290,7 +302,7 @@ class Engine:
         try:
             await self._let_go(ns)
             if self._writer_process is not None:
-                await self._writer_process.write(ns, ("close",))
+                await self._writer_process.write(ns, CloseCommand())
             freed = await asyncio.to_thread(backend.drop, ns)
         finally:
             self.feed.forget_namespace(ns)  # commits of the old file that arrived meanwhile are not kept
@@ -313,7 +325,7 @@ class Engine:
         self._busy[ns] = self._busy.get(ns, 0) + 1
         try:
             if self._writer_process is not None:
-                report: CompactReport = await self._writer_process.write(ns, ("compact",))
+                report: CompactReport = await self._writer_process.write(ns, CompactCommand())
                 return report
             return await store.compact()
         finally:
@@ -382,7 +394,7 @@ class Engine:
             raise PermissionDenied("Permission denied")
         ruleset = Ruleset.compile(source)
         store = self._stores.get(ns) or await self.store(ns)
-        await self._run(ns, ("meta", "rules", source), store)
+        await self._run(ns, MetaCommand("rules", source), store)
         self.access.set_namespace(ns, ruleset)
         await self._declare_indexes(ns, store)
         self.feed.announce("rules", ns)
@@ -565,16 +577,16 @@ class Engine:
         """Replace the node at ``path`` with the decoded JSON ``value`` (``None`` deletes)."""
         if path and path[-1] == PRIORITY_KEY:
             priority = await self._validate(value, written_priority, value, path[:-1])
-            return await self._write(ns, ("priority", path[:-1], priority, caller, self.clock()))
+            return await self._write(ns, PriorityCommand(path[:-1], priority, caller, self.clock()))
         node = await self._validate(value, normalize, value, path)
-        return await self._write(ns, ("set", path, node, caller, self.clock(), if_match, if_hash))
+        return await self._write(ns, SetCommand(path, node, caller, self.clock(), if_match, if_hash))
 
     async def update(
         self, ns: str, path: Path, updates: Mapping[str, Any], *, caller: Caller, if_hash: str | None = None
     ) -> WriteResult:
         """Apply a multi-path update atomically: each key is a path relative to ``path``."""
         items = await self._validate(updates, parse_updates, path, updates)
-        return await self._write(ns, ("update", path, items, caller, self.clock(), if_hash))
+        return await self._write(ns, UpdateCommand(path, items, caller, self.clock(), if_hash))
 
     async def push(self, ns: str, path: Path, value: Any, *, caller: Caller) -> tuple[str, WriteResult]:
         key = self.push_ids.next(self.clock())
@@ -623,7 +635,8 @@ class Engine:
                 await asyncio.shield(before)
             if ns in self._dropping:
                 await self._dropped(ns)
-            if command[0] in ("set", "priority", "update") and not command[3].admin and not self.exists(ns):
+            if (isinstance(command, (SetCommand, PriorityCommand, UpdateCommand)) and not command.caller.admin
+                    and not self.exists(ns)):
                 await self._empty.try_write(functools.partial(self.writes.run, ns, command))
             return self._stores.get(ns) or await self.store(ns)
         finally:  # the caller queues its write before it next yields: then the next one may pass
@@ -681,7 +694,7 @@ class Engine:
         """Take a session's stored onDisconnect operations of ``ns`` and run them, in one group
         transaction (PostgreSQL: :meth:`rtdb.engine.writes.Writes._disconnect`); return once the
         local listeners have their ChangeSets."""
-        done: Disconnected = await self._run(ns, ("disconnect", session_id, taker, owner, upto, self.clock()))
+        done: Disconnected = await self._run(ns, DisconnectCommand(session_id, taker, owner, upto, self.clock()))
         await self._delivered(done.results)
         return done
 
@@ -702,7 +715,7 @@ class Engine:
         mirror; returns once committed and the mirror's ChangeSet reached local listeners."""
         if self._writer_process is not None:
             raise Unavailable("Yjs documents are not served with --write-process")
-        result: YdocResult = await self._run(ns, ("ydoc", path, items, self.clock()))
+        result: YdocResult = await self._run(ns, YdocCommand(path, items, self.clock()))
         if result.write is not None:
             await self._delivered([result.write])
         return result
@@ -717,13 +730,10 @@ class Engine:
 
 def _targets(command: Command) -> tuple[Path, ...]:
     """The paths a write command writes (a hint for the store: :meth:`Store.write`)."""
-    kind = command[0]
-    if kind in ("set", "priority"):
-        return (command[1],)
-    if kind == "update":
-        return tuple(target for target, _ in command[2])
-    if kind == "ydoc":
-        return (command[1],)
+    if isinstance(command, (SetCommand, PriorityCommand, YdocCommand)):
+        return (command.path,)
+    if isinstance(command, UpdateCommand):
+        return tuple(target for target, _ in command.items)
     return ()
 
 

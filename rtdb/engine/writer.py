@@ -8,10 +8,10 @@ owns every namespace's write connection and runs the write commands
 the server process goes on with the network; reads stay in the server process
 on their own connections (WAL).
 
-The two talk over a socket pair in length-prefixed pickled frames, each frame a
-list: requests ``(id, namespace, command)`` go one way, one entry per group
-transaction ``(committed, [(id, error, is a write result, node, encoded ChangeSet), ...])`` comes
-back. Requests that arrive together are applied as one group per namespace
+The two talk over a socket pair in length-prefixed msgpack frames of the typed
+messages of :mod:`rtdb.core.ipc`: a list of :class:`Request` (id, namespace, command)
+goes one way, a list of :class:`Group` (one per group transaction: whether it
+committed, and an answer per request) comes back. Requests that arrive together are applied as one group per namespace
 (group commit, as the writer thread does). Results come back in commit order;
 the server publishes each group's ChangeSets before it resolves the writes.
 
@@ -26,7 +26,6 @@ import asyncio
 import gc
 import json
 import logging
-import pickle
 import signal
 import socket
 import subprocess
@@ -36,18 +35,35 @@ from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
+from rtdb.core import ipc
 from rtdb.core.changes import decode_changeset
 from rtdb.core.errors import RtdbError, Unavailable
+from rtdb.core.ipc import (
+    Answer,
+    CloseCommand,
+    Command,
+    CompactCommand,
+    Compacted,
+    Done,
+    Failed,
+    Group,
+    MetaCommand,
+    OpenCommand,
+    Request,
+    RulesCommand,
+    Written,
+)
 from rtdb.engine.access import RulesAccess
-from rtdb.engine.writes import Command, WriteResult, Writes
+from rtdb.engine.writes import WriteResult, Writes
 from rtdb.realtime.relay import FrameReader, frame
 from rtdb.rules import Ruleset
 from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite import MAX_BATCH, GroupWriter, Op
+from rtdb.storage.store import CompactReport
 
 log = logging.getLogger("rtdb.engine.writer")
 
-CONTROL = None  # the namespace of requests about the writer itself: ("rules", source) for the default rules
+CONTROL = None  # the namespace of requests about the writer itself (RulesCommand: the default rules)
 STOP_TIMEOUT_S = 30.0
 FLUSH_AT = 64
 """Requests per frame at most: a busy connection's writes reach the child in small frames, so
@@ -55,8 +71,8 @@ it commits one group while the server decodes the next (one big frame would make
 processes take turns)."""
 
 
-def _pack(obj: Any) -> bytes:
-    return frame(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+def _pack(messages: list[Request] | list[Group]) -> bytes:
+    return frame(ipc.encode(messages))
 
 
 class WriterProcess:
@@ -76,7 +92,7 @@ class WriterProcess:
         self._link: _Link | None = None
         self._starting: asyncio.Future[None] | None = None
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
-        self._outgoing: list[tuple[int, str | None, Command]] = []
+        self._outgoing: list[Request] = []
         self._next_id = 0
         self._flush_scheduled = False
         self._closing = False
@@ -102,11 +118,11 @@ class WriterProcess:
     async def set_default_rules(self, source: str) -> None:
         """The server-wide rules changed: the child checks later writes with them."""
         if self._link is not None:
-            self._send(0, CONTROL, ("rules", source))
+            self._send(0, CONTROL, RulesCommand(source))
 
     def _send(self, rid: int, ns: str | None, command: Command) -> None:
         outgoing = self._outgoing
-        outgoing.append((rid, ns, command))
+        outgoing.append(Request(rid, ns, command))
         if len(outgoing) >= FLUSH_AT:
             self._flush()  # the child starts on these while the loop decodes the rest
         elif not self._flush_scheduled:
@@ -121,28 +137,35 @@ class WriterProcess:
         if batch and self._link is not None:
             self._link.transport.write(_pack(batch))
 
-    def _received(self, groups: list[tuple[bool | None, list[tuple[int, Any, bool, Any, bytes | None]]]]) -> None:
-        for committed, answers in groups:
+    def _received(self, groups: list[Group]) -> None:
+        for group in groups:
+            committed = group.committed
             outcomes: list[tuple[asyncio.Future[Any] | None, BaseException | None, Any]] = []
             published: list[WriteResult] = []
-            for rid, error, written, node, encoded in answers:
-                _, future = self._pending.pop(rid, (None, None))
+            for answer in group.answers:
+                _, future = self._pending.pop(answer.id, (None, None))
+                error: RtdbError | None = ipc.error_of(answer) if isinstance(answer, Failed) else None
                 if committed is None:
                     error = Unavailable("The write was not committed")
-                result: Any = node
-                if error is None and written:
-                    changeset = decode_changeset(encoded) if encoded is not None else None
-                    result = WriteResult(node, changeset, encoded)
-                    if changeset is not None:
-                        published.append(result)
+                result: Any = None
+                if error is None:
+                    if isinstance(answer, Written):
+                        encoded = answer.encoded
+                        changeset = decode_changeset(encoded) if encoded is not None else None
+                        result = WriteResult(answer.node, changeset, encoded)
+                        if changeset is not None:
+                            published.append(result)
+                    elif isinstance(answer, Compacted):
+                        result = CompactReport(answer.bytes_before, answer.bytes_after, answer.pages_freed,
+                                               answer.auto_vacuum, answer.wal_truncated)
                 outcomes.append((future, error, result))
             if committed and published:
                 self.on_commit(published)
-            for future, error, result in outcomes:
+            for future, failure, result in outcomes:
                 if future is None or future.done():
                     continue
-                if error is not None:
-                    future.set_exception(error)
+                if failure is not None:
+                    future.set_exception(failure)
                 else:
                     future.set_result(result)
 
@@ -242,10 +265,15 @@ class _Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         for payload in self.reader.feed(data):
-            self.owner._received(pickle.loads(payload))
+            self.owner._received(ipc.decode_groups(payload))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._lost(self)
+
+
+def _compacted(rid: int, report: CompactReport) -> Compacted:
+    return Compacted(rid, report.bytes_before, report.bytes_after, report.pages_freed, report.auto_vacuum,
+                     report.wal_truncated)
 
 
 # -- the child ----------------------------------------------------------------------------
@@ -273,28 +301,30 @@ class _Child:
             self.writers[ns] = writer
         return writer
 
-    def handle(self, requests: list[tuple[int, str | None, Command]], answer: Callable[[Any], None]) -> None:
+    def handle(self, requests: list[Request], answer: Callable[[Group], None]) -> None:
         """Apply ``requests`` in order; ``answer`` gets each group transaction's outcome."""
         groups: dict[str, list[Op]] = {}
-        for rid, ns, command in requests:
+        for request in requests:
+            rid, ns, command = request.id, request.ns, request.command
             if ns is CONTROL:
+                assert isinstance(command, RulesCommand)
                 self._commit(groups, answer)  # later writes see the new rules, earlier ones the old
-                self.access.set_default(Ruleset.compile(command[1]))
+                self.access.set_default(Ruleset.compile(command.source))
                 continue
-            if command[0] == "close":  # the namespace is being dropped: let go of its file
+            if isinstance(command, CloseCommand):  # the namespace is being dropped: let go of its file
                 self._commit(groups, answer)
                 abandoned = self._close(ns)
                 gone = Unavailable("The namespace was closed before the compaction finished")
-                answer((True, [(rid, None, False, None, None)] + [(a, gone, False, None, None) for a in abandoned]))
+                answer(Group(True, [Done(rid), *(ipc.failed(a, gone) for a in abandoned)]))
                 continue
-            if command[0] == "compact":  # answered by maintain() once done
+            if isinstance(command, CompactCommand):  # answered by maintain() once done
                 self._commit(groups, answer)
                 try:
                     self.writer(ns).request_compact(rid)
                 except Exception as exc:
                     log.exception("compacting %s failed", ns)
-                    answer((None, [(rid, RtdbError("Internal server error") if not isinstance(exc, RtdbError)
-                                    else exc, False, None, None)]))
+                    error = exc if isinstance(exc, RtdbError) else RtdbError("Internal server error")
+                    answer(Group(None, [ipc.failed(rid, error)]))
                 continue
             groups.setdefault(ns, []).append(Op(self._fn(ns, command), rid))
         self._commit(groups, answer)
@@ -317,20 +347,20 @@ class _Child:
         due = [d for w in self.writers.values() if w.space is not None and (d := w.space.due_in()) is not None]
         return min(due) if due else None
 
-    def maintain(self, answer: Callable[[Any], None]) -> None:
+    def maintain(self, answer: Callable[[Group], None]) -> None:
         """One step of due work in each namespace that has some; finished compactions are answered."""
         for writer in list(self.writers.values()):
             if writer.space is not None and writer.space.due_in() == 0:
                 done = writer.maintain()
                 if done:
-                    answer((True, [(rid, None, False, report, None) for rid, report in done]))
+                    answer(Group(True, [_compacted(rid, report) for rid, report in done]))
 
     def _fn(self, ns: str, command: Command) -> Callable[[Any], Any]:
         run = self.writes.run
-        if command[0] == "open":  # the server is about to read the file: make sure it exists
+        if isinstance(command, OpenCommand):  # the server is about to read the file: make sure it exists
             return lambda txn: None
-        if command[0] == "meta" and command[1] == "rules":
-            ruleset = Ruleset.compile(command[2])
+        if isinstance(command, MetaCommand) and command.name == "rules":
+            ruleset = Ruleset.compile(command.value)
 
             def deploy(txn: Any) -> None:
                 run(ns, command, txn)
@@ -339,30 +369,31 @@ class _Child:
             return deploy
         return lambda txn: run(ns, command, txn)
 
-    def _commit(self, groups: dict[str, list[Op]], answer: Callable[[Any], None]) -> None:
+    def _commit(self, groups: dict[str, list[Op]], answer: Callable[[Group], None]) -> None:
         for ns, ops in groups.items():
             for start in range(0, len(ops), MAX_BATCH):
                 answer(self._commit_group(ns, ops[start : start + MAX_BATCH]))
         groups.clear()
 
-    def _commit_group(self, ns: str, batch: list[Op]) -> Any:
+    def _commit_group(self, ns: str, batch: list[Op]) -> Group:
         committed: bool | None
         try:
             committed = self.writer(ns).apply(batch)
         except Exception:  # opening the file or the commit itself failed: nothing of the batch happened
             log.exception("group commit failed")
             committed = None
-        answers = []
+        answers: list[Answer] = []
         for op in batch:
-            error, node, encoded = op.error, None, None
-            if error is not None and not isinstance(error, RtdbError):
-                error = RtdbError("Internal server error")  # logged where it was raised
-            result = op.result
-            written = isinstance(result, WriteResult)
-            if written:
-                node, encoded = result.node, result.encoded
-            answers.append((op.token, error, written, node, encoded))
-        return committed, answers
+            error, result = op.error, op.result
+            if error is not None:
+                if not isinstance(error, RtdbError):
+                    error = RtdbError("Internal server error")  # logged where it was raised
+                answers.append(ipc.failed(op.token, error))
+            elif isinstance(result, WriteResult):
+                answers.append(Written(op.token, result.node, result.encoded))
+            else:
+                answers.append(Done(op.token))
+        return Group(committed, answers)
 
     def close(self) -> None:
         for writer in self.writers.values():
@@ -379,7 +410,7 @@ def child_main(config: dict[str, Any]) -> int:
     gc.freeze()  # start-up objects stay out of every collection (as in the server: cli/rtdb_cli/serve.py)
     reader = FrameReader()
 
-    def answer(group: Any) -> None:
+    def answer(group: Group) -> None:
         sock.setblocking(True)
         sock.sendall(_pack([group]))
 
@@ -394,14 +425,14 @@ def child_main(config: dict[str, Any]) -> int:
                 continue
             if not data:
                 return 0
-            requests: list[Any] = []
+            requests: list[Request] = []
             for payload in reader.feed(data):
-                requests += pickle.loads(payload)
+                requests += ipc.decode_requests(payload)
             sock.setblocking(False)
             try:  # whatever else has arrived joins this group
                 while more := sock.recv(1 << 20):
                     for payload in reader.feed(more):
-                        requests += pickle.loads(payload)
+                        requests += ipc.decode_requests(payload)
             except BlockingIOError:
                 pass
             child.handle(requests, answer)

@@ -1,19 +1,14 @@
 """What each write does inside the writer, as data in and data out.
 
-A write reaches the writer as a *command*, a tuple of plain values (it may
-cross to the writer process, `rtdb serve --write-process`, pickled):
-
-* ``("set", path, node, caller, now, if_match, if_hash)``: replace the node at
-  ``path`` with ``node`` (already normalized; ``None`` deletes);
-* ``("priority", path, priority, caller, now)``: only the node's priority;
-* ``("update", base, items, caller, now, if_hash)``: a multi-path update,
-  ``items`` from :func:`parse_updates`;
-* ``("meta", name, value)``: a row of the file's ``meta`` table (deployed rules);
-* ``("indexes", [(pattern, child), ...])``: declare (and build) indexes;
-* ``("disconnect", session_id, taker, owner, upto, now)``: take a session's onDisconnect
-  operations of this namespace from PostgreSQL and run them (:meth:`Writes._disconnect`);
-* ``("ydoc", path, [(update, caller), ...], now)``: Yjs updates to the document at ``path``
-  and its JSON mirror (:mod:`rtdb.engine.ydoc`).
+A write reaches the writer as a *command*, one of the typed Structs of
+:mod:`rtdb.core.ipc` (the same values cross to the writer process, `rtdb serve
+--write-process`, as msgpack): :class:`SetCommand` (replace the node at ``path``;
+``None`` deletes), :class:`PriorityCommand` (only the node's priority),
+:class:`UpdateCommand` (a multi-path update, ``items`` from :func:`parse_updates`),
+:class:`MetaCommand` (a row of the file's ``meta`` table: deployed rules),
+:class:`IndexesCommand` (declare and build indexes), :class:`DisconnectCommand` (take a
+session's onDisconnect operations from PostgreSQL and run them: :meth:`Writes._disconnect`)
+and :class:`YdocCommand` (Yjs updates and the document's JSON mirror: :mod:`rtdb.engine.ydoc`).
 
 :meth:`Writes.run` applies one command within the writer's group transaction:
 the precondition, server values and the rules are decided against the data as
@@ -31,6 +26,16 @@ from rtdb.core import path as paths
 from rtdb.core.changes import Change, ChangeSet, encode_changeset
 from rtdb.core.errors import InvalidData, InvalidPath, PermissionDenied, PreconditionFailed, RtdbError, Unavailable
 from rtdb.core.hash import etag, node_hash
+from rtdb.core.ipc import (
+    Command,
+    DisconnectCommand,
+    IndexesCommand,
+    MetaCommand,
+    PriorityCommand,
+    SetCommand,
+    UpdateCommand,
+    YdocCommand,
+)
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, with_priority
@@ -42,7 +47,7 @@ from rtdb.storage.store import Txn
 
 log = logging.getLogger("rtdb.ondisconnect")
 
-Command = tuple[Any, ...]
+__all__ = ["Command", "Disconnected", "WriteResult", "Writes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,25 +93,26 @@ class Writes:
         self.ydocs = DocWriter()  # Yjs documents (issue 16)
 
     def run(self, ns: str, command: Command, txn: Txn) -> Any:
-        kind = command[0]
-        if kind == "set":
-            return self._set(txn, ns, *command[1:])
-        if kind == "priority":
-            return self._priority(txn, ns, *command[1:])
-        if kind == "update":
-            return self._update(txn, ns, *command[1:])
-        if kind == "meta":
-            txn.set_meta(command[1], command[2])
+        if isinstance(command, SetCommand):
+            c = command
+            return self._set(txn, ns, c.path, c.node, c.caller, c.now, c.if_match, c.if_hash)
+        if isinstance(command, UpdateCommand):
+            return self._update(txn, ns, command.base, command.items, command.caller, command.now, command.if_hash)
+        if isinstance(command, PriorityCommand):
+            return self._priority(txn, ns, command.path, command.priority, command.caller, command.now)
+        if isinstance(command, MetaCommand):
+            txn.set_meta(command.name, command.value)
             return None
-        if kind == "indexes":
-            for pattern, child in command[1]:
+        if isinstance(command, IndexesCommand):
+            for pattern, child in command.indexes:
                 txn.declare_index(pattern, child)
             return None
-        if kind == "disconnect":
-            return self._disconnect(txn, ns, *command[1:])
-        if kind == "ydoc":
-            return self.ydocs.run(self, txn, ns, *command[1:])
-        raise ValueError(f"unknown write command {kind!r}")
+        if isinstance(command, DisconnectCommand):
+            return self._disconnect(txn, ns, command.session_id, command.taker, command.owner, command.upto,
+                                    command.now)
+        if isinstance(command, YdocCommand):
+            return self.ydocs.run(self, txn, ns, command.path, command.items, command.now)
+        raise ValueError(f"not a write command: {command!r}")
 
     def _set(self, txn: Txn, ns: str, path: Path, node: Node, caller: Any, now: int,
              if_match: str | None, if_hash: str | None) -> WriteResult:

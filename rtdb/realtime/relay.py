@@ -11,8 +11,8 @@ after ``gap_wait_s``, so no listener misses a commit and none waits for ever
 (the ordering is :class:`~rtdb.realtime.ordered.OrderedFeed`'s; this module is
 the transport).
 
-Frames are a 4-byte big-endian length and a payload: ``C`` + an encoded
-ChangeSet, or ``A`` + an encoded ``[kind, namespace]`` announcement.
+Frames are a 4-byte big-endian length and a payload, one msgpack-encoded
+:data:`rtdb.core.ipc.RelayMessage`: ``["C", ChangeSet]`` or ``["A", kind, namespace]``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import msgspec
 
-from rtdb.core.changes import ChangeSet, decode_changeset, encode_changeset
+from rtdb.core import ipc
+from rtdb.core.changes import ChangeSet, encode_changeset
+from rtdb.core.ipc import RelayAnnounce, RelayChange
 from rtdb.realtime.ordered import FeedStats, OrderedFeed
 
 log = logging.getLogger("rtdb.realtime")
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 512 * 1024 * 1024
-CHANGESET, ANNOUNCE = b"C", b"A"
 
 
 def frame(payload: bytes) -> bytes:
@@ -94,14 +95,15 @@ class RelayBroker(OrderedFeed[RelayStats]):
     def received(self, payload: bytes) -> None:
         """One frame's payload from another worker."""
         self.stats.received += 1
-        kind, body = payload[:1], payload[1:]
-        if kind == CHANGESET:
-            self._arrived(decode_changeset(body))
-        elif kind == ANNOUNCE:
-            what, ns = msgspec.msgpack.decode(body, type=tuple[str, str])
-            self._heard(what, ns)
+        try:
+            message = ipc.decode_relay(payload)
+        except msgspec.DecodeError as exc:
+            log.warning("unknown relay frame: %s", exc)
+            return
+        if isinstance(message, RelayChange):
+            self._arrived(message.changeset)
         else:
-            log.warning("unknown relay frame %r", kind)
+            self._heard(message.kind, message.ns)
 
     def _write(self, payload: bytes) -> None:
         """Queue a frame; what one turn of the event loop queues goes out in one write."""
@@ -120,8 +122,8 @@ class RelayBroker(OrderedFeed[RelayStats]):
 
     # -- Broker (the rest is OrderedFeed's) ----------------------------------------------
     def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
-        self._write(CHANGESET + (encoded if encoded is not None else encode_changeset(changeset)))
+        self._write(ipc.relay_change(encoded if encoded is not None else encode_changeset(changeset)))
         self._arrived(changeset)
 
     def announce(self, kind: str, ns: str) -> None:
-        self._write(ANNOUNCE + msgspec.msgpack.encode((kind, ns)))
+        self._write(ipc.encode(RelayAnnounce(kind, ns)))

@@ -1,19 +1,32 @@
 """The writer process's two halves without the process: the child's handling of requests
-(groups, control messages, errors) and the server side's handling of answers."""
+(groups, control messages, errors) and the server side's handling of answers; both cross
+the socket as msgpack (:mod:`rtdb.core.ipc`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rtdb.core import ipc
 from rtdb.core.auth import ADMIN, ANONYMOUS
 from rtdb.core.changes import ChangeSet, decode_changeset
 from rtdb.core.errors import PermissionDenied, PreconditionFailed, RtdbError, Unavailable
+from rtdb.core.ipc import (
+    Command,
+    DisconnectCommand,
+    Failed,
+    Group,
+    IndexesCommand,
+    MetaCommand,
+    Request,
+    RulesCommand,
+    SetCommand,
+    Written,
+)
 from rtdb.engine.writer import CONTROL, WriterProcess, _Child
 from rtdb.engine.writes import WriteResult
 
@@ -25,39 +38,42 @@ def _child(tmp_path: Path, rules: str = CLOSED) -> _Child:
     return _Child(tmp_path, "NORMAL", rules, shared=False)
 
 
-def _set(path: str, value: Any, caller: Any = ANONYMOUS) -> tuple[Any, ...]:
-    return ("set", tuple(path.split("/")), value, caller, 1_700_000_000_000, None, None)
+def _set(path: str, value: Any, caller: Any = ANONYMOUS) -> SetCommand:
+    return SetCommand(tuple(path.split("/")), value, caller, 1_700_000_000_000)
 
 
-def _answers(child: _Child, requests: list[tuple[int, str | None, tuple[Any, ...]]]) -> list[Any]:
-    groups: list[Any] = []
-    child.handle(requests, groups.append)
-    return groups
+def _answers(child: _Child, requests: list[tuple[int, str | None, Command]]) -> list[Group]:
+    """The child's answers to ``requests``, as the server decodes them from the socket."""
+    sent = ipc.decode_requests(ipc.encode([Request(*r) for r in requests]))
+    groups: list[Group] = []
+    child.handle(sent, groups.append)
+    return ipc.decode_groups(ipc.encode(groups))
 
 
 def test_a_control_message_splits_the_group_so_only_later_writes_see_new_rules(tmp_path: Path) -> None:
     child = _child(tmp_path)
-    groups = _answers(child, [(1, "t", _set("a", 1)), (0, CONTROL, ("rules", OPEN)), (2, "t", _set("b", 2))])
+    groups = _answers(child, [(1, "t", _set("a", 1)), (0, CONTROL, RulesCommand(OPEN)), (2, "t", _set("b", 2))])
     child.close()
-    (first_committed, first), (second_committed, second) = groups
-    assert first_committed is True and [a[0] for a in first] == [1]  # nothing of it changed: it commits
-    assert isinstance(first[0][1], PermissionDenied)
-    assert second_committed is True and [a[0] for a in second] == [2]
-    rid, error, written, node, encoded = second[0]
-    assert (error, written, node) == (None, True, 2)
-    changeset = decode_changeset(encoded)
+    first, second = groups
+    assert first.committed is True and [a.id for a in first.answers] == [1]  # nothing of it changed: it commits
+    assert isinstance(first.answers[0], Failed)
+    assert isinstance(ipc.error_of(first.answers[0]), PermissionDenied)
+    assert second.committed is True and [a.id for a in second.answers] == [2]
+    [written] = second.answers
+    assert isinstance(written, Written) and written.node == 2 and written.encoded is not None
+    changeset = decode_changeset(written.encoded)
     assert (changeset.namespace, changeset.seq, [c.path for c in changeset.changes]) == ("t", 1, [("b",)])
 
 
 def test_rules_deployed_in_a_group_apply_to_the_writes_after_them(tmp_path: Path) -> None:
     child = _child(tmp_path, OPEN)
     only_a = '{"rules": {"a": {".write": true}}}'
-    groups = _answers(child, [(1, "t", _set("b", 1)), (2, "t", ("meta", "rules", only_a)), (3, "t", _set("b", 2))])
+    groups = _answers(child, [(1, "t", _set("b", 1)), (2, "t", MetaCommand("rules", only_a)), (3, "t", _set("b", 2))])
     child.close()
-    [(committed, answers)] = groups
-    assert committed is True
-    assert [(a[0], type(a[1]).__name__ if a[1] else None) for a in answers] == [
-        (1, None), (2, None), (3, "PermissionDenied")
+    [group] = groups
+    assert group.committed is True
+    assert [(a.id, type(a).__name__, getattr(a, "code", None)) for a in group.answers] == [
+        (1, "Written", None), (2, "Done", None), (3, "Failed", "permission_denied")
     ]
     assert child.access.ruleset("t").source == only_a
 
@@ -65,23 +81,27 @@ def test_rules_deployed_in_a_group_apply_to_the_writes_after_them(tmp_path: Path
 def test_an_unexpected_error_is_logged_there_and_answered_as_internal(tmp_path: Path,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     child = _child(tmp_path, OPEN)
+    not_here = DisconnectCommand("session", "taker", None, None, 1)  # SQLite keeps no onDisconnect rows: TypeError
     with caplog.at_level(logging.ERROR):
-        [(committed, answers)] = _answers(child, [(1, "t", ("bogus",)), (2, "t", _set("ok", True))])
+        [group] = _answers(child, [(1, "t", not_here), (2, "t", _set("ok", True))])
     child.close()
-    assert committed is True
-    error = answers[0][1]
-    assert type(error) is RtdbError and error.message == "Internal server error"
-    assert answers[1][1] is None
-    assert "write failed" in caplog.text and "bogus" in caplog.text
+    assert group.committed is True
+    failed, ok = group.answers
+    assert isinstance(failed, Failed)
+    error = ipc.error_of(failed)
+    assert type(error) is RtdbError and error.message == "Internal server error" and error.code == "internal_error"
+    assert isinstance(ok, Written)
+    assert "write failed" in caplog.text and "onDisconnect" in caplog.text
 
 
-def test_answers_cross_the_socket_pickled_errors_included(tmp_path: Path) -> None:
+def test_a_failed_precondition_crosses_the_socket_with_its_value_and_etag(tmp_path: Path) -> None:
     child = _child(tmp_path, OPEN)
-    command = ("set", ("c",), 6, ADMIN, 1, "not-the-etag", None)
-    groups = _answers(child, [(1, "t", _set("c", 5)), (2, "t", command)])
+    command = SetCommand(("c",), 6, ADMIN, 1, "not-the-etag", None)
+    [group] = _answers(child, [(1, "t", _set("c", 5)), (2, "t", command)])
     child.close()
-    _, answers = pickle.loads(pickle.dumps(groups))[0]
-    error = answers[1][1]
+    answer = group.answers[1]
+    assert isinstance(answer, Failed)
+    error = ipc.error_of(answer)
     assert isinstance(error, PreconditionFailed)
     assert (error.message, error.current) == ("ETag mismatch", 5) and error.etag
 
@@ -94,7 +114,7 @@ async def test_the_server_side_publishes_a_group_before_resolving_its_writes(tmp
                                                       published.extend(r.changeset for r in results if r.changeset)),
                            on_lost=lambda ns: None)
     child = _child(tmp_path, OPEN)
-    groups = _answers(child, [(1, "t", _set("a", 1)), (2, "t", _set("a", 1)), (3, "t", ("indexes", []))])
+    groups = _answers(child, [(1, "t", _set("a", 1)), (2, "t", _set("a", 1)), (3, "t", IndexesCommand([]))])
     child.close()
     loop = asyncio.get_running_loop()
     futures = {rid: loop.create_future() for rid in (1, 2, 3)}
@@ -117,7 +137,7 @@ async def test_a_group_whose_commit_failed_fails_every_write_and_publishes_nothi
                            on_commit=published.extend, on_lost=lambda ns: None)
     future = asyncio.get_running_loop().create_future()
     writer._pending[7] = ("t", future)
-    writer._received([(None, [(7, None, True, 1, b"\x00")])])
+    writer._received([Group(None, [Written(7, 1, b"\x00")])])
     with pytest.raises(Unavailable):
         await future
     assert published == []

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import msgspec
 import pytest
 
-from rtdb.core.changes import Change, ChangeSet, encode_changeset
-from rtdb.realtime.relay import ANNOUNCE, CHANGESET, FrameReader, RelayBroker, frame
+from rtdb.core import ipc
+from rtdb.core.changes import Change, ChangeSet
+from rtdb.core.ipc import RelayAnnounce, RelayChange
+from rtdb.realtime.relay import FrameReader, RelayBroker, frame
 
 
 def cs(seq: int, ns: str = "ns") -> ChangeSet:
@@ -18,7 +19,7 @@ def cs(seq: int, ns: str = "ns") -> ChangeSet:
 
 
 def relayed(changeset: ChangeSet) -> bytes:
-    return CHANGESET + encode_changeset(changeset)
+    return ipc.encode(RelayChange(changeset))
 
 
 class Log:
@@ -158,7 +159,7 @@ async def test_announcements_go_out_and_come_in() -> None:
     broker.announce("rules", "ns")
     await asyncio.sleep(0)
     (payload,) = FrameReader().feed(b"".join(sent))
-    assert payload == ANNOUNCE + msgspec.msgpack.encode(("rules", "ns"))
+    assert ipc.decode_relay(payload) == RelayAnnounce("rules", "ns")
     broker.received(payload)
     assert heard == [("rules", "ns")]
 
