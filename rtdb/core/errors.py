@@ -56,7 +56,7 @@ class PreconditionFailed(RtdbError):
         self.current = current
         self.etag = etag
 
-    def __reduce__(self) -> tuple[object, ...]:  # it crosses to and from the writer process pickled
+    def __reduce__(self) -> tuple[object, ...]:  # pickled (copy, multiprocessing) with its value and ETag
         return (type(self), (self.message, self.current, self.etag))
 
 

@@ -1,7 +1,8 @@
 """Yjs documents inside the writer: the ``ydoc`` write command (issue 16).
 
-``("ydoc", path, items, now)`` takes a batch of Yjs updates for the document at ``path``, each
-``(update, caller)``, and in the writer's group transaction, for each in order:
+``YdocCommand(path, items, now)`` (:mod:`rtdb.core.ipc`) takes a batch of Yjs updates for the
+document at ``path``, each ``(update, caller)``, and in the writer's group transaction, for each
+in order:
 
 1. applies it to the writer's copy of the document (a pycrdt ``Doc``, loaded from the ``ydoc``
    rows through the same transaction, so it always matches what is stored);
