@@ -46,6 +46,7 @@ from rtdb.engine.writes import (
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
 from rtdb.storage.files import DROP_WAIT_S
+from rtdb.storage.group import StoreStats
 from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite_backend import SqliteBackend
 from rtdb.storage.store import Backend, CompactReport, Store, Txn
@@ -209,6 +210,12 @@ class Engine:
     def open_namespaces(self) -> list[str]:
         """The namespaces whose files this process holds open now."""
         return sorted(self._stores)
+
+    def store_stats(self) -> list[tuple[str, StoreStats]]:
+        """``(ns, commit-group counters)`` of every namespace open in this process (``/metrics``);
+        namespaces written by the writer process keep theirs there."""
+        return [(ns, stats) for ns, store in list(self._stores.items())
+                if (stats := getattr(store, "stats", None)) is not None]
 
     def exists(self, ns: str) -> bool:
         """Whether the namespace has a database (an invalid name raises :class:`NoNamespace`)."""

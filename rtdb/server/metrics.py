@@ -42,12 +42,7 @@ class Sources:
 
     def stores(self) -> list[tuple[str, Any]]:
         """``(ns, StoreStats)`` of every open namespace."""
-        out = []
-        for ns, store in list(getattr(self.engine, "_stores", {}).items()):
-            stats = getattr(store, "stats", None)
-            if stats is not None:
-                out.append((ns, stats))
-        return out
+        return self.engine.store_stats()
 
 
 class RtdbCollector:

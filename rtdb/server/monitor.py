@@ -117,12 +117,15 @@ class Monitor:
 
     # -- recording ------------------------------------------------------------------
     def count(self, transport: str, status: int) -> None:
-        key = (transport, outcome(status))
-        self.requests[key] = self.requests.get(key, 0) + 1
+        """An HTTP request was answered with ``status``."""
+        self._bump(transport, outcome(status))
 
     def received(self, transport: str) -> None:
         """A realtime request arrived (WebSocket and long-polling: counted, not logged)."""
-        key = (transport, "received")
+        self._bump(transport, "received")
+
+    def _bump(self, transport: str, what: str) -> None:
+        key = (transport, what)
         self.requests[key] = self.requests.get(key, 0) + 1
 
     def request(self, transport: str, method: str, path: str, ns: str, status: int, started: float,
