@@ -8,7 +8,6 @@ mode only, unsigned (``alg: none``) mock user tokens as the official SDKs make t
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from rtdb.core.auth import ADMIN, Caller
+from rtdb.core.auth import ADMIN, Caller, unverified_claims
 from rtdb.core.errors import Unauthenticated
 
 INVALID = "Auth token used in the request is invalid"
@@ -76,7 +75,9 @@ class TokenVerifier:
         if unsigned:
             if not self.emulator:
                 raise Unauthenticated(INVALID)
-            claims = _unverified_claims(token)
+            claims = unverified_claims(token)
+            if claims is None:
+                raise Unauthenticated(INVALID)
         else:
             claims = self._verified_claims(token, alg, header.get("kid"))
         exp = claims.get("exp")
@@ -122,17 +123,3 @@ class TokenVerifier:
         if not isinstance(claims, dict):
             raise Unauthenticated(INVALID)
         return claims
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise Unauthenticated(INVALID)
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise Unauthenticated(INVALID) from None
-    if not isinstance(claims, dict):
-        raise Unauthenticated(INVALID)
-    return claims

@@ -18,7 +18,6 @@ queued before its ack, a listen's data before its ``ok``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import json
 import logging
@@ -32,7 +31,7 @@ from litestar.handlers import asgi
 from msgspec import UNSET
 
 from rtdb.core import path as paths
-from rtdb.core.auth import ANONYMOUS, Caller
+from rtdb.core.auth import ANONYMOUS, Caller, unverified_claims
 from rtdb.core.errors import InvalidData, PreconditionFailed, RtdbError, Unauthenticated
 from rtdb.core.hash import node_hash
 from rtdb.core.query import QuerySpec
@@ -614,7 +613,7 @@ class Connection:
         self._schedule_expiry(caller.expires_at_ms)
         if changed:
             self._recheck_soon()
-        claims = caller.auth if caller.auth is not None else _unverified_claims(body.cred)
+        claims = caller.auth if caller.auth is not None else unverified_claims(body.cred)
         expires = claims.get("exp") if isinstance(claims, dict) else None
         if caller.expires_at_ms is not None:
             expires = caller.expires_at_ms // 1000
@@ -778,17 +777,3 @@ def _query_spec(query: m.WireQuery | Any) -> QuerySpec | None:
     if spec is None or spec.is_default and spec.order_by == "priority":
         return None
     return spec
-
-
-def _unverified_claims(token: str) -> dict[str, Any] | None:
-    """The payload of a JWT, for the informational ``auth`` reply only (never for access)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(raw)
-    except ValueError:
-        return None
-    return claims if isinstance(claims, dict) else None
-

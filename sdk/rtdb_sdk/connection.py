@@ -14,8 +14,6 @@ requests are re-sent.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import random
 import time
@@ -28,6 +26,7 @@ from msgspec import UNSET
 from rtdb_sdk.synctree import ListenRequest
 from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
+from rtdb.core.auth import unverified_claims
 from rtdb.core.path import Path
 from rtdb.protocol import messages as m
 from rtdb.protocol.client import KEEPALIVE_FRAME, ClientProtocol, ServerEvent, build_request, request_path
@@ -64,27 +63,15 @@ def parse_push_path(raw: str) -> Path:
     return tuple(s for s in raw.split("/") if s)
 
 
-def _claims(token: str) -> dict[str, Any] | None:
-    """The (unverified) claims of a JWT; ``None`` for anything else."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
 def is_user_token(token: str) -> bool:
     """JWTs with an ``iat`` claim go with ``auth``; anything else (``owner``) with ``gauth``."""
-    claims = _claims(token)
+    claims = unverified_claims(token)
     return claims is not None and "iat" in claims
 
 
 def token_expiry(token: str) -> float | None:
     """The ``exp`` claim of a JWT (seconds since the epoch), if it has one."""
-    claims = _claims(token)
+    claims = unverified_claims(token)
     exp = claims.get("exp") if claims is not None else None
     return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
