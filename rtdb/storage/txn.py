@@ -21,7 +21,7 @@ from rtdb.core.ordering import key_order, key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import (
-    PRIORITY, Node, as_array, child_at, children, int_key, is_leaf, replace_at, to_plain,
+    PRIORITY, Node, array_indices, as_array, child_at, children, is_leaf, replace_at, to_plain,
 )
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
@@ -614,10 +614,10 @@ class Txn:
     def _export(self, p: str, priority: Any, keep: bool) -> Iterator[str]:
         rows = self._child_rows(p).fetchall()
         keys = [key_of(r[0]) for r in rows]
-        as_array = not keep and _is_array(keys)
-        yield "[" if as_array else "{"
-        if as_array:
-            by_index = {int(k): r for k, r in zip(keys, rows)}
+        indices = None if keep else array_indices(keys)
+        yield "[" if indices is not None else "{"
+        if indices is not None:
+            by_index = dict(zip(indices, rows))
             for i in range(max(by_index) + 1):
                 if i:
                     yield ","
@@ -827,14 +827,6 @@ class Txn:
 
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
-
-
-def _is_array(keys: list[str]) -> bool:
-    """Firebase's heuristic: all keys non-negative integers, more than half of 0..max present."""
-    numbers = [int_key(k) for k in keys]
-    if not numbers or any(n is None or n < 0 for n in numbers):
-        return False
-    return max(n for n in numbers if n is not None) < 2 * len(numbers)
 
 
 def _comparable(node: Node) -> Node:
