@@ -102,6 +102,5 @@ def test_array_indices_is_the_heuristic_as_array_uses() -> None:
     assert array_indices(["0", "2"]) == [0, 2]
     assert array_indices([]) is None
     assert array_indices(["0", "-1"]) is None
-    assert array_indices(["0", "01"]) is None  # a leading zero is not an integer key
     assert array_indices(["0", "a"]) is None
     assert as_array({"1": "b", "0": "a", "3": "d"}) == ["a", "b", None, "d"]
