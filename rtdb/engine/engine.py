@@ -25,6 +25,7 @@ from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet, decode_changeset
 from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, RtdbError, Unavailable
+from rtdb.core.indexspec import child_spec, names, order_child
 from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.pushid import PushIdGenerator
 from rtdb.core.query import QuerySpec
@@ -428,17 +429,12 @@ class Engine:
     def is_indexed(self, ns: str, path: Path, query: QuerySpec | None) -> bool:
         """Whether a query's order has a declared index (``.indexOn`` or ``--index``);
         key and priority orders need none. Unindexed queries still run (with a warning)."""
-        if query is None or query.order_by not in ("child", "value"):
+        want = order_child(query) if query is not None else None
+        if want is None:
             return True
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
-        if child in self.access.ruleset(ns).index_on(path):
+        if child_spec(want) in self.access.ruleset(ns).index_on(path):
             return True
-        want = (".value",) if query.order_by == "value" else query.child
-        return any(
-            len(pattern) == len(path) and all(p.startswith("$") or p == k for p, k in zip(pattern, path))
-            and want in children
-            for pattern, children in self.indexes.items()
-        )
+        return any(names(pattern, path) and want in children for pattern, children in self.indexes.items())
 
     def check_indexed(self, ns: str, path: Path, query: QuerySpec | None) -> None:
         """Raise Firebase's :class:`IndexNotDefined` unless :meth:`is_indexed`."""
@@ -716,9 +712,8 @@ class Engine:
 
     @staticmethod
     def _missing_index(path: Path, query: QuerySpec) -> None:
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
         raise IndexNotDefined(
-            f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
+            f'Index not defined, add ".indexOn": "{child_spec(order_child(query) or ())}", for path "{paths.to_str(path)}", to the rules'
         )
 
 

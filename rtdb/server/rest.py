@@ -30,6 +30,7 @@ from rtdb.core.errors import (
     TooBig,
 )
 from rtdb.core.hash import etag
+from rtdb.core.indexspec import child_spec, order_child
 from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
 from rtdb.realtime.sse import SseStream
@@ -443,9 +444,8 @@ class RestApi:
         if what in self._warned or len(self._warned) >= 1000:
             return
         self._warned.add(what)
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
         log.warning('namespace %s: a query on "%s" is served without an index; production mode refuses it '
-                    '(add ".indexOn": "%s" to the rules)', ns, paths.to_str(path), child)
+                    '(add ".indexOn": "%s" to the rules)', ns, paths.to_str(path), child_spec(order_child(query) or ()))
 
     @staticmethod
     def _check_write_params(params: dict[str, str]) -> None:

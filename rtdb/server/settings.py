@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rtdb.core.indexspec import check_child, is_wildcard
+
 
 def _setting(default: Any, help: str, *, kind: str = "str", metavar: str = "") -> Any:
     return field(default=default, metadata={"help": help, "kind": kind, "metavar": metavar})
@@ -152,16 +154,13 @@ class Settings:
         return self.namespace
 
     def index_map(self) -> dict[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-        from rtdb.core import path as paths
-
         out: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
         for spec in self.index:
             where, _, child = spec.rpartition(":")
             if not where or not child:
                 raise ValueError(f"--index {spec!r}: expected PATH:CHILD")
             pattern = tuple(s for s in where.split("/") if s)
-            child_path = (".value",) if child == ".value" else paths.parse(child)
-            out.setdefault(pattern, []).append(child_path)
+            out.setdefault(pattern, []).append(check_child(child))
         return {k: tuple(v) for k, v in out.items()}
 
 
@@ -265,7 +264,7 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(f"--namespace: {exc.message}") from None
     for spec in settings.index:
         where = spec.rpartition(":")[0]
-        bad = [s for s in where.split("/") if s and not is_valid_key(s[1:] if s.startswith("$") else s)]
+        bad = [s for s in where.split("/") if s and not is_valid_key(s[1:] if is_wildcard(s) else s)]
         if bad:
             raise ValueError(f"--index {spec!r}: invalid key {bad[0]!r} in PATH")
         try:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from rtdb.core.indexspec import VALUE, order_child
 from rtdb.core.ordering import key_order, key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
@@ -591,10 +592,10 @@ class Txn:
         return [r[0] for r in self.conn.execute(" ".join(sql), args)]
 
     def find_index(self, path: Path, spec: QuerySpec) -> IndexDef | None:
-        if spec.order_by not in ("child", "value"):
+        child = order_child(spec)
+        if child is None:
             return None
         self.refresh_if_shared_changed()  # indexes another connection declared since this one looked
-        child = (".value",) if spec.order_by == "value" else spec.child
         for index in self.indexes:
             if index.child == child and index.matches(path):
                 return index
@@ -809,7 +810,7 @@ class Txn:
         if child is UNKNOWN:
             exists = self.exists(child_path)
             if exists:
-                where = child_path if index.child == (".value",) else child_path + index.child
+                where = child_path if index.child == VALUE else child_path + index.child
                 value = self.shallow(where)
         else:
             exists = child is not None
