@@ -19,7 +19,7 @@ ALLOWED = {
     "rtdb_sdk": {"rtdb.core", "rtdb.protocol", "rtdb_sdk"},
 }
 PURE = {"rtdb.core", "rtdb.rules", "rtdb.protocol"}
-IO_MODULES = {"asyncio", "sqlite3", "aiosqlite", "litestar", "uvicorn", "httpx", "websockets"}
+IO_MODULES = {"asyncio", "sqlite3", "litestar", "uvicorn", "httpx", "websockets"}
 FOLDERS = {"rtdb": "rtdb", "cli/rtdb_cli": "rtdb_cli", "sdk/rtdb_sdk": "rtdb_sdk"}
 
 
