@@ -66,7 +66,7 @@ class SseEndpoint:
             while not disconnected.done():
                 timeout = min(self.settings.sse_keepalive_s, max(deadline - time.monotonic(), 0))
                 if caller.expires_at_ms is not None:
-                    timeout = min(timeout, max(caller.expires_at_ms / 1000 - time.time(), 0))
+                    timeout = min(timeout, max((caller.expires_at_ms - self.engine.clock()) / 1000, 0))
                 drain = asyncio.ensure_future(stream.outbox.drain())
                 done, _ = await asyncio.wait({drain, disconnected}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -74,7 +74,7 @@ class SseEndpoint:
                     drain.cancel()
                     if disconnected.done():
                         break
-                    if caller.expires_at_ms is not None and time.time() * 1000 >= caller.expires_at_ms:
+                    if caller.expires_at_ms is not None and self.engine.clock() >= caller.expires_at_ms:
                         await _send_text(send, AUTH_REVOKED)
                         break
                     if time.monotonic() >= deadline:

@@ -24,8 +24,8 @@ EXPIRED = "Auth token is expired"
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 
 
-def _now_s() -> float:
-    return time.time()
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class TokenVerifier:
@@ -39,7 +39,7 @@ class TokenVerifier:
         jwks: Path | None = None,
         audience: str | None = None,
         issuer: str | None = None,
-        clock: Callable[[], float] = _now_s,
+        clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.emulator = emulator
         self.secret = secret
@@ -84,7 +84,7 @@ class TokenVerifier:
         if unsigned:
             # the SDKs' mock tokens say iat 0, exp 3600 (1970): like Firebase's emulator, never expire them
             exp = None
-        if isinstance(exp, (int, float)) and exp <= self.clock():
+        if isinstance(exp, (int, float)) and exp * 1000 <= self.clock():
             raise Unauthenticated(EXPIRED)
         expires_ms = int(exp * 1000) if isinstance(exp, (int, float)) else None
         if "d" in claims and "v" in claims:  # legacy custom token
