@@ -13,7 +13,6 @@ from typing import Any, cast
 import msgspec
 from msgspec import UNSET
 
-from rtdb.core import path as paths
 from rtdb.core.path import Path
 from rtdb.core.value import LONE_SURROGATE, TOO_DEEP
 from rtdb.protocol.errors import BadRequest, ProtocolError
@@ -188,18 +187,6 @@ def push_path(path: Path) -> str:
 
 
 PRIORITY_KEY = ".priority"
-
-
-def parse_request_path(raw: str) -> tuple[Path, bool]:
-    """A request path (``/a/b``) → ``(path, is_priority)``.
-
-    A trailing ``.priority`` segment addresses the priority of the parent node
-    (``setPriority``); it is stripped and reported. Raises ``InvalidPath``.
-    """
-    stripped = raw.rstrip("/")
-    if stripped.endswith("/" + PRIORITY_KEY) or stripped == PRIORITY_KEY:
-        return paths.parse(stripped[: -len(PRIORITY_KEY)]), True
-    return paths.parse(raw), False
 
 
 # ------------------------------------------------------------------ client side

@@ -145,9 +145,6 @@ class ClusterDb:
             "UPDATE rtdb_cluster_nodes SET lease_until = now() - interval '1 second' WHERE node_id = %s",
             (node_id,))
 
-    async def remove_node(self, node_id: str) -> None:
-        await self._execute("DELETE FROM rtdb_cluster_nodes WHERE node_id = %s", (node_id,))
-
     async def nodes(self) -> list[tuple[str, str, bool]]:
         """Every node row: id, address, whether its lease is live."""
         _, rows = await self._execute(

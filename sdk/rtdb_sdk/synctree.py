@@ -111,9 +111,6 @@ class SyncTree:
     def listen_request(self, path: Path, query_id: str) -> ListenRequest | None:
         return self._listens.get((path, query_id))
 
-    def active_listens(self) -> list[ListenRequest]:
-        return list(self._listens.values())
-
     def view(self, path: Path, query_id: str) -> View | None:
         views = self._views.get(path)
         return views.get(query_id) if views else None
@@ -295,9 +292,6 @@ class SyncTree:
         """Treat the server cache at ``path`` as complete until a listen answers (persistence)."""
         if self._complete.get(path) is None:
             self._set_complete(path, False)
-
-    def cached_paths(self) -> list[Path]:
-        return [p for p, _ in self._complete.items() if not is_info(p)]
 
     # -- event generation ----------------------------------------------------------------
     def _refresh_around(self, paths: Iterable[Path], *, server_only: bool = False, revert: bool = False) -> list[Event]:

@@ -29,10 +29,6 @@ class Write:
     children: dict[Path, Node] | None = None
     raw: object = None
 
-    @property
-    def is_merge(self) -> bool:
-        return self.children is not None
-
     def entries(self) -> Iterator[tuple[Path, Node]]:
         """Every ``(absolute path, node)`` this write sets."""
         if self.children is None:
