@@ -307,7 +307,7 @@ async def node_kill(lb_port: int, observer_port: int, victim: subprocess.Popen[b
         try:
             await asyncio.wait_for(ws.recv(), 3)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         except Exception:  # noqa: BLE001 - the connection closed: its node died
             pass
@@ -460,7 +460,7 @@ def main() -> None:
             asyncio.run(write_rate(ports, names, args.writes))
             for k in (1, 4, 16, 64):
                 spread, single = [], []
-                for r in range(args.runs):
+                for _ in range(args.runs):
                     spread.append(asyncio.run(write_rate(ports, names[:k], args.writes)))
                     single.append(asyncio.run(write_rate([n1, n1, n1], names[:k], args.writes)))
                 rows.append((f"writes/s, {k} warm namespace{'s' if k > 1 else ''} together, 3 pipelined "
@@ -476,7 +476,7 @@ def main() -> None:
 
             fan_writes = max(200, args.writes // 12)
             fan1, fan3 = [], []
-            for r in range(args.runs):
+            for _ in range(args.runs):
                 fan1.append(asyncio.run(fanout(n1, [n1], 3 * args.per_node, "f", fan_writes)))
                 fan3.append(asyncio.run(fanout(n1, ports, args.per_node, "f", fan_writes)))
             rows.append((f"fan-out events/s, {3 * args.per_node} subscribers, writer on n1", med(fan1), med(fan3)))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 import rtdb_sdk
 from rtdb_sdk.transport import Socket, websocket_transport
 

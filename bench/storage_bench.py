@@ -44,8 +44,8 @@ message when that installation is missing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import json
 import os
 import platform

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 from litestar import Litestar
+from uvicorn.config import LOGGING_CONFIG
 
 from rtdb.realtime.broker import Broker
 from rtdb.rules import RulesError
@@ -154,7 +155,7 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
         access_log=False,
         ws_per_message_deflate=False,  # ASGI WebSockets (/.yjs): small messages, compressing them cost ~20 % CPU
         lifespan="on",
-        **({"log_config": None} if settings.log_format == "json" else {}),  # uvicorn's lines through ours
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,  # json: uvicorn's lines through ours
         timeout_graceful_shutdown=5,
     )
 

@@ -33,7 +33,6 @@ from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, to_plain
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.writer import WriterProcess
-from rtdb.engine.ydoc import YdocResult, ydoc_key
 from rtdb.engine.writes import (
     Command,
     Disconnected,
@@ -44,6 +43,7 @@ from rtdb.engine.writes import (
     prioritized,
     written_priority,
 )
+from rtdb.engine.ydoc import YdocResult, ydoc_key
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
 from rtdb.storage.files import DROP_WAIT_S
@@ -713,7 +713,8 @@ class Engine:
     @staticmethod
     def _missing_index(path: Path, query: QuerySpec) -> None:
         raise IndexNotDefined(
-            f'Index not defined, add ".indexOn": "{child_spec(order_child(query) or ())}", for path "{paths.to_str(path)}", to the rules'
+            f'Index not defined, add ".indexOn": "{child_spec(order_child(query) or ())}", '
+            f'for path "{paths.to_str(path)}", to the rules'
         )
 
 

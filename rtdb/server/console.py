@@ -165,7 +165,7 @@ def error_reply(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return Response({"error": message}, status_code=exc.status_code, headers=exc.headers or None)
 
 
-ERRORS = {HTTPException: error_reply}
+ERRORS: dict[int | type[Exception], Any] = {HTTPException: error_reply}
 
 
 def _error(exc: BaseException) -> HTTPException:
@@ -177,7 +177,7 @@ class ConsoleApi(Controller):
     path = API
     guards = [admin_only]
     tags = ["console"]
-    exception_handlers = ERRORS  # type: ignore[assignment]
+    exception_handlers = ERRORS
 
     @get("/info")
     async def info(self, request: Request[Any, Any, Any]) -> Info:
@@ -308,7 +308,9 @@ def _changes_json(batch: list[ChangeSet]) -> str:
     return json.dumps({"seq": seq, "changes": out}, ensure_ascii=False)
 
 
-async def _stream(queue: asyncio.Queue[Any], event: str, encode: Any, stop: Any) -> AsyncIterator[ServerSentEventMessage]:
+async def _stream(
+    queue: asyncio.Queue[Any], event: str, encode: Any, stop: Any,
+) -> AsyncIterator[ServerSentEventMessage]:
     """The queue's items as events, a comment every ``KEEPALIVE_S``; ends (and unsubscribes)
     when the client goes or falls :data:`MAX_QUEUED` behind."""
     try:

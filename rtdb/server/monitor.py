@@ -202,7 +202,7 @@ class JsonFormatter(logging.Formatter):
     """``--log-format json``: one JSON object per line (time, level, logger, message, and the
     entry's fields for access and denial lines); times in UTC."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # a builtin: not bound as a method, whatever mypy infers
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {

@@ -22,7 +22,8 @@ class Settings:
     data_dir: Path = _setting(Path("rtdb-data"), "Directory of the SQLite files, one per namespace.", kind="path",
                               metavar="DIR")
     database_url: str | None = _setting(None, "PostgreSQL connection URL (`postgresql://user@host:5432/db`; "
-                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in `?options=`, picks a schema, else it is "
+                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in "
+                                              "`?options=`, picks a schema, else it is "
                                               "`rtdb`, created if missing): every namespace "
                                               "lives in that database instead of SQLite files in `--data-dir` (which "
                                               "still holds the server's lock). Needs `pip install rtdb[postgres]`; "
@@ -102,7 +103,8 @@ class Settings:
                                           "relied on to say they left).", kind="int", metavar="SECONDS")
     vacuum_free_percent: int = _setting(10, "Once this percentage of a namespace's file (and at least 4 MiB) is "
                                             "free pages, its writer gives them back to the file system, in small "
-                                            "steps between writes; 0: only on demand (`POST /.compact.json`).", kind="int", metavar="PERCENT")
+                                            "steps between writes; 0: only on demand (`POST /.compact.json`).",
+                                        kind="int", metavar="PERCENT")
     wal_truncate_mb: int = _setting(64, "A namespace's WAL larger than this many MiB is checkpointed and "
                                         "truncated between writes (and SQLite's `journal_size_limit`).",
                                     kind="int", metavar="MIB")

@@ -79,7 +79,7 @@ class TokenVerifier:
             if claims is None:
                 raise Unauthenticated(INVALID)
         else:
-            claims = self._verified_claims(token, alg, header.get("kid"))
+            claims = self._verified_claims(token, str(alg), header.get("kid"))
         exp = claims.get("exp")
         if unsigned:
             # the SDKs' mock tokens say iat 0, exp 3600 (1970): like Firebase's emulator, never expire them

@@ -66,7 +66,7 @@ MAX_IN_FLIGHT = 1024
 
 _WRITES = (m.Put, m.Merge)
 _ASYNC = (m.Listen, m.Get, m.Put, m.Merge, m.OnDisconnectPut, m.OnDisconnectMerge, m.OnDisconnectCancel)
-_GATE = object()
+_GATE: Any = object()  # stands for a request in the lane while a gate's work runs
 """The request of a lane entry that holds later requests back (:meth:`Connection._gate`)."""
 
 

@@ -28,9 +28,9 @@ from rtdb.storage import migrate
 from rtdb.storage.files import Hold, hold
 from rtdb.storage.group import MAX_BATCH as MAX_BATCH  # for the writer process
 from rtdb.storage.group import GroupCommit, Op, StoreStats, ThreadedStore
+from rtdb.storage.rows import PAGE_SIZE
 from rtdb.storage.space import CompactReport, SpaceKeeper, SpacePolicy, prepare
 from rtdb.storage.space import enable_incremental_vacuum as enable_incremental_vacuum  # for the migration
-from rtdb.storage.rows import PAGE_SIZE
 from rtdb.storage.txn import SCHEMA, Txn
 
 log = logging.getLogger("rtdb.storage")

@@ -22,7 +22,15 @@ from rtdb.core.ordering import key_order, key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import (
-    PRIORITY, Node, array_indices, as_array, child_at, children, is_leaf, replace_at, to_plain,
+    PRIORITY,
+    Node,
+    array_indices,
+    as_array,
+    child_at,
+    children,
+    is_leaf,
+    replace_at,
+    to_plain,
 )
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from msgspec import UNSET
-from rtdb_sdk.synctree import ListenRequest
-from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
 from rtdb.core.auth import unverified_claims
 from rtdb.core.path import Path
@@ -32,6 +30,8 @@ from rtdb.protocol import messages as m
 from rtdb.protocol.client import KEEPALIVE_FRAME, ClientProtocol, ServerEvent, build_request, request_path
 from rtdb.protocol.errors import ProtocolError
 from rtdb.protocol.query import DEFAULT_QUERY_ID, from_spec, query_id
+from rtdb_sdk.synctree import ListenRequest
+from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
 log = logging.getLogger("rtdb_sdk")
 

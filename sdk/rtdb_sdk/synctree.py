@@ -18,17 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rtdb_sdk.events import Event, Registration
-from rtdb_sdk.nodetree import NodeTree, get_node
-from rtdb_sdk.view import Change, View
-from rtdb_sdk.writetree import Write, WriteTree
-
 from rtdb.core.hash import node_hash
 from rtdb.core.path import Path
 from rtdb.core.pathmap import PathMap
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import PRIORITY, Node, children
 from rtdb.protocol.query import DEFAULT_QUERY_ID
+from rtdb_sdk.events import Event, Registration
+from rtdb_sdk.nodetree import NodeTree, get_node
+from rtdb_sdk.view import Change, View
+from rtdb_sdk.writetree import Write, WriteTree
 
 INFO: Path = (".info",)
 ListenKey = tuple[Path, str]

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rtdb_sdk.nodetree import get_node, set_node
-
 from rtdb.core.path import Path
+from rtdb_sdk.nodetree import get_node, set_node
 
 Node = object
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-import rtdb_sdk
 from e2e.sdk_helpers import Events, barrier, child_render, fresh_ns
-from rtdb_sdk.transport import Socket, websocket_transport
 
+import rtdb_sdk
 from rtdb.core.hash import node_hash
+from rtdb_sdk.transport import Socket, websocket_transport
 
 pytestmark = pytest.mark.e2e
 
