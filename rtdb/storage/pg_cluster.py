@@ -123,7 +123,7 @@ class ClusterDb:
     async def _execute(self, query: str, args: Any = None) -> tuple[int, list[tuple[Any, ...]]]:
         """Run one statement: the rows it changed and the rows it returned."""
         async with self._conn() as pg:
-            cur = await pg.execute(query, args)  # type: ignore[arg-type]  # our text, not a user's
+            cur = await pg.execute(query, args)
             return cur.rowcount, (await cur.fetchall() if cur.description is not None else [])
 
     # -- nodes -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
@@ -132,7 +132,8 @@ class Connection(Protocol):
     """What a :class:`Txn` needs of a connection: ``sqlite3.Connection``, or
     :class:`rtdb.storage.pg_conn.PgConn` over psycopg."""
 
-    total_changes: int
+    @property
+    def total_changes(self) -> int: ...
 
     def execute(self, sql: str, args: Any = ..., /) -> Any: ...
     def executemany(self, sql: str, args: Iterable[Any], /) -> Any: ...
@@ -141,8 +142,10 @@ class Connection(Protocol):
 class Dialect(Protocol):
     """What differs between the databases a :class:`Txn` runs on."""
 
-    cell: Callable[[Any], Any] | None
-    """Encodes a value written to a ``value`` or ``priority`` column (``None``: as it is)."""
+    @property
+    def cell(self) -> Callable[[Any], Any] | None:
+        """Encodes a value written to a ``value`` or ``priority`` column (``None``: as it is)."""
+        ...
 
     def data_version(self, conn: Connection) -> int:
         """Moves when another connection may have changed the declared indexes (or the seq)."""
@@ -423,18 +426,19 @@ class Txn:
         """The rows below the object row at path key ``p``, parents before children."""
         lo, hi = below(p)
         if hi is None:
-            return self.conn.execute(
+            return cast(Cursor, self.conn.execute(
                 "SELECT parent, ksort, kind, value, priority FROM nodes WHERE ksort != x'' ORDER BY parent, ksort"
-            )
-        return self.conn.execute(
+            ))
+        return cast(Cursor, self.conn.execute(
             "SELECT parent, ksort, kind, value, priority FROM nodes WHERE parent >= ? AND parent < ? "
             "ORDER BY parent, ksort",
             (lo, hi),
-        )
+        ))
 
     def _child_rows(self, p: str, columns: str = "ksort, kind, value, priority") -> Cursor:
         # ksort > x'': the root's own row shares the parent "" with the root's children
-        return self.conn.execute(f"SELECT {columns} FROM nodes WHERE parent = ? AND ksort > x'' ORDER BY ksort", (p,))
+        return cast(Cursor, self.conn.execute(
+            f"SELECT {columns} FROM nodes WHERE parent = ? AND ksort > x'' ORDER BY ksort", (p,)))
 
     # -- reads ----------------------------------------------------------------
     def node(self, path: Path, *, plain: bool = False, raw: bool = False) -> Node:
