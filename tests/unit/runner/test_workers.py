@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtdb.runner.workers import RELAY_BUFFER_LIMIT, Supervisor, _Worker
 from rtdb.server.settings import Settings
-from rtdb_cli.workers import RELAY_BUFFER_LIMIT, Supervisor, _Worker
 
 
 class Link:
