@@ -26,7 +26,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -36,47 +35,25 @@ from urllib.parse import quote
 
 import httpx
 import psycopg
+from server_process import free_port, start_serve, wait_healthy
 from websockets.asyncio.client import ClientConnection, connect
 
-RTDB = str(Path(sys.executable).with_name("rtdb"))
 VALUE = {"name": "user", "score": 42, "active": True}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spawn_node(port: int, i: int, database_url: str, redis_url: str, work: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    return subprocess.Popen([RTDB, "serve", "--emulator", "--port", str(port), "--data-dir", str(work / f"n{i}"),
-                             "--database-url", database_url, "--redis-url", redis_url, "--node-id", f"n{i + 1}",
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    return start_serve(port, work / f"n{i}", ["--emulator", "--database-url", database_url, "--redis-url", redis_url,
+                                              "--node-id", f"n{i + 1}", "--log-level", "warning"])
 
 
 def start_nodes(n: int, database_url: str, redis_url: str, work: Path) -> list[tuple[int, subprocess.Popen[bytes]]]:
     nodes = []
     for i in range(n):
-        port = _free_port()
+        port = free_port()
         nodes.append((port, spawn_node(port, i, database_url, redis_url, work)))
-    for port, _ in nodes:
-        wait_healthy(port)
+    for port, proc in nodes:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=30)
     return nodes
-
-
-def wait_healthy(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"node on {port} did not start")
-        time.sleep(0.05)
 
 
 async def client(port: int, ns: str) -> ClientConnection:
@@ -252,7 +229,7 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "cluster" / "nginx
 
 
 def start_nginx(ports: list[int], run_dir: Path) -> tuple[int, subprocess.Popen[bytes]]:
-    port = _free_port()
+    port = free_port()
     run_dir.chmod(0o755)  # its workers run as nobody when the master is root
     servers = "\n        ".join(f"server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in ports)
     (run_dir / "nginx.conf").write_text(TEMPLATE.read_text().replace("__RUN_DIR__", str(run_dir))
@@ -492,7 +469,7 @@ def main() -> None:
             procs.clear()
 
             # recovery: a cluster of its own behind nginx, on a Redis of its own
-            redis_port = _free_port()
+            redis_port = free_port()
             (work / "redis").mkdir()
             redis = [start_redis(redis_port, work / "redis")]
             url = fresh_schema(args.database_url, schemas)
@@ -506,7 +483,7 @@ def main() -> None:
                     kills.append(asyncio.run(node_kill(lb_port, nodes[0][0], nodes[2][1], f"kill-{r}", args.clients)))
                     port = nodes[2][0]
                     nodes[2] = (port, spawn_node(port, 2, url, f"redis://127.0.0.1:{redis_port}", work / "b"))
-                    wait_healthy(port)
+                    wait_healthy(f"http://127.0.0.1:{port}", nodes[2][1], timeout=30)
                     time.sleep(6)  # nginx leaves a failed server out for fail_timeout (5 s)
                     lags.append(asyncio.run(redis_restart(nodes[0][0], nodes[1][0], redis, redis_port,
                                                           work / "redis", f"lag-{r}")))

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import httpx
-from rest_bench import RTDB, Server
+from rest_bench import Server
+from server_process import RTDB
 
 
 def document(users: int) -> bytes:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,14 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import RTDB, free_port, start_serve, stop, wait_healthy
 
-RTDB = str(Path(sys.executable).with_name("rtdb"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["RTDB", "RunningServer", "error_of", "free_port"]
 
 
 @dataclass
@@ -44,34 +36,15 @@ class RunningServer:
 
     def start(self) -> None:
         self.log_file = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         with open(self.log_file, "wb") as log:
-            self.proc = subprocess.Popen(
-                [RTDB, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rtdb serve exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"rtdb serve did not become healthy:\n{self.log()}")
+            self.proc = start_serve(self.port, self.data_dir, self.args, out=log)
+        wait_healthy(self.url, self.proc, log=self.log)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file and self.log_file.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, sig)
         self.proc = None
 
     def kill(self) -> None:
