@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,3 +95,45 @@ def error_of(response: httpx.Response, status: int) -> str:
     message = body["error"]
     assert isinstance(message, str) and message
     return message
+
+
+class InProcessServer:
+    """rtdb's app served by uvicorn on a free loopback port in a thread of the test process:
+    the production app and protocols (``rtdb.runner``), without starting an interpreter.
+    Tests that need a process of their own (restarts, signals, logs) use ``server_factory``."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        from rtdb.runner.server import RtdbServer, build_app, uvicorn_config
+        from rtdb.server.settings import Settings
+        from rtdb_cli.main import build_parser
+
+        self.port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)  # as `rtdb serve` does before it starts
+        flags = ["--port", str(self.port), "--data-dir", str(data_dir), "--log-level", "warning", *args]
+        settings = Settings.from_sources(vars(build_parser().parse_args(["serve", *flags])), env={})
+        app = build_app(settings)
+        self._server = RtdbServer(uvicorn_config(settings, app), app)
+        self._thread = threading.Thread(target=self._server.run, name=f"rtdb-{self.port}", daemon=True)
+        self._thread.start()
+        wait_healthy(self.url, None, log=lambda: "in-process server thread " + ("alive" if self._thread.is_alive()
+                                                                                else "ended"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+@pytest.fixture
+def inproc_server(tmp_path: Path) -> Iterator[InProcessServer]:
+    """An emulator-mode server in this process (see :class:`InProcessServer`)."""
+    server = InProcessServer(tmp_path / "data", "--emulator")
+    yield server
+    server.stop()

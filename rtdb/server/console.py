@@ -29,6 +29,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromQuery, JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -189,7 +190,7 @@ class ConsoleApi(Controller):
                     console.settings.namespace)
 
     @post("/namespaces", status_code=201)
-    async def create_namespace(self, request: Request[Any, Any, Any], data: NewNamespace) -> NewNamespace:
+    async def create_namespace(self, request: Request[Any, Any, Any], data: JSONBody[NewNamespace]) -> NewNamespace:
         """Create (open) an empty namespace."""
         console = console_of(request)
         try:
@@ -200,7 +201,7 @@ class ConsoleApi(Controller):
         return data
 
     @post("/simulate", status_code=200)
-    async def simulate(self, request: Request[Any, Any, Any], data: Simulate) -> Decision:
+    async def simulate(self, request: Request[Any, Any, Any], data: JSONBody[Simulate]) -> Decision:
         """What the namespace's rules decide for a read, set or update by ``auth`` at ``path``
         now (on the current data), with the trace of every rule evaluated. Nothing is written."""
         console = console_of(request)
@@ -234,7 +235,7 @@ class ConsoleApi(Controller):
         return ServerSentEvent(_stream(queue, "log", lambda e: msgspec.json.encode(e.to_json()).decode(), stop))
 
     @get("/changes")
-    async def changes(self, request: Request[Any, Any, Any], ns: str) -> ServerSentEvent:
+    async def changes(self, request: Request[Any, Any, Any], ns: FromQuery[str]) -> ServerSentEvent:
         """Server-sent events ``change``: what committed in ``ns``, at most every
         ``CHANGES_EVERY_S``, as the paths changed (each once, the latest value) with their new
         values when small (else ``large: true``: read them if you show them). More than
