@@ -8,22 +8,19 @@ onDisconnect queue); requests become engine calls; pushes arrive from
 this module's raw ASGI endpoint (any ASGI server, in-process tests) and
 :mod:`rtdb.server.wsprotocol`, the lean native protocol ``rtdb serve`` gives uvicorn.
 
-Requests of a connection take effect in order: consecutive writes (``p``/``m``)
-go to the store together (so one group commit takes a client's whole pipeline)
-and are acknowledged in order; any other request waits until everything before
-it is answered, and everything after it waits for it. A write's pushes are
-queued before its ack, a listen's data before its ``ok``.
+Requests of a connection take effect in order through its
+:class:`~rtdb.server.lane.Lane` (consecutive writes go to the store together and
+are acknowledged in order). A write's pushes are queued before its ack, a
+listen's data before its ``ok``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import logging
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -48,6 +45,7 @@ from rtdb.protocol.session import ListenEntry, Reply, ServerSession, tag_of
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
 from rtdb.server.auth import Authenticator
+from rtdb.server.lane import Lane
 from rtdb.server.monitor import Monitor
 from rtdb.server.settings import Settings
 
@@ -62,13 +60,6 @@ CLOSE_OVERFLOW = 4008  # the client reconnects and resyncs
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INTERNAL_ERROR = 1011
-MAX_IN_FLIGHT = 1024
-"""Requests of one connection queued or running before it stops reading (resumes at half)."""
-
-_WRITES = (m.Put, m.Merge)
-_ASYNC = (m.Listen, m.Get, m.Put, m.Merge, m.OnDisconnectPut, m.OnDisconnectMerge, m.OnDisconnectCancel)
-_GATE = object()
-"""The request of a lane entry that holds later requests back (:meth:`Connection._gate`)."""
 
 
 class WsEndpoint:
@@ -244,28 +235,6 @@ async def _asgi_writer(connection: Connection, send: Send) -> None:
         log.exception("websocket send failed")
 
 
-class _Pending:
-    """A request in a connection's lane. ``started`` once its coroutine runs, ``done`` once
-    it returned (``result``) or raised (``error``); ``blocks`` while it keeps later writes
-    from starting (any request but a started write).
-
-    A write's coroutine is stepped here, eagerly, rather than by a Task: its first step
-    (validation up to handing the write to the store) runs as the request arrives, and it
-    resumes straight from the store future's callback, which saves most of what a Task
-    costs per write. Listens and gets run as Tasks."""
-
-    __slots__ = ("blocks", "coro", "done", "error", "request", "result", "started")
-
-    def __init__(self, request: m.ClientRequest) -> None:
-        self.request = request
-        self.coro: Coroutine[Any, Any, Any] | None = None
-        self.started = False
-        self.done = False
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.blocks = True
-
-
 def identity(caller: Caller) -> tuple[Any, ...]:
     """Who a caller is, as far as taking over a session goes: admin or not, and the user
     (uid and sign-in provider; a renewed token of the same user is the same identity)."""
@@ -294,11 +263,8 @@ class Connection:
         """Set by the transport: called with ``True`` to stop reading, ``False`` to resume."""
         self._expiry: asyncio.TimerHandle | None = None
         self._rechecks: set[asyncio.Task[None]] = set()
-        self._lane: deque[_Pending] | None = None  # requests not yet answered, in arrival order
-        self._blocked = 0  # entries of the lane that block
-        self._paused = False
+        self.lane = Lane(self)
         self._closed = False
-        self._drained: asyncio.Future[None] | None = None  # finish() waits for the lane to empty
         self.replaces: str | None = None
         """The session this client says it had (``ls=``): ended once this one has its credentials."""
         self._discard = False  # the namespace was dropped: onDisconnect operations are forgotten
@@ -332,9 +298,9 @@ class Connection:
             if identity(previous.session.caller) == identity(caller):
                 self.replaces = None
                 previous.abort()
-                self._gate(self._take_over(old, lambda registered: True, announce=False))
+                self.lane.gate(self._take_over(old, lambda registered: True, announce=False))
         elif self.endpoint.registry.durable:
-            self._gate(self._take_over(old, lambda registered: identity(registered) == identity(caller),
+            self.lane.gate(self._take_over(old, lambda registered: identity(registered) == identity(caller),
                                        announce=True))
         else:
             self.replaces = None  # it has ended meanwhile (its onDisconnect writes ran)
@@ -354,25 +320,6 @@ class Connection:
         if announce and cluster is not None:
             await cluster.announce_takeover(old, self.session.caller)
 
-    def _gate(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` now; requests not yet started wait until it is done."""
-        pending = _Pending(_GATE)
-        pending.started = True
-        if self._lane is None:
-            self._lane = deque()
-        self._lane.appendleft(pending)  # only requests not yet started are in the lane now
-        self._blocked += 1
-        task = asyncio.get_running_loop().create_task(work)
-        self._rechecks.add(task)
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._rechecks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("taking over a session failed", exc_info=task.exception())
-            self._finished(pending, None, None)
-
-        task.add_done_callback(done)
-
     def _overflowed(self) -> None:
         self.close_code = CLOSE_OVERFLOW
         log.warning("send queue overflow on %s: disconnecting", self.session.session_id)
@@ -384,18 +331,13 @@ class Connection:
         self._closed = True
         self._schedule_expiry(None)
         self.outbox.close()
-        lane = self._lane
-        if lane:
-            self._lane = deque(p for p in lane if p.started)
+        self.lane.drop_unstarted()
 
     async def finish(self) -> None:
         """After :meth:`close`: let started requests end, drop the listens, run onDisconnect."""
         self.close()
         self.endpoint.connections.pop(self.session.session_id, None)
-        if self._lane:
-            self._drained = asyncio.get_running_loop().create_future()
-            self._advance()
-            await self._drained
+        await self.lane.drain()
         for entry in self.session.clear_listens():
             if isinstance(entry.handle, Listener):
                 self.hub.unlisten(entry.handle)
@@ -429,120 +371,28 @@ class Connection:
             self.outbox.send(incoming.frames)
             return
         self.endpoint.monitor.received("ws")
-        self._submit(incoming)
+        self.lane.submit(incoming)
 
-    # -- the lane: order of requests ------------------------------------------------
-    def _submit(self, request: m.ClientRequest) -> None:
-        lane = self._lane
-        if not lane:
-            if not isinstance(request, _ASYNC):
-                self._handle_now(request)
-                return
-            lane = self._lane = deque()
-        pending = _Pending(request)
-        lane.append(pending)
-        if self._blocked == 0 and isinstance(request, _WRITES):
-            self._start(pending)
-        elif len(lane) == 1:
-            self._start(pending)  # a listen or get with nothing before it
-            self._blocked += 1
-        else:
-            self._blocked += 1
-        if len(lane) >= MAX_IN_FLIGHT and not self._paused and self.on_pause is not None:
-            self._paused = True
-            self.on_pause(True)
+    def pause_reading(self, paused: bool) -> None:
+        """The lane is full (``True``) or half empty again (``False``): tell the transport."""
+        if self.on_pause is not None:
+            self.on_pause(paused)
 
-    def _start(self, pending: _Pending) -> None:
-        request = pending.request
-        pending.started = True
-        if isinstance(request, _WRITES):
-            pending.blocks = False
-            pending.coro = self._write(request)
-            self._step(pending, eager=True)
-        else:
-            task = asyncio.get_running_loop().create_task(self._handle(request))
-            task.add_done_callback(lambda _: self._finished(pending, None, None))
-
-    def _step(self, pending: _Pending, _: object = None, *, eager: bool = False) -> None:
-        coro = pending.coro
-        assert coro is not None
-        try:
-            awaited = coro.send(None)
-        except StopIteration as stop:
-            self._finished(pending, stop.value, None, eager=eager)
-            return
-        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the lane answers it
-            self._finished(pending, None, exc, eager=eager)
-            return
-        if getattr(awaited, "_asyncio_future_blocking", None):  # awaiting an asyncio future, as in a Task
-            awaited._asyncio_future_blocking = False
-            awaited.add_done_callback(functools.partial(self._step, pending))
-        else:  # a bare yield
-            asyncio.get_running_loop().call_soon(self._step, pending)
-
-    def _finished(self, pending: _Pending, result: Any, error: BaseException | None, *, eager: bool = False) -> None:
-        pending.coro = None
-        pending.done = True
-        pending.result = result
-        pending.error = error
-        if eager:  # still inside _submit or _advance: answer from a fresh call
-            asyncio.get_running_loop().call_soon(self._advance)
-        else:
-            self._advance()
-
-    def _advance(self) -> None:
-        """Answer finished requests at the head of the lane, in order; start what may start."""
-        lane = self._lane
-        while lane:
-            head = lane[0]
-            if not head.started:
-                request = head.request
-                if not isinstance(request, _ASYNC):
-                    lane.popleft()
-                    self._blocked -= 1
-                    self._handle_now(request)
-                    continue
-                if isinstance(request, _WRITES):
-                    for pending in list(lane):  # this write and the writes right behind it
-                        if pending.started or not isinstance(pending.request, _WRITES):
-                            break
-                        self._blocked -= 1
-                        self._start(pending)
-                else:
-                    self._start(head)
-                break
-            if not head.done:
-                break
-            lane.popleft()
-            if head.blocks:
-                self._blocked -= 1
-            if isinstance(head.request, _WRITES):
-                self._ack(head)
-        if not lane:
-            self._lane = None
-            if self._drained is not None and not self._drained.done():
-                self._drained.set_result(None)
-        if self._paused and (not lane or len(lane) <= MAX_IN_FLIGHT // 2):
-            self._paused = False
-            if self.on_pause is not None:
-                self.on_pause(False)
-
-    def _ack(self, pending: _Pending) -> None:
-        exc = pending.error
-        request = pending.request
-        if exc is None:
-            self.outbox.send(pending.result)
-        elif isinstance(exc, RtdbError):
-            self._respond(request.r, exc.code, exc.message)
-        elif not isinstance(exc, asyncio.CancelledError):
-            log.error("request %s failed", type(request).__name__, exc_info=exc)
+    def ack(self, request: m.ClientRequest, result: Any, error: BaseException | None) -> None:
+        """Answer a write with its response frames (``result``) or its ``error``."""
+        if error is None:
+            self.outbox.send(result)
+        elif isinstance(error, RtdbError):
+            self._respond(request.r, error.code, error.message)
+        elif not isinstance(error, asyncio.CancelledError):
+            log.error("request %s failed", type(request).__name__, exc_info=error)
             self._respond(request.r, "internal_error", "Internal server error")
 
     # -- requests -------------------------------------------------------------------
     def _respond(self, r: int, status: str = "ok", data: Any = "") -> None:
         self.outbox.send(response_frames(r, status, data))
 
-    async def _handle(self, request: m.ClientRequest) -> None:
+    async def handle(self, request: m.ClientRequest) -> None:
         """A listen, a get or an onDisconnect registration (they respond themselves)."""
         try:
             if isinstance(request, m.Listen):
@@ -563,14 +413,14 @@ class Connection:
             log.exception("request %s failed", type(request).__name__)
             self._respond(request.r, "internal_error", "Internal server error")
 
-    async def _write(self, request: m.ClientRequest) -> Frames:
+    async def write(self, request: m.ClientRequest) -> Frames:
         """A put or a merge; returns its response (the lane sends responses in order)."""
         if isinstance(request, m.Put):
             return await self._put(request)
         assert isinstance(request, m.Merge)
         return await self._merge(request)
 
-    def _handle_now(self, request: m.ClientRequest) -> None:
+    def answer_now(self, request: m.ClientRequest) -> None:
         """A request that needs no I/O."""
         try:
             self._dispatch(request)
