@@ -199,7 +199,7 @@ async def test_the_handshake_is_answered_with_101_then_the_hello_frame(endpoint:
     assert headers["sec-websocket-accept"] == _accept(wire.request.headers["Sec-WebSocket-Key"])
     assert "sec-websocket-extensions" not in headers  # no permessage-deflate
     session_id = json.loads(frame[2:])["d"]["d"]["s"]
-    hello = ('{"t":"c","d":{"t":"h","d":{"ts":%d,"v":"5","h":"%s","s":"%s"}}}' % (NOW_MS, HOST, session_id))
+    hello = f'{{"t":"c","d":{{"t":"h","d":{{"ts":{NOW_MS},"v":"5","h":"{HOST}","s":"{session_id}"}}}}}}'
     assert frame == _frame(hello)
     assert wire.transport.high == WRITE_BUFFER_HIGH
     await wire.close()
@@ -297,9 +297,10 @@ async def test_a_full_lane_pauses_reading_the_socket_until_half_is_answered(endp
 
     connection.lane.gate(held())  # every later request waits behind it
     for r in range(1, MAX_IN_FLIGHT + 1):
-        wire.send_text('{"t":"d","d":{"r":%d,"a":"p","b":{"p":"/k","d":%d}}}' % (r, r))
+        wire.send_text(f'{{"t":"d","d":{{"r":{r},"a":"p","b":{{"p":"/k","d":{r}}}}}}}')
     assert not wire.transport.reading
     block.set_result(None)
-    await wire.written(lambda d: d.endswith(_frame('{"t":"d","d":{"r":%d,"b":{"s":"ok","d":""}}}' % MAX_IN_FLIGHT)))
+    last_ack = _frame(f'{{"t":"d","d":{{"r":{MAX_IN_FLIGHT},"b":{{"s":"ok","d":""}}}}}}')
+    await wire.written(lambda d: d.endswith(last_ack))
     assert wire.transport.reading
     await wire.close()
