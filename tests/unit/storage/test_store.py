@@ -379,6 +379,7 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         "from pathlib import Path\n"
         "from rtdb.storage.sqlite import SqliteStore\n"
         "async def main():\n"
+        "    Path(sys.argv[3] + '-ready-' + sys.argv[2]).touch()\n"  # imported; waiting for the others
         "    while not Path(sys.argv[3]).exists():\n"  # all start together
         "        time.sleep(0.001)\n"
         "    s = SqliteStore(Path(sys.argv[1]))\n"
@@ -391,7 +392,11 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         file, go = tmp_path / f"new-{round_}.sqlite", tmp_path / f"go-{round_}"
         procs = [subprocess.Popen([sys.executable, "-c", script, str(file), str(i), str(go)], stderr=subprocess.PIPE)
                  for i in range(8)]
-        time.sleep(1.0)  # let them all import and wait
+        deadline = time.monotonic() + 60
+        while not all(Path(f"{go}-ready-{i}").exists() for i in range(8)):  # all imported and waiting
+            assert all(p.poll() is None for p in procs), [p.communicate()[1].decode() for p in procs if p.poll()]
+            assert time.monotonic() < deadline, "the processes did not get ready"
+            time.sleep(0.005)
         go.touch()
         errors = [p.communicate(timeout=60)[1].decode() for p in procs]
         assert [p.returncode for p in procs] == [0] * 8, errors
