@@ -95,8 +95,10 @@ class Connection:
         transport: Transport | None = None,
         min_delay: float = 1.0,
         max_delay: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.clock = clock  # wall-clock seconds, compared with a token's ``exp``
         self.delegate = delegate
         self.token = token
         self.token_provider = token_provider
@@ -352,7 +354,7 @@ class Connection:
         expiry = token_expiry(self.token) if self.token and self.token_provider is not None else None
         if expiry is None:
             return
-        lifetime = expiry - time.time()
+        lifetime = expiry - self.clock()
         delay = max(lifetime - REFRESH_AHEAD_S, lifetime * 0.8, 1.0)
         self._refresh_timer = asyncio.get_running_loop().call_later(delay, self._refresh_now)
 

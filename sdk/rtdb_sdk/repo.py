@@ -63,7 +63,8 @@ class Repo:
         self.tree = SyncTree()
         self.queue = EventQueue(self._deliver)
         self.conn = Connection(
-            url, self, token=token, token_provider=token_provider, transport=transport, min_delay=min_reconnect_delay
+            url, self, token=token, token_provider=token_provider, transport=transport, min_delay=min_reconnect_delay,
+            clock=clock,
         )
         self.snapshot: SnapshotFactory = lambda path, node, spec: node
         self.clock = clock
