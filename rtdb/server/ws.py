@@ -47,6 +47,7 @@ from rtdb.protocol.query import query_id, to_spec
 from rtdb.protocol.session import ListenEntry, Reply, ServerSession, tag_of
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
+from rtdb.realtime.wire import WireRenderer
 from rtdb.server.auth import Authenticator
 from rtdb.server.monitor import Monitor
 from rtdb.server.settings import Settings
@@ -78,7 +79,7 @@ class WsEndpoint:
         self.engine = engine
         self.settings = settings
         self.auth = authenticator
-        self.hub = Hub(engine.feed)
+        self.hub = Hub(engine.feed, WireRenderer())
         self.monitor = Monitor()
         """Counts the requests: the app sets the server's."""
         self.connections: dict[str, Connection] = {}
