@@ -178,20 +178,25 @@ class Hub:
         if index is None or not len(index):
             return
         base = changeset.base
-        affected: dict[Listener, list[Change]] = {}
-        for _, listener in index.along(base):
-            affected[listener] = list(changeset.changes)
-        for change in changeset.changes:
+        # listeners at or above the base see every change (one shared tuple); those below
+        # it see the changes at, above or below their own path. All are collected before
+        # any delivery: an overflowing outbox may unlisten its listener meanwhile.
+        everything = changeset.changes
+        top = [listener for _, listener in index.along(base)]
+        below: dict[Listener, list[Change]] = {}
+        for change in everything:
             for _, listener in index.between(base, change.path):
-                affected.setdefault(listener, []).append(change)
+                below.setdefault(listener, []).append(change)
             for _, listener in index.below(change.path):
-                affected.setdefault(listener, []).append(change)
+                below.setdefault(listener, []).append(change)
         payloads: _Payloads = {}
-        for listener, changes in affected.items():
+        for listener in top:
+            self._deliver(listener, changeset, everything, payloads)
+        for listener, changes in below.items():
             self._deliver(listener, changeset, changes, payloads)
 
     def _deliver(
-        self, listener: Listener, changeset: ChangeSet, changes: list[Change], payloads: _Payloads
+        self, listener: Listener, changeset: ChangeSet, changes: Sequence[Change], payloads: _Payloads
     ) -> None:
         if listener.state in (PENDING, REFRESHING):
             listener.backlog.append(changeset)
@@ -202,11 +207,11 @@ class Hub:
         if listener.window is None:
             at = listener.path
             base = changeset.base
-            covers_base = base[: len(at)] == at
-            key = None if covers_base and self._shares_base else at
+            key = None if self._shares_base and base[: len(at)] == at else at
             if key in payloads:
                 frames = payloads[key]
             else:
+                covers_base = base[: len(at)] == at
                 frames = payloads[key] = self.renderer.render_changes(at, changeset, changes, covers_base)
                 if frames is not None:
                     self.metrics.payloads_encoded += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -209,6 +210,22 @@ def test_a_slow_consumer_overflows_is_disconnected_and_counted() -> None:
     assert outbox.closed and len(outbox) == 0
     assert hub.metrics.overflow_disconnects == 1
     assert len(_messages(fast)) == 5
+
+
+def test_a_listener_unlistened_by_its_overflow_during_fan_out_does_not_disturb_the_others() -> None:
+    broker = InProcessBroker()
+    hub = Hub(broker, WireRenderer())
+    outboxes = []
+    for path in [("a",), ("a",), (), ("a", "b"), ("a", "b")]:
+        outbox = Outbox(max_messages=1)
+        listener = hub.listen(Listener(NS, path, outbox))
+        outbox._on_overflow = functools.partial(hub.unlisten, listener)  # as a connection closing at once
+        hub.activate(listener, None, 0)
+        outboxes.append(outbox)
+    broker.publish(_set(1, ("a",), None, {"b": 1}))
+    broker.publish(_set(2, ("a",), {"b": 1}, {"b": 2}))  # every outbox is full: each overflows
+    assert all(outbox.closed for outbox in outboxes)
+    assert hub.listener_count(NS) == 0
 
 
 def test_seq_orderer_releases_changesets_in_commit_order() -> None:
