@@ -33,7 +33,7 @@ from rtdb.core.hash import etag
 from rtdb.core.indexspec import child_spec, order_child
 from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
-from rtdb.realtime.sse import SseStream
+from rtdb.realtime.hub import Listener
 from rtdb.rules import Ruleset
 from rtdb.rules.coverage import render_html
 from rtdb.server import inspect, namespaces
@@ -195,7 +195,7 @@ class RestApi:
             "Access-Control-Max-Age": "3600",
         })
 
-    async def _open_stream(self, request: Request) -> Response | tuple[SseStream, Caller]:
+    async def _open_stream(self, request: Request) -> Response | tuple[Listener, Caller]:
         try:
             ns, path, params, caller = self._target(request)
             query = queries.parse_rest(params)

@@ -40,6 +40,7 @@ from rtdb.protocol.errors import ProtocolError
 from rtdb.protocol.session import Reply, ServerSession
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
+from rtdb.realtime.wire import WireRenderer
 from rtdb.server.auth import Authenticator
 from rtdb.server.lane import Lane
 from rtdb.server.monitor import Monitor
@@ -65,7 +66,7 @@ class WsEndpoint:
         self.engine = engine
         self.settings = settings
         self.auth = authenticator
-        self.hub = Hub(engine.feed)
+        self.hub = Hub(engine.feed, WireRenderer())
         self.monitor = Monitor()
         """Counts the requests: the app sets the server's."""
         self.connections: dict[str, Connection] = {}
