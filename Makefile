@@ -3,7 +3,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install clean
+.PHONY: serve test check install clean
+
+# what mypy --strict checks (ruff checks everything, tests and benches too)
+TYPED := rtdb sdk/rtdb_sdk cli/rtdb_cli
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +31,10 @@ serve: $(STAMP)
 
 test: install
 	$(VENV)/bin/pytest -q
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules tests/differential/node_modules

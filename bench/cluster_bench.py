@@ -26,7 +26,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -36,47 +35,25 @@ from urllib.parse import quote
 
 import httpx
 import psycopg
+from server_process import free_port, start_serve, wait_healthy
 from websockets.asyncio.client import ClientConnection, connect
 
-RTDB = str(Path(sys.executable).with_name("rtdb"))
 VALUE = {"name": "user", "score": 42, "active": True}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spawn_node(port: int, i: int, database_url: str, redis_url: str, work: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    return subprocess.Popen([RTDB, "serve", "--emulator", "--port", str(port), "--data-dir", str(work / f"n{i}"),
-                             "--database-url", database_url, "--redis-url", redis_url, "--node-id", f"n{i + 1}",
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    return start_serve(port, work / f"n{i}", ["--emulator", "--database-url", database_url, "--redis-url", redis_url,
+                                              "--node-id", f"n{i + 1}", "--log-level", "warning"])
 
 
 def start_nodes(n: int, database_url: str, redis_url: str, work: Path) -> list[tuple[int, subprocess.Popen[bytes]]]:
     nodes = []
     for i in range(n):
-        port = _free_port()
+        port = free_port()
         nodes.append((port, spawn_node(port, i, database_url, redis_url, work)))
-    for port, _ in nodes:
-        wait_healthy(port)
+    for port, proc in nodes:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=30)
     return nodes
-
-
-def wait_healthy(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"node on {port} did not start")
-        time.sleep(0.05)
 
 
 async def client(port: int, ns: str) -> ClientConnection:
@@ -252,7 +229,7 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "cluster" / "nginx
 
 
 def start_nginx(ports: list[int], run_dir: Path) -> tuple[int, subprocess.Popen[bytes]]:
-    port = _free_port()
+    port = free_port()
     run_dir.chmod(0o755)  # its workers run as nobody when the master is root
     servers = "\n        ".join(f"server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;" for p in ports)
     (run_dir / "nginx.conf").write_text(TEMPLATE.read_text().replace("__RUN_DIR__", str(run_dir))
@@ -307,7 +284,7 @@ async def node_kill(lb_port: int, observer_port: int, victim: subprocess.Popen[b
         try:
             await asyncio.wait_for(ws.recv(), 3)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         except Exception:  # noqa: BLE001 - the connection closed: its node died
             pass
@@ -460,7 +437,7 @@ def main() -> None:
             asyncio.run(write_rate(ports, names, args.writes))
             for k in (1, 4, 16, 64):
                 spread, single = [], []
-                for r in range(args.runs):
+                for _ in range(args.runs):
                     spread.append(asyncio.run(write_rate(ports, names[:k], args.writes)))
                     single.append(asyncio.run(write_rate([n1, n1, n1], names[:k], args.writes)))
                 rows.append((f"writes/s, {k} warm namespace{'s' if k > 1 else ''} together, 3 pipelined "
@@ -476,7 +453,7 @@ def main() -> None:
 
             fan_writes = max(200, args.writes // 12)
             fan1, fan3 = [], []
-            for r in range(args.runs):
+            for _ in range(args.runs):
                 fan1.append(asyncio.run(fanout(n1, [n1], 3 * args.per_node, "f", fan_writes)))
                 fan3.append(asyncio.run(fanout(n1, ports, args.per_node, "f", fan_writes)))
             rows.append((f"fan-out events/s, {3 * args.per_node} subscribers, writer on n1", med(fan1), med(fan3)))
@@ -492,7 +469,7 @@ def main() -> None:
             procs.clear()
 
             # recovery: a cluster of its own behind nginx, on a Redis of its own
-            redis_port = _free_port()
+            redis_port = free_port()
             (work / "redis").mkdir()
             redis = [start_redis(redis_port, work / "redis")]
             url = fresh_schema(args.database_url, schemas)
@@ -506,7 +483,7 @@ def main() -> None:
                     kills.append(asyncio.run(node_kill(lb_port, nodes[0][0], nodes[2][1], f"kill-{r}", args.clients)))
                     port = nodes[2][0]
                     nodes[2] = (port, spawn_node(port, 2, url, f"redis://127.0.0.1:{redis_port}", work / "b"))
-                    wait_healthy(port)
+                    wait_healthy(f"http://127.0.0.1:{port}", nodes[2][1], timeout=30)
                     time.sleep(6)  # nginx leaves a failed server out for fail_timeout (5 s)
                     lags.append(asyncio.run(redis_restart(nodes[0][0], nodes[1][0], redis, redis_port,
                                                           work / "redis", f"lag-{r}")))

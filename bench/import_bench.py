@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import httpx
-from rest_bench import RTDB, Server
+from rest_bench import Server
+from server_process import RTDB
 
 
 def document(users: int) -> bytes:
@@ -56,8 +57,9 @@ def main() -> None:
             body = file.read_bytes()
             for run in range(args.runs):
                 t0 = time.perf_counter()
-                subprocess.run([RTDB, "import", str(file), "--path", f"/bench{run}", "--data-dir", str(Path(tmp) / "own"),
-                                "--namespace", "bench"], check=True, capture_output=True)
+                subprocess.run([RTDB, "import", str(file), "--path", f"/bench{run}",
+                                "--data-dir", str(Path(tmp) / "own"), "--namespace", "bench"],
+                               check=True, capture_output=True)
                 imports.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 http.put(f"{server.url}/bench{run}.json", params={"ns": "bench", "print": "silent"}, content=body,

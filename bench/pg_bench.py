@@ -17,7 +17,6 @@ import secrets
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,13 +25,13 @@ from urllib.parse import quote
 
 import httpx
 import psycopg
+from server_process import RTDB
 from websockets.sync.client import connect
 
 from rtdb.core.auth import ADMIN
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 
-RTDB = str(Path(sys.executable).with_name("rtdb"))
 VALUE = {"name": "user", "score": 42, "active": True}
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from storage_bench import NS, PEERS_DIR, HttpConn, Server, Systems, serving, free_port  # noqa: E402
+from storage_bench import NS, PEERS_DIR, HttpConn, Server, Systems, free_port, serving  # noqa: E402
 
 BODY = b'{"i":1,"name":"item-1","ok":true,"ts":1764300000000}'
 

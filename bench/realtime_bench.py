@@ -34,15 +34,11 @@ import os
 import platform
 import resource
 import shlex
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -50,13 +46,13 @@ from typing import Any
 
 import msgspec
 import uvloop
+from server_process import free_port, start_serve, stop, wait_healthy
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 ROOT = Path(__file__).resolve().parents[1]
-RTDB = str(Path(sys.executable).with_name("rtdb"))
 NS = "bench"
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -74,12 +70,6 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pids(root: int) -> list[int]:
@@ -142,22 +132,9 @@ class Server:
         self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="rtdb-rt-bench-")
         self.log = open(Path(self.tmp.name) / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        cmd = [*shlex.split(wrap), RTDB, "serve", "--emulator", "--port", str(self.port),
-               "--data-dir", f"{self.tmp.name}/data", "--log-level", "warning", *extra]
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=ROOT, env=env)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("rtdb serve exited: " + self.log_text())
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("rtdb serve did not start: " + self.log_text()) from None
-                time.sleep(0.05)
+        self.proc = start_serve(self.port, f"{self.tmp.name}/data", ["--emulator", "--log-level", "warning", *extra],
+                                out=self.log, wrap=shlex.split(wrap), cwd=ROOT)
+        wait_healthy(f"http://127.0.0.1:{self.port}", self.proc, log=self.log_text)
 
     def log_text(self) -> str:
         self.log.flush()
@@ -167,13 +144,7 @@ class Server:
         return proc_stats(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop(self.proc, group=True, timeout=15)
         self.log.close()
         self.tmp.cleanup()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -19,14 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-RTDB = str(Path(sys.executable).with_name("rtdb"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from server_process import free_port, start_serve, stop, wait_healthy
 
 
 class Server:
@@ -38,18 +30,9 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(
-            [RTDB, "serve", "--emulator", "--port", str(self.port), "--data-dir", self.data_dir,
-             "--log-level", "warning", *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        for _ in range(400):
-            try:
-                if httpx.get(self.url + "/healthz").status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        self.proc = start_serve(self.port, self.data_dir, ["--emulator", "--log-level", "warning", *self.extra])
+        wait_healthy(self.url, self.proc)
+        return self
 
     def rss_mb(self) -> float:
         assert self.proc is not None
@@ -59,9 +42,7 @@ class Server:
         return float("nan")
 
     def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
+        stop(self.proc, timeout=20)
 
 
 def ms(values: list[float]) -> str:

@@ -20,25 +20,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import httpx
+from server_process import free_port, start_serve, stop, wait_healthy
+
 import rtdb_sdk
 from rtdb_sdk.transport import Socket, websocket_transport
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RecordingSocket:
@@ -194,23 +186,14 @@ async def bench_reads(url: str, n: int) -> tuple[float, float]:
 def start_server() -> tuple[subprocess.Popen[bytes], str, tempfile.TemporaryDirectory[str]]:
     tmp = tempfile.TemporaryDirectory()
     port = free_port()
-    rtdb = str(Path(sys.executable).with_name("rtdb"))
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    proc = subprocess.Popen(
-        [rtdb, "serve", "--emulator", "--port", str(port), "--data-dir", tmp.name, "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = start_serve(port, tmp.name, ["--emulator", "--log-level", "warning"])
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base, tmp
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("rtdb serve did not start")
+    try:
+        wait_healthy(base, proc)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc, base, tmp
 
 
 async def main() -> None:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import httpx
 from console_bench import code_of
-from realtime_bench import NS, RTDB, Server
+from realtime_bench import NS, Server
+from server_process import RTDB
 
 
 def build(directory: Path, children: int) -> Path:

@@ -44,8 +44,8 @@ message when that installation is missing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_export import Export, count_leaves, generate_export
+from server_process import free_port, stop
 from websockets.sync.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,12 +125,6 @@ def show(value: float, unit: str, *, bare: bool = False) -> str:
 # ----------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -147,13 +142,7 @@ class Server:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        stop(self.proc, group=True, timeout=30)
 
 
 @contextmanager

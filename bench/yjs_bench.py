@@ -13,26 +13,17 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 from pycrdt import Doc, Text
+from server_process import free_port, start_serve, wait_healthy
 
 from rtdb_sdk import open_doc
-
-RTDB = str(Path(sys.executable).with_name("rtdb"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_text(text: Text, n: int, timeout: float = 120) -> None:
@@ -105,15 +96,9 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     data = Path(tempfile.mkdtemp())
-    proc = subprocess.Popen([RTDB, "serve", "--emulator", "--port", str(port), "--data-dir", str(data),
-                             "--log-level", "warning"])
+    proc = start_serve(port, data, ["--emulator", "--log-level", "warning"], out=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
         url = f"http://127.0.0.1:{port}?ns=bench"
         ups = asyncio.run(throughput(url, 10, 1000))
         print(f"throughput: {ups:,.0f} updates/s absorbed from 10 typing clients (10 x 1000)")

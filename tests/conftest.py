@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,14 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import RTDB, free_port, start_serve, stop, wait_healthy
 
-RTDB = str(Path(sys.executable).with_name("rtdb"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["RTDB", "RunningServer", "error_of", "free_port"]
 
 
 @dataclass
@@ -44,34 +37,15 @@ class RunningServer:
 
     def start(self) -> None:
         self.log_file = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         with open(self.log_file, "wb") as log:
-            self.proc = subprocess.Popen(
-                [RTDB, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rtdb serve exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"rtdb serve did not become healthy:\n{self.log()}")
+            self.proc = start_serve(self.port, self.data_dir, self.args, out=log)
+        wait_healthy(self.url, self.proc, log=self.log)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file and self.log_file.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, sig)
         self.proc = None
 
     def kill(self) -> None:
@@ -121,3 +95,45 @@ def error_of(response: httpx.Response, status: int) -> str:
     message = body["error"]
     assert isinstance(message, str) and message
     return message
+
+
+class InProcessServer:
+    """rtdb's app served by uvicorn on a free loopback port in a thread of the test process:
+    the production app and protocols (``rtdb.runner``), without starting an interpreter.
+    Tests that need a process of their own (restarts, signals, logs) use ``server_factory``."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        from rtdb.runner.server import RtdbServer, build_app, uvicorn_config
+        from rtdb.server.settings import Settings
+        from rtdb_cli.main import build_parser
+
+        self.port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)  # as `rtdb serve` does before it starts
+        flags = ["--port", str(self.port), "--data-dir", str(data_dir), "--log-level", "warning", *args]
+        settings = Settings.from_sources(vars(build_parser().parse_args(["serve", *flags])), env={})
+        app = build_app(settings)
+        self._server = RtdbServer(uvicorn_config(settings, app), app)
+        self._thread = threading.Thread(target=self._server.run, name=f"rtdb-{self.port}", daemon=True)
+        self._thread.start()
+        wait_healthy(self.url, None, log=lambda: "in-process server thread " + ("alive" if self._thread.is_alive()
+                                                                                else "ended"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+@pytest.fixture
+def inproc_server(tmp_path: Path) -> Iterator[InProcessServer]:
+    """An emulator-mode server in this process (see :class:`InProcessServer`)."""
+    server = InProcessServer(tmp_path / "data", "--emulator")
+    yield server
+    server.stop()

@@ -75,23 +75,6 @@ def hold(data_dir: Path, holder: str, url: str | None = None) -> DataDirLock:
     return DataDirLock(fd)
 
 
-def holder_of(data_dir: Path) -> str | None:
-    """Who holds ``data_dir`` now (as :func:`hold` describes it), or ``None`` if nobody does."""
-    try:
-        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd)[0]
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 def _read_holder(fd: int) -> tuple[str, str | None]:
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
         info = json.loads(os.pread(fd, 4096, 0))

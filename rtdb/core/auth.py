@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -21,3 +23,14 @@ class Caller:
 
 ADMIN = Caller(admin=True)
 ANONYMOUS = Caller()
+
+
+def unverified_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWT read without checking its signature or times; ``None`` when
+    ``token`` is not a JWT with an object payload. For the emulator, which trusts any token,
+    and for informational replies — never to grant access where signatures are required."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return claims if isinstance(claims, dict) else None

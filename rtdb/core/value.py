@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from rtdb.core.errors import InvalidData, TooBig
@@ -236,25 +237,32 @@ def to_plain(node: Node) -> Any:
 
 
 def as_array(d: dict[str, Any]) -> list[Any] | None:
-    """Firebase's array heuristic: every key a non-negative integer key and more than
-    half of the indices 0..max present (missing ones become null)."""
-    top = -1
+    """``d`` as the array Firebase shows for it (missing indices become null), or ``None``
+    when its keys fail :func:`array_indices`."""
+    indices = array_indices(d)
+    if indices is None:
+        return None
+    out: list[Any] = [None] * (max(indices) + 1)
+    for n, v in zip(indices, d.values()):
+        out[n] = v
+    return out
+
+
+def array_indices(keys: Iterable[str]) -> list[int] | None:
+    """Firebase's array heuristic on an object's keys: the index each key stands for when
+    every key is a non-negative integer key and more than half of 0..max are present;
+    ``None`` otherwise (and for no keys)."""
     indices = []
-    for key in d:
+    for key in keys:
         if not key[:1].isdigit():
             return None
         n = int_key(key)
         if n is None or n < 0:
             return None
         indices.append(n)
-        if n > top:
-            top = n
-    if top < 0 or top >= 2 * len(d):
+    if not indices or max(indices) >= 2 * len(indices):
         return None
-    out: list[Any] = [None] * (top + 1)
-    for n, v in zip(indices, d.values()):
-        out[n] = v
-    return out
+    return indices
 
 
 def int_key(key: str) -> int | None:

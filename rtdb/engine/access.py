@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rtdb.core.auth import Caller
+from rtdb.core.indexspec import index_child
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node
@@ -110,7 +111,7 @@ class RulesAccess:
     def declared_indexes(self, ns: str) -> list[tuple[Path, Path]]:
         """``(location pattern, child)`` for every ``.indexOn`` of the namespace's rules."""
         return [
-            (pattern, (".value",) if child == ".value" else tuple(c for c in child.split("/") if c))
+            (pattern, index_child(child))
             for pattern, children in self.ruleset(ns).indexes()
             for child in children
         ]

@@ -17,8 +17,8 @@ call, so a process resumed after SIGSTOP refuses writes before its heartbeat has
 **Sweeper.** Every ``sweep_s`` a node holding a lease first ends the database sessions of
 processes left only with expired leases (one stopped inside a write group holds its
 namespace's row lock, and no PostgreSQL 15 timeout ends a pipeline waiting for its client),
-then runs the operations of nodes whose lease ran out, session by session and namespace by namespace, each in one transaction of the
-namespace's write group that also deletes them (:meth:`PostgresRegistry.sweep
+then runs the operations of nodes whose lease ran out, session by session and namespace by
+namespace, each in one transaction of the namespace's write group that also deletes them (:meth:`PostgresRegistry.sweep
 <rtdb.engine.ondisconnect.PostgresRegistry.sweep>`): sweepers may try the same session, the
 first one's ``DELETE`` takes it; a sweep that fails leaves the operations to the next one.
 

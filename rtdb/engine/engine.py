@@ -25,6 +25,7 @@ from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet, decode_changeset
 from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, RtdbError, Unavailable
+from rtdb.core.indexspec import child_spec, names, order_child
 from rtdb.core.ipc import (
     CloseCommand,
     CompactCommand,
@@ -58,6 +59,7 @@ from rtdb.engine.ydoc import YdocResult, ydoc_key
 from rtdb.realtime.broker import Broker, InProcessBroker
 from rtdb.rules import Decision, Ruleset
 from rtdb.storage.files import DROP_WAIT_S
+from rtdb.storage.group import StoreStats
 from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite_backend import SqliteBackend
 from rtdb.storage.store import Backend, CompactReport, Store, Txn
@@ -221,6 +223,12 @@ class Engine:
     def open_namespaces(self) -> list[str]:
         """The namespaces whose files this process holds open now."""
         return sorted(self._stores)
+
+    def store_stats(self) -> list[tuple[str, StoreStats]]:
+        """``(ns, commit-group counters)`` of every namespace open in this process (``/metrics``);
+        namespaces written by the writer process keep theirs there."""
+        return [(ns, stats) for ns, store in list(self._stores.items())
+                if (stats := getattr(store, "stats", None)) is not None]
 
     def exists(self, ns: str) -> bool:
         """Whether the namespace has a database (an invalid name raises :class:`NoNamespace`)."""
@@ -433,17 +441,12 @@ class Engine:
     def is_indexed(self, ns: str, path: Path, query: QuerySpec | None) -> bool:
         """Whether a query's order has a declared index (``.indexOn`` or ``--index``);
         key and priority orders need none. Unindexed queries still run (with a warning)."""
-        if query is None or query.order_by not in ("child", "value"):
+        want = order_child(query) if query is not None else None
+        if want is None:
             return True
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
-        if child in self.access.ruleset(ns).index_on(path):
+        if child_spec(want) in self.access.ruleset(ns).index_on(path):
             return True
-        want = (".value",) if query.order_by == "value" else query.child
-        return any(
-            len(pattern) == len(path) and all(p.startswith("$") or p == k for p, k in zip(pattern, path))
-            and want in children
-            for pattern, children in self.indexes.items()
-        )
+        return any(names(pattern, path) and want in children for pattern, children in self.indexes.items())
 
     def check_indexed(self, ns: str, path: Path, query: QuerySpec | None) -> None:
         """Raise Firebase's :class:`IndexNotDefined` unless :meth:`is_indexed`."""
@@ -722,9 +725,9 @@ class Engine:
 
     @staticmethod
     def _missing_index(path: Path, query: QuerySpec) -> None:
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
         raise IndexNotDefined(
-            f'Index not defined, add ".indexOn": "{child}", for path "{paths.to_str(path)}", to the rules'
+            f'Index not defined, add ".indexOn": "{child_spec(order_child(query) or ())}", '
+            f'for path "{paths.to_str(path)}", to the rules'
         )
 
 

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path as FsPath
@@ -55,6 +53,7 @@ from rtdb.core.ipc import (
 )
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.writes import WriteResult, Writes
+from rtdb.process.child import child_config, spawn
 from rtdb.realtime.relay import FrameReader, frame
 from rtdb.rules import Ruleset
 from rtdb.storage.space import SpacePolicy
@@ -187,10 +186,7 @@ class WriterProcess:
                                 "wal_truncate_bytes": self.space.wal_truncate_bytes},
                       "log_level": logging.getLogger("rtdb").getEffectiveLevel()}
             try:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "rtdb.engine.writer", json.dumps(config)],
-                    pass_fds=(child_end.fileno(),), process_group=0,  # Ctrl-C reaches the server, which stops it
-                )
+                self.proc = spawn("rtdb.engine.writer", config, pass_fds=(child_end.fileno(),))
             except BaseException:
                 parent_end.close()
                 raise
@@ -407,7 +403,7 @@ def child_main(config: dict[str, Any]) -> int:
     sock = socket.socket(fileno=config["fd"])
     space = SpacePolicy(**config.get("space", {}))
     child = _Child(FsPath(config["data_dir"]), config["synchronous"], config["rules"], config["shared"], space)
-    gc.freeze()  # start-up objects stay out of every collection (as in the server: cli/rtdb_cli/serve.py)
+    gc.freeze()  # start-up objects stay out of every collection (as in the server: rtdb/runner/server.py)
     reader = FrameReader()
 
     def answer(group: Group) -> None:
@@ -443,4 +439,4 @@ def child_main(config: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(child_main(json.loads(sys.argv[1])))
+    raise SystemExit(child_main(child_config()))

@@ -63,26 +63,26 @@ class YdocResult:
 
 @dataclass(slots=True)
 class LoadedDoc:
-    doc: Doc
+    doc: Doc[Any]
     last: int
     rows: int
     kinds: dict[str, str] = field(default_factory=dict)
 
 
 def load_doc(rows: list[tuple[int, bytes]]) -> LoadedDoc:
-    doc = Doc()
+    doc: Doc[Any] = Doc()
     for _, data in rows:
         doc.apply_update(data)
     return LoadedDoc(doc, rows[-1][0] if rows else 0, len(rows))
 
 
-def infer_kind(doc: Doc, name: str) -> str | None:
+def infer_kind(doc: Doc[Any], name: str) -> str | None:
     """What root type ``name`` holds, judged on copies of ``doc`` (a root that arrives in an update
     has no type until it is read as one, and reading it fixes it): ``map`` if it has keyed entries,
     ``text`` if it reads as a non-empty string, ``array`` if it has items; ``None`` while empty."""
     state = doc.get_update()
     for kind, test in (("map", Map), ("text", Text)):
-        copy = Doc()
+        copy: Doc[Any] = Doc()
         copy.apply_update(state)
         shared = copy.get(name, type=test)
         if (kind == "map" and len(shared) > 0) or (kind == "text" and str(shared) != ""):

@@ -63,7 +63,7 @@ class Room:
         self.rooms = rooms
         self.ns = ns
         self.path = path
-        self.doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.last = 0  # the last stored row applied to ``doc``
         self.peers: dict[Peer, set[int]] = {}  # each peer and the awareness client ids it speaks for
         self.awareness: dict[int, tuple[int, str]] = {}  # client id -> (clock, JSON state)

@@ -59,9 +59,6 @@ class ClientProtocol:
     def frames(self, request: m.ClientRequest) -> tuple[str, ...]:
         return split_message(encode_client(m.ClientData(request)), max_frame_chars=MAX_FRAME_CHARS)
 
-    def ping_frames(self) -> tuple[str, ...]:
-        return (encode_client(m.ClientControl(m.Ping({}))),)
-
     def request(self, action: str, body: dict[str, Any]) -> tuple[int, m.ClientRequest]:
         """Build a numbered request for ``action`` from plain body fields."""
         r = self.next_request_id()

@@ -8,12 +8,11 @@ Server side: :func:`decode_client` (client text → typed message) and the
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from msgspec import UNSET
 
-from rtdb.core import path as paths
 from rtdb.core.path import Path
 from rtdb.core.value import LONE_SURROGATE, TOO_DEEP
 from rtdb.protocol.errors import BadRequest, ProtocolError
@@ -62,7 +61,7 @@ def decode_client(text: str | bytes) -> ClientMessage | None:
     anything that is not a message at all.
     """
     try:
-        return cast(ClientMessage, _client_decoder.decode(text))
+        return _client_decoder.decode(text)
     except msgspec.DecodeError as exc:
         status, error = "invalid_request", f"invalid request: {exc}"
     except RecursionError:  # msgspec stops at Python's recursion limit: far beyond MAX_DEPTH
@@ -190,18 +189,6 @@ def push_path(path: Path) -> str:
 PRIORITY_KEY = ".priority"
 
 
-def parse_request_path(raw: str) -> tuple[Path, bool]:
-    """A request path (``/a/b``) → ``(path, is_priority)``.
-
-    A trailing ``.priority`` segment addresses the priority of the parent node
-    (``setPriority``); it is stripped and reported. Raises ``InvalidPath``.
-    """
-    stripped = raw.rstrip("/")
-    if stripped.endswith("/" + PRIORITY_KEY) or stripped == PRIORITY_KEY:
-        return paths.parse(stripped[: -len(PRIORITY_KEY)]), True
-    return paths.parse(raw), False
-
-
 # ------------------------------------------------------------------ client side
 
 
@@ -224,7 +211,7 @@ def decode_server(text: str | bytes) -> ServerControl | Response | ServerPush:
             return Response(payload.r, _response_body_decoder.decode(payload.b))
         if payload.a is not UNSET:
             envelope = b'{"a":' + _encoder.encode(payload.a) + b',"b":' + bytes(payload.b) + b"}"
-            return cast(ServerPush, _push_decoder.decode(envelope))
+            return _push_decoder.decode(envelope)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"invalid server message: {exc}") from None
     raise ProtocolError("server data message has neither r nor a")

@@ -85,8 +85,3 @@ def split_message(text: str, *, max_frame_chars: int = MAX_FRAME_CHARS) -> tuple
         return (text,)
     slices = tuple(text[i : i + max_frame_chars] for i in range(0, len(text), max_frame_chars))
     return (str(len(slices)), *slices)
-
-
-def frames_from_bytes(data: bytes, *, max_frame_chars: int = MAX_FRAME_CHARS) -> tuple[str, ...]:
-    """:func:`split_message` for UTF-8 encoded text (what msgspec produces)."""
-    return split_message(data.decode("utf-8"), max_frame_chars=max_frame_chars)

@@ -1,11 +1,15 @@
-"""Fan-out: committed ChangeSets → the pushes each affected listener must receive.
+"""Fan-out: committed ChangeSets → the messages each affected listener must receive.
 
-The :class:`Hub` subscribes to the broker per namespace and keeps every
-listener in a :class:`PathIndex`. For each ChangeSet it finds the affected
-listeners by walking the written paths (ancestors and descendants only), builds
-each distinct payload once and appends the same frames to every connection's
-:class:`Outbox`. Default listens get untagged ``d``/``m`` pushes computed from
-``Change.new``; query listens keep a :class:`QueryWindow` and get tagged pushes.
+One :class:`Hub` per transport subscribes to the broker per namespace and keeps
+every listener in a :class:`PathIndex`. For each ChangeSet it finds the affected
+listeners by walking the written paths (ancestors and descendants only), has its
+:class:`Renderer` build each distinct message once and appends the same frames to
+every listener's :class:`Outbox`. The hub owns matching, commit order, pending
+listeners and query windows; the renderer owns the wire format (Firebase ``d``/``m``
+pushes for WebSocket and long-polling in :mod:`rtdb.realtime.wire`, SSE
+``put``/``patch`` events in :mod:`rtdb.realtime.sse`). Default listens get the
+changes as the renderer words them; query listens keep a :class:`QueryWindow`
+and get its changes.
 
 A listener starts *pending*: the transport registers it, reads the initial
 result (which carries the commit ``seq`` it reflects), sends it, then calls
@@ -16,17 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from rtdb.core.changes import Change, ChangeSet
 from rtdb.core.errors import RtdbError
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
-from rtdb.core.value import Node, child_at, children, same
-from rtdb.protocol.codec import Frames, data_push_frames, merge_push_frames
+from rtdb.core.value import Node, children
 from rtdb.realtime.index import PathIndex
-from rtdb.realtime.outbox import Outbox, RealtimeMetrics
+from rtdb.realtime.outbox import Frames, Outbox, RealtimeMetrics
 from rtdb.realtime.window import REFRESH, Merge, QueryWindow, Replace, relative_changes
 
 log = logging.getLogger("rtdb.realtime")
@@ -37,9 +40,41 @@ CancelFn = Callable[[RtdbError], None]
 
 PENDING, ACTIVE, REFRESHING, CLOSED = "pending", "active", "refreshing", "closed"
 
+_Payloads = dict[Path | None, Frames | None]
+"""The default listeners' messages of one ChangeSet, by listener path (``None``: the
+message shared by every listener at or above the base, when the renderer shares it)."""
+
 
 class Feed(Protocol):
     def subscribe(self, ns: str, callback: Callable[[ChangeSet], None]) -> Callable[[], None]: ...
+
+
+class Renderer(Protocol):
+    """What a transport's messages look like: the hub decides who receives what, the
+    renderer turns it into the frames of one outbox message. A renderer is asked once
+    per distinct message of a ChangeSet, never once per listener."""
+
+    shares_base: bool
+    """Whether every default listener at or above a ChangeSet's base path receives the
+    same message (paths in it are absolute), so it is rendered once per ChangeSet; if
+    not, it is rendered once per listener path."""
+
+    def render_changes(
+        self, at: Path, changeset: ChangeSet, changes: Sequence[Change], covers_base: bool
+    ) -> Frames | None:
+        """The message for a default listener at ``at``: ``changes`` are those of
+        ``changeset`` at, above or below ``at`` (all of them when ``covers_base``: ``at``
+        is the base path or above it). ``None`` when nothing the listener sees changed."""
+        ...
+
+    def render_window(self, at: Path, node: Node, tag: int | None) -> Frames:
+        """A query listener's whole window (it was replaced, or read again)."""
+        ...
+
+    def render_merge(self, at: Path, entries: dict[str, Node], tag: int | None) -> Frames:
+        """Entries of a query listener's window that changed: relative paths (``a/b``)
+        to their new values, ``None`` for children that left it."""
+        ...
 
 
 class Listener:
@@ -75,8 +110,13 @@ class Listener:
 
 
 class Hub:
-    def __init__(self, feed: Feed, *, metrics: RealtimeMetrics | None = None) -> None:
+    """The fan-out of one transport: its listeners, matched against every ChangeSet of
+    their namespace and sent what ``renderer`` makes of it."""
+
+    def __init__(self, feed: Feed, renderer: Renderer, *, metrics: RealtimeMetrics | None = None) -> None:
         self._feed = feed
+        self.renderer = renderer
+        self._shares_base = renderer.shares_base
         self.metrics = metrics if metrics is not None else RealtimeMetrics()
         self._indexes: dict[str, PathIndex[Listener]] = {}
         self._cancel_feed: dict[str, Callable[[], None]] = {}
@@ -138,20 +178,25 @@ class Hub:
         if index is None or not len(index):
             return
         base = changeset.base
-        affected: dict[Listener, list[Change]] = {}
-        for _, listener in index.along(base):
-            affected[listener] = list(changeset.changes)
-        for change in changeset.changes:
+        # listeners at or above the base see every change (one shared tuple); those below
+        # it see the changes at, above or below their own path. All are collected before
+        # any delivery: an overflowing outbox may unlisten its listener meanwhile.
+        everything = changeset.changes
+        top = [listener for _, listener in index.along(base)]
+        below: dict[Listener, list[Change]] = {}
+        for change in everything:
             for _, listener in index.between(base, change.path):
-                affected.setdefault(listener, []).append(change)
+                below.setdefault(listener, []).append(change)
             for _, listener in index.below(change.path):
-                affected.setdefault(listener, []).append(change)
-        payloads: dict[Any, Frames | None] = {}
-        for listener, changes in affected.items():
+                below.setdefault(listener, []).append(change)
+        payloads: _Payloads = {}
+        for listener in top:
+            self._deliver(listener, changeset, everything, payloads)
+        for listener, changes in below.items():
             self._deliver(listener, changeset, changes, payloads)
 
     def _deliver(
-        self, listener: Listener, changeset: ChangeSet, changes: list[Change], payloads: dict[Any, Frames | None]
+        self, listener: Listener, changeset: ChangeSet, changes: Sequence[Change], payloads: _Payloads
     ) -> None:
         if listener.state in (PENDING, REFRESHING):
             listener.backlog.append(changeset)
@@ -160,7 +205,16 @@ class Hub:
             return
         listener.seq = changeset.seq
         if listener.window is None:
-            frames = self._default_payload(listener.path, changeset, changes, payloads)
+            at = listener.path
+            base = changeset.base
+            key = None if self._shares_base and base[: len(at)] == at else at
+            if key in payloads:
+                frames = payloads[key]
+            else:
+                covers_base = base[: len(at)] == at
+                frames = payloads[key] = self.renderer.render_changes(at, changeset, changes, covers_base)
+                if frames is not None:
+                    self.metrics.payloads_encoded += 1
             if frames is not None:
                 listener.outbox.send(frames)
             return
@@ -171,46 +225,13 @@ class Hub:
             self._send_window(listener)
         elif isinstance(update, Merge):
             self.metrics.payloads_encoded += 1
-            listener.outbox.send(merge_push_frames(listener.path, update.entries, listener.tag))
-
-    def _default_payload(
-        self, at: Path, changeset: ChangeSet, changes: list[Change], payloads: dict[Any, Frames | None]
-    ) -> Frames | None:
-        base = changeset.base
-        covers_base = base[: len(at)] == at
-        key: Any = ("base",) if covers_base else ("at", at)
-        if key in payloads:
-            return payloads[key]
-        frames = self._build_default(at, base, changes, covers_base)
-        if frames is not None:
-            self.metrics.payloads_encoded += 1
-        payloads[key] = frames
-        return frames
-
-    @staticmethod
-    def _build_default(at: Path, base: Path, changes: list[Change], covers_base: bool) -> Frames | None:
-        if covers_base:
-            if len(changes) == 1 and changes[0].path == base:
-                return data_push_frames(base, changes[0].new)
-            depth = len(base)
-            return merge_push_frames(base, {"/".join(c.path[depth:]): c.new for c in changes})
-        entries: dict[str, Node] = {}
-        depth = len(at)
-        for change in changes:
-            if at[: len(change.path)] == change.path:  # written at or above the listener
-                rel = at[len(change.path) :]
-                old, new = child_at(change.old, rel), child_at(change.new, rel)
-                if same(old, new):
-                    return None
-                return data_push_frames(at, new)
-            entries["/".join(change.path[depth:])] = change.new
-        return merge_push_frames(at, entries) if entries else None
+            listener.outbox.send(self.renderer.render_merge(listener.path, update.entries, listener.tag))
 
     # -- query windows -------------------------------------------------------------------
     def _send_window(self, listener: Listener) -> None:
         assert listener.window is not None
         self.metrics.payloads_encoded += 1
-        listener.outbox.send(data_push_frames(listener.path, listener.window.node(), listener.tag))
+        listener.outbox.send(self.renderer.render_window(listener.path, listener.window.node(), listener.tag))
 
     def _resume(self, listener: Listener, seq: int) -> None:
         listener.seq = max(listener.seq, seq)

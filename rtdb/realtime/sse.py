@@ -1,38 +1,25 @@
-"""Fan-out for REST streaming (Server-Sent Events): committed ChangeSets →
-``put``/``patch`` events, paths relative to each stream's location.
-
-Streams are kept in a :class:`PathIndex`, so a ChangeSet reaches only the
-streams at its written paths, their ancestors and descendants. Each distinct
-event is encoded once per ChangeSet and location. Query streams keep a
-:class:`QueryWindow` and are sent the window's changes (or a fresh window).
-"""
+"""The hub's messages for REST streaming (Server-Sent Events): ``put`` and ``patch``
+events whose paths are relative to each stream's location, and the control events
+the SSE transport sends by itself. Events are text with LF line endings; one
+outbox message holds the events of one ChangeSet."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from rtdb.core.changes import Change, ChangeSet
 from rtdb.core.path import Path
-from rtdb.core.query import QuerySpec
-from rtdb.core.value import Node, child_at, children, same, to_plain
-from rtdb.realtime.index import PathIndex
-from rtdb.realtime.outbox import Outbox, RealtimeMetrics
-from rtdb.realtime.window import REFRESH, Merge, QueryWindow, Replace, relative_changes
-
-log = logging.getLogger("rtdb.sse")
+from rtdb.core.value import Node, child_at, same, to_plain
+from rtdb.realtime.outbox import Frames
 
 _encoder = msgspec.json.Encoder()
 
 KEEP_ALIVE = "event: keep-alive\ndata: null\n\n"
 CANCEL = "event: cancel\ndata: null\n\n"
 AUTH_REVOKED = "event: auth_revoked\ndata: credential is no longer valid\n\n"
-
-PENDING, ACTIVE, REFRESHING, CLOSED = "pending", "active", "refreshing", "closed"
 
 
 def event(kind: str, rel: Path, data: Any) -> str:
@@ -41,127 +28,30 @@ def event(kind: str, rel: Path, data: Any) -> str:
     return f"event: {kind}\ndata: {payload}\n\n"
 
 
-class SseStream:
-    __slots__ = ("ns", "path", "spec", "outbox", "refresh", "window", "state", "seq", "backlog")
+class SseRenderer:
+    """:class:`~rtdb.realtime.hub.Renderer` of SSE events, as a REST ``GET`` renders
+    values (no priorities, arrays where Firebase makes them). Paths are relative to
+    the stream, so a message is rendered once per stream location."""
 
-    def __init__(self, ns: str, path: Path, outbox: Outbox, *, spec: QuerySpec | None = None,
-                 refresh: Callable[[], Awaitable[tuple[Node, int]]] | None = None) -> None:
-        self.ns = ns
-        self.path = path
-        self.spec = spec if spec is not None and not spec.is_default else None
-        self.outbox = outbox
-        self.refresh = refresh
-        self.window: QueryWindow | None = None
-        self.state = PENDING
-        self.seq = 0
-        self.backlog: list[ChangeSet] = []
+    shares_base = False
 
+    def render_changes(
+        self, at: Path, changeset: ChangeSet, changes: Sequence[Change], covers_base: bool
+    ) -> Frames | None:
+        events = default_events(at, changeset, changes)
+        return tuple(events) if events else None
 
-class SseFanout:
-    def __init__(self, feed: Any, *, metrics: RealtimeMetrics | None = None) -> None:
-        self._feed = feed
-        self.metrics = metrics if metrics is not None else RealtimeMetrics()
-        self._indexes: dict[str, PathIndex[SseStream]] = {}
-        self._cancel_feed: dict[str, Callable[[], None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+    def render_window(self, at: Path, node: Node, tag: int | None) -> Frames:
+        return (event("put", (), to_plain(node)),)
 
-    def add(self, stream: SseStream) -> None:
-        index = self._indexes.get(stream.ns)
-        if index is None:
-            index = self._indexes[stream.ns] = PathIndex()
-            self._cancel_feed[stream.ns] = self._feed.subscribe(stream.ns, self.publish)
-        index.add(stream.path, stream)
-
-    def activate(self, stream: SseStream, node: Node, seq: int) -> None:
-        """The initial ``put`` (of ``node``, reflecting commit ``seq``) was queued."""
-        if stream.spec is not None:
-            stream.window = QueryWindow(stream.spec, children(node))
-        stream.seq = max(stream.seq, seq)
-        stream.state = ACTIVE
-        backlog, stream.backlog = stream.backlog, []
-        for changeset in backlog:
-            self._deliver(stream, changeset, list(changeset.changes), {})
-
-    def remove(self, stream: SseStream) -> None:
-        stream.state = CLOSED
-        index = self._indexes.get(stream.ns)
-        if index is not None:
-            index.remove(stream.path, stream)
-
-    def close(self) -> None:
-        for cancel in self._cancel_feed.values():
-            cancel()
-        self._cancel_feed.clear()
-        for task in self._tasks:
-            task.cancel()
-
-    def publish(self, changeset: ChangeSet) -> None:
-        index = self._indexes.get(changeset.namespace)
-        if index is None or not len(index):
-            return
-        affected: dict[SseStream, None] = {}
-        for change in changeset.changes:
-            for _, stream in index.along(change.path):
-                affected[stream] = None
-            for _, stream in index.below(change.path):
-                affected[stream] = None
-        cache: dict[Path, list[str]] = {}
-        for stream in affected:
-            self._deliver(stream, changeset, list(changeset.changes), cache)
-
-    def _deliver(self, stream: SseStream, changeset: ChangeSet, changes: list[Change],
-                 cache: dict[Path, list[str]]) -> None:
-        if stream.state in (PENDING, REFRESHING):
-            stream.backlog.append(changeset)
-            return
-        if stream.state == CLOSED or changeset.seq <= stream.seq:
-            return
-        stream.seq = changeset.seq
-        if stream.window is not None:
-            self._deliver_window(stream, changes)
-            return
-        events = cache.get(stream.path)
-        if events is None:
-            events = cache[stream.path] = default_events(stream.path, changeset, changes)
-            self.metrics.payloads_encoded += len(events)
-        for text in events:
-            if not stream.outbox.send((text,)):
-                return
-
-    def _deliver_window(self, stream: SseStream, changes: list[Change]) -> None:
-        assert stream.window is not None
-        update = stream.window.apply(relative_changes(stream.path, [(c.path, c.old, c.new) for c in changes]))
-        if update is REFRESH:
-            stream.state = REFRESHING
-            task = asyncio.get_running_loop().create_task(self._refresh(stream))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif isinstance(update, Replace):
-            stream.outbox.send((event("put", (), to_plain(stream.window.node())),))
-        elif isinstance(update, Merge):
-            for key, value in update.entries.items():
-                stream.outbox.send((event("put", (key,), to_plain(value)),))
-
-    async def _refresh(self, stream: SseStream) -> None:
-        if stream.refresh is None:
-            return
-        try:
-            node, seq = await stream.refresh()
-        except Exception:
-            log.exception("refreshing an SSE query window failed")
-            stream.outbox.send((CANCEL,))
-            stream.outbox.close()
-            self.remove(stream)
-            return
-        if stream.state == CLOSED or stream.window is None:
-            return
-        stream.outbox.send((event("put", (), to_plain(node)),))
-        stream.state = PENDING
-        self.activate(stream, node, seq)
+    def render_merge(self, at: Path, entries: dict[str, Node], tag: int | None) -> Frames:
+        return tuple(event("put", (key,), to_plain(value)) for key, value in entries.items())
 
 
-def default_events(at: Path, changeset: ChangeSet, changes: list[Change]) -> list[str]:
-    """The events a stream at ``at`` receives for one ChangeSet (spec 3.4)."""
+def default_events(at: Path, changeset: ChangeSet, changes: Sequence[Change]) -> list[str]:
+    """The events a stream at ``at`` receives for one ChangeSet (spec 3.4): a ``put`` of
+    its new value when the write was at or above it; below it, one ``patch`` when an
+    update set direct children of one location, else a ``put`` per written path."""
     depth = len(at)
     below: list[Change] = []
     for change in changes:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from rtdb.core import path as paths
 from rtdb.core.query import QuerySpec, parse_rest

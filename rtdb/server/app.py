@@ -68,7 +68,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
         )
     if cluster is not None:
         cluster.engine = engine
-    authenticator = Authenticator(settings)
+    authenticator = Authenticator(settings, clock=engine.clock)
     sse = SseEndpoint(engine, settings)
     rest = RestApi(engine, settings, authenticator, sse)
     monitor = Monitor(access=settings.access_log, denials=settings.log_denials or settings.emulator)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from rtdb.core.auth import ANONYMOUS, Caller
 from rtdb.core.errors import InvalidData
@@ -12,7 +12,8 @@ from rtdb.server.tokens import TokenVerifier
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], int] | None = None) -> None:
+        """``clock``: milliseconds since the epoch, the engine's (tokens expire by it)."""
         self.settings = settings
         self.tokens = TokenVerifier(
             emulator=settings.emulator,
@@ -22,6 +23,7 @@ class Authenticator:
             jwks=settings.jwks,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+            **({} if clock is None else {"clock": clock}),
         )
 
     def caller(self, bearer: str | None, params: Mapping[str, str]) -> Caller:

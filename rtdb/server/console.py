@@ -29,6 +29,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromQuery, JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -165,7 +166,7 @@ def error_reply(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return Response({"error": message}, status_code=exc.status_code, headers=exc.headers or None)
 
 
-ERRORS = {HTTPException: error_reply}
+ERRORS: dict[int | type[Exception], Any] = {HTTPException: error_reply}
 
 
 def _error(exc: BaseException) -> HTTPException:
@@ -177,7 +178,7 @@ class ConsoleApi(Controller):
     path = API
     guards = [admin_only]
     tags = ["console"]
-    exception_handlers = ERRORS  # type: ignore[assignment]
+    exception_handlers = ERRORS
 
     @get("/info")
     async def info(self, request: Request[Any, Any, Any]) -> Info:
@@ -189,7 +190,7 @@ class ConsoleApi(Controller):
                     console.settings.namespace)
 
     @post("/namespaces", status_code=201)
-    async def create_namespace(self, request: Request[Any, Any, Any], data: NewNamespace) -> NewNamespace:
+    async def create_namespace(self, request: Request[Any, Any, Any], data: JSONBody[NewNamespace]) -> NewNamespace:
         """Create (open) an empty namespace."""
         console = console_of(request)
         try:
@@ -200,7 +201,7 @@ class ConsoleApi(Controller):
         return data
 
     @post("/simulate", status_code=200)
-    async def simulate(self, request: Request[Any, Any, Any], data: Simulate) -> Decision:
+    async def simulate(self, request: Request[Any, Any, Any], data: JSONBody[Simulate]) -> Decision:
         """What the namespace's rules decide for a read, set or update by ``auth`` at ``path``
         now (on the current data), with the trace of every rule evaluated. Nothing is written."""
         console = console_of(request)
@@ -234,7 +235,7 @@ class ConsoleApi(Controller):
         return ServerSentEvent(_stream(queue, "log", lambda e: msgspec.json.encode(e.to_json()).decode(), stop))
 
     @get("/changes")
-    async def changes(self, request: Request[Any, Any, Any], ns: str) -> ServerSentEvent:
+    async def changes(self, request: Request[Any, Any, Any], ns: FromQuery[str]) -> ServerSentEvent:
         """Server-sent events ``change``: what committed in ``ns``, at most every
         ``CHANGES_EVERY_S``, as the paths changed (each once, the latest value) with their new
         values when small (else ``large: true``: read them if you show them). More than
@@ -308,7 +309,9 @@ def _changes_json(batch: list[ChangeSet]) -> str:
     return json.dumps({"seq": seq, "changes": out}, ensure_ascii=False)
 
 
-async def _stream(queue: asyncio.Queue[Any], event: str, encode: Any, stop: Any) -> AsyncIterator[ServerSentEventMessage]:
+async def _stream(
+    queue: asyncio.Queue[Any], event: str, encode: Any, stop: Any,
+) -> AsyncIterator[ServerSentEventMessage]:
     """The queue's items as events, a comment every ``KEEPALIVE_S``; ends (and unsubscribes)
     when the client goes or falls :data:`MAX_QUEUED` behind."""
     try:

@@ -83,7 +83,7 @@ class HttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not before and cycle is not None:  # a request (not an upgrade): its task has not run yet
             cycle.transport = OneWrite(self.transport, self.loop)  # type: ignore[assignment]
-            self.scope.setdefault("extensions", {})[LONE_EXTENSION] = self.is_lone  # type: ignore[index]
+            self.scope.setdefault("extensions", {})[LONE_EXTENSION] = self.is_lone  # type: ignore[assignment]
 
     def is_lone(self) -> bool:
         """Whether this request is all the server serves now: no other request under way

@@ -45,7 +45,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from litestar.handlers import asgi
@@ -240,7 +240,7 @@ class LpSession:
         finally:
             gone.cancel()
         if held.done():
-            return held.result()
+            return cast(str | None, held.result())
         if self.held is held:
             self.held = None
         held.cancel()

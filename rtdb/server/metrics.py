@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from rtdb.engine.engine import Engine
 from rtdb.server.monitor import Monitor
 
 TOP_NAMESPACES = 20
@@ -28,7 +29,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Sources:
     """Where the figures live (set by the app factory)."""
 
-    def __init__(self, *, engine: Any, monitor: Monitor, ws: Any, lp: Any, sse: Any) -> None:
+    def __init__(self, *, engine: Engine, monitor: Monitor, ws: Any, lp: Any, sse: Any) -> None:
         self.engine = engine
         self.monitor = monitor
         self.ws = ws
@@ -42,12 +43,7 @@ class Sources:
 
     def stores(self) -> list[tuple[str, Any]]:
         """``(ns, StoreStats)`` of every open namespace."""
-        out = []
-        for ns, store in list(getattr(self.engine, "_stores", {}).items()):
-            stats = getattr(store, "stats", None)
-            if stats is not None:
-                out.append((ns, stats))
-        return out
+        return self.engine.store_stats()
 
 
 class RtdbCollector:
@@ -131,7 +127,7 @@ class RtdbCollector:
 
 def registry_for(sources: Sources) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RtdbCollector(sources))  # type: ignore[arg-type]  # a duck-typed collector
+    registry.register(RtdbCollector(sources))
     return registry
 
 
@@ -168,5 +164,5 @@ def merge(texts: list[str]) -> bytes:
             return iter(families.values())
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Merged())  # type: ignore[arg-type]
+    registry.register(Merged())
     return generate_latest(registry)

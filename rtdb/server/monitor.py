@@ -117,12 +117,15 @@ class Monitor:
 
     # -- recording ------------------------------------------------------------------
     def count(self, transport: str, status: int) -> None:
-        key = (transport, outcome(status))
-        self.requests[key] = self.requests.get(key, 0) + 1
+        """An HTTP request was answered with ``status``."""
+        self._bump(transport, outcome(status))
 
     def received(self, transport: str) -> None:
         """A realtime request arrived (WebSocket and long-polling: counted, not logged)."""
-        key = (transport, "received")
+        self._bump(transport, "received")
+
+    def _bump(self, transport: str, what: str) -> None:
+        key = (transport, what)
         self.requests[key] = self.requests.get(key, 0) + 1
 
     def request(self, transport: str, method: str, path: str, ns: str, status: int, started: float,
@@ -199,7 +202,7 @@ class JsonFormatter(logging.Formatter):
     """``--log-format json``: one JSON object per line (time, level, logger, message, and the
     entry's fields for access and denial lines); times in UTC."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # a builtin: not bound as a method, whatever mypy infers
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {

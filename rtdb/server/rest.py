@@ -30,9 +30,10 @@ from rtdb.core.errors import (
     TooBig,
 )
 from rtdb.core.hash import etag
+from rtdb.core.indexspec import child_spec, order_child
 from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
-from rtdb.realtime.sse import SseStream
+from rtdb.realtime.hub import Listener
 from rtdb.rules import Ruleset
 from rtdb.rules.coverage import render_html
 from rtdb.server import inspect, namespaces
@@ -194,7 +195,7 @@ class RestApi:
             "Access-Control-Max-Age": "3600",
         })
 
-    async def _open_stream(self, request: Request) -> Response | tuple[SseStream, Caller]:
+    async def _open_stream(self, request: Request) -> Response | tuple[Listener, Caller]:
         try:
             ns, path, params, caller = self._target(request)
             query = queries.parse_rest(params)
@@ -443,9 +444,8 @@ class RestApi:
         if what in self._warned or len(self._warned) >= 1000:
             return
         self._warned.add(what)
-        child = ".value" if query.order_by == "value" else "/".join(query.child)
         log.warning('namespace %s: a query on "%s" is served without an index; production mode refuses it '
-                    '(add ".indexOn": "%s" to the rules)', ns, paths.to_str(path), child)
+                    '(add ".indexOn": "%s" to the rules)', ns, paths.to_str(path), child_spec(order_child(query) or ()))
 
     @staticmethod
     def _check_write_params(params: dict[str, str]) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rtdb.core.indexspec import check_child, is_wildcard
+
 
 def _setting(default: Any, help: str, *, kind: str = "str", metavar: str = "") -> Any:
     return field(default=default, metadata={"help": help, "kind": kind, "metavar": metavar})
@@ -20,7 +22,8 @@ class Settings:
     data_dir: Path = _setting(Path("rtdb-data"), "Directory of the SQLite files, one per namespace.", kind="path",
                               metavar="DIR")
     database_url: str | None = _setting(None, "PostgreSQL connection URL (`postgresql://user@host:5432/db`; "
-                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in `?options=`, picks a schema, else it is "
+                                              "the libpq option `-csearch_path=SCHEMA`, URL-encoded in "
+                                              "`?options=`, picks a schema, else it is "
                                               "`rtdb`, created if missing): every namespace "
                                               "lives in that database instead of SQLite files in `--data-dir` (which "
                                               "still holds the server's lock). Needs `pip install rtdb[postgres]`; "
@@ -100,7 +103,8 @@ class Settings:
                                           "relied on to say they left).", kind="int", metavar="SECONDS")
     vacuum_free_percent: int = _setting(10, "Once this percentage of a namespace's file (and at least 4 MiB) is "
                                             "free pages, its writer gives them back to the file system, in small "
-                                            "steps between writes; 0: only on demand (`POST /.compact.json`).", kind="int", metavar="PERCENT")
+                                            "steps between writes; 0: only on demand (`POST /.compact.json`).",
+                                        kind="int", metavar="PERCENT")
     wal_truncate_mb: int = _setting(64, "A namespace's WAL larger than this many MiB is checkpointed and "
                                         "truncated between writes (and SQLite's `journal_size_limit`).",
                                     kind="int", metavar="MIB")
@@ -152,16 +156,13 @@ class Settings:
         return self.namespace
 
     def index_map(self) -> dict[tuple[str, ...], tuple[tuple[str, ...], ...]]:
-        from rtdb.core import path as paths
-
         out: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
         for spec in self.index:
             where, _, child = spec.rpartition(":")
             if not where or not child:
                 raise ValueError(f"--index {spec!r}: expected PATH:CHILD")
             pattern = tuple(s for s in where.split("/") if s)
-            child_path = (".value",) if child == ".value" else paths.parse(child)
-            out.setdefault(pattern, []).append(child_path)
+            out.setdefault(pattern, []).append(check_child(child))
         return {k: tuple(v) for k, v in out.items()}
 
 
@@ -265,7 +266,7 @@ def check_settings(settings: Settings) -> None:
         raise ValueError(f"--namespace: {exc.message}") from None
     for spec in settings.index:
         where = spec.rpartition(":")[0]
-        bad = [s for s in where.split("/") if s and not is_valid_key(s[1:] if s.startswith("$") else s)]
+        bad = [s for s in where.split("/") if s and not is_valid_key(s[1:] if is_wildcard(s) else s)]
         if bad:
             raise ValueError(f"--index {spec!r}: invalid key {bad[0]!r} in PATH")
         try:

@@ -1,7 +1,9 @@
 """REST streaming: ``GET /<path>.json`` with ``Accept: text/event-stream``.
 
-The stream is registered with the SSE fan-out before the initial read, so no
-commit falls between the two; the initial ``put`` reflects the read, later
+Each stream is a :class:`~rtdb.realtime.hub.Listener` of the SSE transport's own
+:class:`~rtdb.realtime.hub.Hub`, whose :class:`~rtdb.realtime.sse.SseRenderer`
+words changes as ``put``/``patch`` events. The stream is registered before the
+initial read, so no commit falls between the two; the initial ``put`` reflects the read, later
 events the ChangeSets committed after it. A denied or invalid start answers the
 usual JSON error and opens no stream.
 """
@@ -14,12 +16,14 @@ import time
 from typing import Any
 
 from rtdb.core.auth import Caller
+from rtdb.core.errors import RtdbError
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, to_plain
 from rtdb.engine.engine import Engine
+from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
-from rtdb.realtime.sse import AUTH_REVOKED, CANCEL, KEEP_ALIVE, SseFanout, SseStream, event
+from rtdb.realtime.sse import AUTH_REVOKED, CANCEL, KEEP_ALIVE, SseRenderer, event
 from rtdb.server.settings import Settings
 
 log = logging.getLogger("rtdb.sse")
@@ -36,28 +40,34 @@ class SseEndpoint:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self.fanout = SseFanout(engine.feed)
-        self.callers: dict[SseStream, Caller] = {}
+        self.fanout = Hub(engine.feed, SseRenderer())
+        self.callers: dict[Listener, Caller] = {}
 
-    async def open(self, ns: str, path: Path, caller: Caller, query: QuerySpec | None) -> tuple[SseStream, Node]:
+    async def open(self, ns: str, path: Path, caller: Caller, query: QuerySpec | None) -> tuple[Listener, Node]:
         """Register and read; raises the engine's error (the caller answers it as JSON)."""
 
         async def refresh() -> tuple[Node, int]:
             result = await self.engine.read(ns, path, caller=caller, query=query)
             return result.node, result.seq
 
-        stream = SseStream(ns, path, Outbox(), spec=query, refresh=refresh)
-        self.fanout.add(stream)
+        outbox = Outbox()
+
+        def cancel(exc: RtdbError) -> None:  # its query window could not be read again
+            outbox.send((CANCEL,))
+            outbox.close()
+
+        stream = Listener(ns, path, outbox, spec=query, refresh=refresh, on_cancel=cancel)
+        self.fanout.listen(stream)
         try:
             node, seq = await refresh()
         except BaseException:
-            self.fanout.remove(stream)
+            self.fanout.unlisten(stream)
             raise
         stream.outbox.send((event("put", (), to_plain(node)),))
         self.fanout.activate(stream, node, seq)
         return stream, node
 
-    async def serve(self, stream: SseStream, caller: Caller, receive: Any, send: Any) -> None:
+    async def serve(self, stream: Listener, caller: Caller, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         self.callers[stream] = caller
         disconnected = asyncio.ensure_future(_wait_disconnect(receive))
@@ -66,7 +76,7 @@ class SseEndpoint:
             while not disconnected.done():
                 timeout = min(self.settings.sse_keepalive_s, max(deadline - time.monotonic(), 0))
                 if caller.expires_at_ms is not None:
-                    timeout = min(timeout, max(caller.expires_at_ms / 1000 - time.time(), 0))
+                    timeout = min(timeout, max((caller.expires_at_ms - self.engine.clock()) / 1000, 0))
                 drain = asyncio.ensure_future(stream.outbox.drain())
                 done, _ = await asyncio.wait({drain, disconnected}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -74,7 +84,7 @@ class SseEndpoint:
                     drain.cancel()
                     if disconnected.done():
                         break
-                    if caller.expires_at_ms is not None and time.time() * 1000 >= caller.expires_at_ms:
+                    if caller.expires_at_ms is not None and self.engine.clock() >= caller.expires_at_ms:
                         await _send_text(send, AUTH_REVOKED)
                         break
                     if time.monotonic() >= deadline:
@@ -90,7 +100,7 @@ class SseEndpoint:
         finally:
             self.callers.pop(stream, None)
             disconnected.cancel()
-            self.fanout.remove(stream)
+            self.fanout.unlisten(stream)
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except (OSError, RuntimeError):
@@ -107,7 +117,7 @@ class SseEndpoint:
                 log.exception("re-checking an SSE stream failed")
                 allowed = False
             if not allowed:
-                self.fanout.remove(stream)
+                self.fanout.unlisten(stream)
                 stream.outbox.send((CANCEL,))
                 stream.outbox.close()
 
@@ -116,7 +126,7 @@ class SseEndpoint:
         reconnects and streams the new namespace."""
         for stream in list(self.callers):
             if stream.ns == ns:
-                self.fanout.remove(stream)
+                self.fanout.unlisten(stream)
                 stream.outbox.send((event("put", (), None),))
                 stream.outbox.close()
 

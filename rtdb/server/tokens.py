@@ -8,7 +8,6 @@ mode only, unsigned (``alg: none``) mock user tokens as the official SDKs make t
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from rtdb.core.auth import ADMIN, Caller
+from rtdb.core.auth import ADMIN, Caller, unverified_claims
 from rtdb.core.errors import Unauthenticated
 
 INVALID = "Auth token used in the request is invalid"
@@ -25,8 +24,8 @@ EXPIRED = "Auth token is expired"
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 
 
-def _now_s() -> float:
-    return time.time()
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class TokenVerifier:
@@ -40,7 +39,7 @@ class TokenVerifier:
         jwks: Path | None = None,
         audience: str | None = None,
         issuer: str | None = None,
-        clock: Callable[[], float] = _now_s,
+        clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.emulator = emulator
         self.secret = secret
@@ -76,14 +75,16 @@ class TokenVerifier:
         if unsigned:
             if not self.emulator:
                 raise Unauthenticated(INVALID)
-            claims = _unverified_claims(token)
+            claims = unverified_claims(token)
+            if claims is None:
+                raise Unauthenticated(INVALID)
         else:
-            claims = self._verified_claims(token, alg, header.get("kid"))
+            claims = self._verified_claims(token, str(alg), header.get("kid"))
         exp = claims.get("exp")
         if unsigned:
             # the SDKs' mock tokens say iat 0, exp 3600 (1970): like Firebase's emulator, never expire them
             exp = None
-        if isinstance(exp, (int, float)) and exp <= self.clock():
+        if isinstance(exp, (int, float)) and exp * 1000 <= self.clock():
             raise Unauthenticated(EXPIRED)
         expires_ms = int(exp * 1000) if isinstance(exp, (int, float)) else None
         if "d" in claims and "v" in claims:  # legacy custom token
@@ -122,17 +123,3 @@ class TokenVerifier:
         if not isinstance(claims, dict):
             raise Unauthenticated(INVALID)
         return claims
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise Unauthenticated(INVALID)
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise Unauthenticated(INVALID) from None
-    if not isinstance(claims, dict):
-        raise Unauthenticated(INVALID)
-    return claims

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from rtdb.protocol.codec import Frames
@@ -351,7 +351,7 @@ class WsProtocol(asyncio.Protocol):
         owner = self.server.endpoint.owner_of(sid) if sid else None
         if owner is None or owner == self.server.endpoint.worker:
             return None
-        return lp.forwarder.socket_of(owner)
+        return cast(str | None, lp.forwarder.socket_of(owner))
 
     def _splice(self, path: str, head: bytes) -> None:
         """Pass the socket's bytes both ways to the worker at ``path`` (its owner)."""
@@ -373,7 +373,7 @@ class WsProtocol(asyncio.Protocol):
             return
         self._pipe = pipe
         data, self._piped = bytes(self._piped or b""), None
-        pipe.write(data)  # type: ignore[attr-defined]
+        pipe.write(data)
 
     def _pipe_write(self, data: bytes) -> None:
         if self._pipe is not None:

@@ -21,8 +21,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -193,8 +193,10 @@ class GroupCommit:
 class Maintenance(Protocol):
     """Work a writer does between groups (SQLite: giving space back)."""
 
-    busy: bool
-    policy: Any
+    @property
+    def busy(self) -> bool: ...
+    @property
+    def policy(self) -> Any: ...
 
     def due_in(self) -> float | None: ...
     def abandon(self) -> list[Any]: ...
@@ -204,7 +206,9 @@ class Writer(Protocol):
     """A :class:`GroupCommit` as the writer thread drives it."""
 
     stats: StoreStats
-    space: Maintenance | None
+
+    @property
+    def space(self) -> Maintenance | None: ...
 
     def open(self) -> None: ...
     def close(self) -> None: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from rtdb.core.indexspec import VALUE, covers, is_wildcard, names
 from rtdb.core.ordering import value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.value import Node, child_at, children
@@ -18,16 +19,14 @@ class IndexDef:
     child: Path
 
     def matches(self, path: Path) -> bool:
-        return len(path) == len(self.pattern) and self.matches_prefix(path)
+        return names(self.pattern, path)
 
     def matches_prefix(self, path: Path) -> bool:
         """Whether ``path`` is, or is an ancestor of, a location the pattern names."""
-        if len(path) > len(self.pattern):
-            return False
-        return all(p.startswith("$") or p == k for p, k in zip(self.pattern, path))
+        return covers(self.pattern, path)
 
     def value_of(self, child_node: Node) -> Node:
-        v = child_node if self.child == (".value",) else child_at(child_node, self.child)
+        v = child_node if self.child == VALUE else child_at(child_node, self.child)
         return {"": 1} if children(v) else v
 
 
@@ -40,7 +39,7 @@ def index_rows_for(index: IndexDef, path: Path, node: Node) -> Iterator[tuple[Pa
         return
     segment = index.pattern[len(path)]
     kids = children(node)
-    if segment.startswith("$"):
+    if is_wildcard(segment):
         for key, child in kids.items():
             yield from index_rows_for(index, path + (key,), child)
     elif segment in kids:

@@ -123,7 +123,7 @@ class ClusterDb:
     async def _execute(self, query: str, args: Any = None) -> tuple[int, list[tuple[Any, ...]]]:
         """Run one statement: the rows it changed and the rows it returned."""
         async with self._conn() as pg:
-            cur = await pg.execute(query, args)  # type: ignore[arg-type]  # our text, not a user's
+            cur = await pg.execute(query, args)
             return cur.rowcount, (await cur.fetchall() if cur.description is not None else [])
 
     # -- nodes -------------------------------------------------------------------
@@ -144,9 +144,6 @@ class ClusterDb:
         await self._execute(
             "UPDATE rtdb_cluster_nodes SET lease_until = now() - interval '1 second' WHERE node_id = %s",
             (node_id,))
-
-    async def remove_node(self, node_id: str) -> None:
-        await self._execute("DELETE FROM rtdb_cluster_nodes WHERE node_id = %s", (node_id,))
 
     async def nodes(self) -> list[tuple[str, str, bool]]:
         """Every node row: id, address, whether its lease is live."""

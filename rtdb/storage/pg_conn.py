@@ -112,7 +112,7 @@ class PgConn:
     def execute(self, sql: str, args: Any = None, /) -> psycopg.Cursor[Any]:
         text, writes = translate(sql)
         try:
-            cur = self.pg.execute(text, args)  # type: ignore[arg-type]  # the text is ours, not a user's
+            cur = self.pg.execute(text, args)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise unavailable(exc) from exc
         if writes:
@@ -128,7 +128,7 @@ class PgConn:
         text, _ = translate(sql)
         cur = self.pg.cursor()
         try:
-            cur.executemany(text, args)  # type: ignore[arg-type]
+            cur.executemany(text, args)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise unavailable(exc) from exc
         if self.pg.pgconn.pipeline_status != pq.PipelineStatus.OFF:

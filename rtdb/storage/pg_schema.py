@@ -48,7 +48,7 @@ def with_schema(url: str) -> str:
     if "search_path" in options:
         return url
     params["options"] = f"{options} -csearch_path={DEFAULT_SCHEMA}".strip()
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 DDL = CREATE_SEARCH_SCHEMA + f"""

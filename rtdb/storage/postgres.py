@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -235,7 +235,7 @@ class PostgresBackend:
         """A write connection for one group; ``Unavailable`` when none comes within
         ``POOL_TIMEOUT_S`` (PostgreSQL down, or every connection busy that long)."""
         try:
-            return self.writers().getconn(timeout=POOL_TIMEOUT_S)
+            return cast("psycopg.Connection[Any]", self.writers().getconn(timeout=POOL_TIMEOUT_S))
         except PoolTimeout as exc:
             raise Unavailable("The database (PostgreSQL) is unavailable: no write connection") from exc
 

@@ -41,7 +41,7 @@ import msgspec
 
 from rtdb.core.ordering import key_order
 from rtdb.core.path import Path
-from rtdb.core.value import PRIORITY, VALUE, Node, as_array, int_key, to_plain
+from rtdb.core.value import PRIORITY, VALUE, Node, array_indices, int_key, to_plain
 
 FORMAT = 2
 """``PRAGMA user_version`` of a file in this layout (format 1 kept one row per node keyed by its full path)."""
@@ -252,7 +252,7 @@ class Packer:
             return
         if not frame.kids:  # an empty object is no node
             return
-        rich = frame.rich or as_array(frame.kids) is not None
+        rich = frame.rich or array_indices(frame.kids) is not None
         if not self.stack:  # the walk's top: packed where it stands
             self.emit(self._packed(frame.parent, frame.key, frame.kids, frame.priority, rich))
             return
@@ -321,7 +321,7 @@ class Packer:
 
 def _rich(kids: dict[str, Node]) -> bool:
     """Whether REST would show ``kids`` differently (priorities, arrays), at any depth."""
-    if as_array(kids) is not None:
+    if array_indices(kids) is not None:
         return True
     for key, child in kids.items():
         if key == PRIORITY:

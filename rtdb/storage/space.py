@@ -126,7 +126,7 @@ def checkpoint(conn: sqlite3.Connection, busy_ms: int, *, restore_busy_ms: int) 
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     finally:
         conn.execute(f"PRAGMA busy_timeout={int(restore_busy_ms)}")
-    return busy == 0
+    return bool(busy == 0)
 
 
 @dataclass

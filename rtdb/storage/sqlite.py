@@ -28,9 +28,10 @@ from rtdb.storage import migrate
 from rtdb.storage.files import Hold, hold
 from rtdb.storage.group import MAX_BATCH as MAX_BATCH  # for the writer process
 from rtdb.storage.group import GroupCommit, Op, StoreStats, ThreadedStore
-from rtdb.storage.space import CompactReport, SpaceKeeper, SpacePolicy, prepare
-from rtdb.storage.space import enable_incremental_vacuum as enable_incremental_vacuum  # for the migration
 from rtdb.storage.rows import PAGE_SIZE
+from rtdb.storage.space import SpaceKeeper, SpacePolicy, prepare
+from rtdb.storage.space import enable_incremental_vacuum as enable_incremental_vacuum  # for the migration
+from rtdb.storage.store import CompactReport
 from rtdb.storage.txn import SCHEMA, Txn
 
 log = logging.getLogger("rtdb.storage")
@@ -79,6 +80,8 @@ class GroupWriter(GroupCommit):
         self.stats = stats if stats is not None else StoreStats()
         self.policy = space if space is not None else SpacePolicy()
         self.txn: Txn | None = None
+        self.conn: sqlite3.Connection | None = None
+        """The write connection ``txn`` runs on, while open."""
         self.space: SpaceKeeper | None = None
         """Vacuum and checkpoint work between groups (:mod:`rtdb.storage.space`)."""
         self._hold: Hold | None = None
@@ -95,7 +98,7 @@ class GroupWriter(GroupCommit):
         try:
             migrate.ensure_current(conn, self.file.stem)  # an older file is rewritten first
             conn.executescript(SCHEMA)
-            self.txn = Txn(conn, writing=True)
+            self.txn, self.conn = Txn(conn, writing=True), conn
             self.space = SpaceKeeper.of(conn, self.file, self.policy, busy_timeout_ms=BUSY_TIMEOUT_MS)
         except BaseException:
             conn.close()
@@ -103,9 +106,9 @@ class GroupWriter(GroupCommit):
             raise
 
     def close(self) -> None:
-        if self.txn is not None:
-            self.txn.conn.close()
-            self.txn = None
+        if self.conn is not None:
+            self.conn.close()
+            self.txn = self.conn = None
         self._release()
 
     def _release(self) -> None:
@@ -116,24 +119,24 @@ class GroupWriter(GroupCommit):
     def request_compact(self, token: Any) -> None:
         """Give back every free page and truncate the WAL, between groups; :meth:`maintain`
         returns ``(token, CompactReport)`` once done."""
-        assert self.txn is not None and self.space is not None
-        self.space.request_compact(token, self.txn.conn)
+        assert self.conn is not None and self.space is not None
+        self.space.request_compact(token, self.conn)
 
     def maintain(self) -> list[tuple[Any, CompactReport]]:
         """One bounded step of vacuum or checkpoint work, outside any group (see
         :meth:`SpaceKeeper.due_in` for when); the compactions it finished. A failure is
         logged and the work dropped: giving space back must never stop the writes."""
-        txn, space = self.txn, self.space
-        if txn is None or space is None:
+        conn, space = self.conn, self.space
+        if conn is None or space is None:
             return []
         try:
-            return space.step(txn.conn)
+            return space.step(conn)
         except sqlite3.Error:
             log.exception("giving space back in %s failed", self.file.name)
-            if txn.conn.in_transaction:
-                txn.conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             tokens = space.abandon()
-            self.space = SpaceKeeper.of(txn.conn, self.file, self.policy, busy_timeout_ms=BUSY_TIMEOUT_MS)
+            self.space = SpaceKeeper.of(conn, self.file, self.policy, busy_timeout_ms=BUSY_TIMEOUT_MS)
             report = CompactReport(0, 0, 0, self.space.mode, False)
             return [(token, report) for token in tokens]
 

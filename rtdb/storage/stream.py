@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rtdb.core.document import SMALL, Json, walk
+from rtdb.core.indexspec import VALUE
 from rtdb.core.ordering import key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.servervalue import resolve
@@ -211,7 +212,7 @@ class _Rows:
             self.txn.conn.execute("DELETE FROM index_entries WHERE ix = ? AND parent = ? AND key = ?",
                                   (ix.id, path_key(parent), key))
             return
-        value = self.txn.shallow(at if ix.child == (".value",) else at + ix.child)
+        value = self.txn.shallow(at if ix.child == VALUE else at + ix.child)
         self.txn.conn.execute(_UPSERT_ENTRY, (ix.id, path_key(parent), key,
                                               value_sort_bytes({"": 1} if children(value) else value),
                                               key_sort_bytes(key)))

@@ -13,15 +13,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
+from rtdb.core.indexspec import VALUE, order_child
 from rtdb.core.ordering import key_order, key_sort_bytes, value_sort_bytes
 from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import (
-    PRIORITY, Node, as_array, child_at, children, int_key, is_leaf, replace_at, to_plain,
+    PRIORITY,
+    Node,
+    array_indices,
+    as_array,
+    child_at,
+    children,
+    is_leaf,
+    replace_at,
+    to_plain,
 )
 from rtdb.storage.indexes import IndexDef, index_rows_for
 from rtdb.storage.rows import (
@@ -123,7 +132,8 @@ class Connection(Protocol):
     """What a :class:`Txn` needs of a connection: ``sqlite3.Connection``, or
     :class:`rtdb.storage.pg_conn.PgConn` over psycopg."""
 
-    total_changes: int
+    @property
+    def total_changes(self) -> int: ...
 
     def execute(self, sql: str, args: Any = ..., /) -> Any: ...
     def executemany(self, sql: str, args: Iterable[Any], /) -> Any: ...
@@ -132,8 +142,10 @@ class Connection(Protocol):
 class Dialect(Protocol):
     """What differs between the databases a :class:`Txn` runs on."""
 
-    cell: Callable[[Any], Any] | None
-    """Encodes a value written to a ``value`` or ``priority`` column (``None``: as it is)."""
+    @property
+    def cell(self) -> Callable[[Any], Any] | None:
+        """Encodes a value written to a ``value`` or ``priority`` column (``None``: as it is)."""
+        ...
 
     def data_version(self, conn: Connection) -> int:
         """Moves when another connection may have changed the declared indexes (or the seq)."""
@@ -414,18 +426,19 @@ class Txn:
         """The rows below the object row at path key ``p``, parents before children."""
         lo, hi = below(p)
         if hi is None:
-            return self.conn.execute(
+            return cast(Cursor, self.conn.execute(
                 "SELECT parent, ksort, kind, value, priority FROM nodes WHERE ksort != x'' ORDER BY parent, ksort"
-            )
-        return self.conn.execute(
+            ))
+        return cast(Cursor, self.conn.execute(
             "SELECT parent, ksort, kind, value, priority FROM nodes WHERE parent >= ? AND parent < ? "
             "ORDER BY parent, ksort",
             (lo, hi),
-        )
+        ))
 
     def _child_rows(self, p: str, columns: str = "ksort, kind, value, priority") -> Cursor:
         # ksort > x'': the root's own row shares the parent "" with the root's children
-        return self.conn.execute(f"SELECT {columns} FROM nodes WHERE parent = ? AND ksort > x'' ORDER BY ksort", (p,))
+        return cast(Cursor, self.conn.execute(
+            f"SELECT {columns} FROM nodes WHERE parent = ? AND ksort > x'' ORDER BY ksort", (p,)))
 
     # -- reads ----------------------------------------------------------------
     def node(self, path: Path, *, plain: bool = False, raw: bool = False) -> Node:
@@ -591,10 +604,10 @@ class Txn:
         return [r[0] for r in self.conn.execute(" ".join(sql), args)]
 
     def find_index(self, path: Path, spec: QuerySpec) -> IndexDef | None:
-        if spec.order_by not in ("child", "value"):
+        child = order_child(spec)
+        if child is None:
             return None
         self.refresh_if_shared_changed()  # indexes another connection declared since this one looked
-        child = (".value",) if spec.order_by == "value" else spec.child
         for index in self.indexes:
             if index.child == child and index.matches(path):
                 return index
@@ -614,10 +627,10 @@ class Txn:
     def _export(self, p: str, priority: Any, keep: bool) -> Iterator[str]:
         rows = self._child_rows(p).fetchall()
         keys = [key_of(r[0]) for r in rows]
-        as_array = not keep and _is_array(keys)
-        yield "[" if as_array else "{"
-        if as_array:
-            by_index = {int(k): r for k, r in zip(keys, rows)}
+        indices = None if keep else array_indices(keys)
+        yield "[" if indices is not None else "{"
+        if indices is not None:
+            by_index = dict(zip(indices, rows))
             for i in range(max(by_index) + 1):
                 if i:
                     yield ","
@@ -809,7 +822,7 @@ class Txn:
         if child is UNKNOWN:
             exists = self.exists(child_path)
             if exists:
-                where = child_path if index.child == (".value",) else child_path + index.child
+                where = child_path if index.child == VALUE else child_path + index.child
                 value = self.shallow(where)
         else:
             exists = child is not None
@@ -827,14 +840,6 @@ class Txn:
 
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
-
-
-def _is_array(keys: list[str]) -> bool:
-    """Firebase's heuristic: all keys non-negative integers, more than half of 0..max present."""
-    numbers = [int_key(k) for k in keys]
-    if not numbers or any(n is None or n < 0 for n in numbers):
-        return False
-    return max(n for n in numbers if n is not None) < 2 * len(numbers)
 
 
 def _comparable(node: Node) -> Node:

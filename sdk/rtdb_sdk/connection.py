@@ -14,8 +14,6 @@ requests are re-sent.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import random
 import time
@@ -25,14 +23,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from msgspec import UNSET
-from rtdb_sdk.synctree import ListenRequest
-from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
+from rtdb.core.auth import unverified_claims
 from rtdb.core.path import Path
 from rtdb.protocol import messages as m
 from rtdb.protocol.client import KEEPALIVE_FRAME, ClientProtocol, ServerEvent, build_request, request_path
 from rtdb.protocol.errors import ProtocolError
 from rtdb.protocol.query import DEFAULT_QUERY_ID, from_spec, query_id
+from rtdb_sdk.synctree import ListenRequest
+from rtdb_sdk.transport import DatabaseUrl, Socket, Transport, websocket_transport
 
 log = logging.getLogger("rtdb_sdk")
 
@@ -64,27 +63,15 @@ def parse_push_path(raw: str) -> Path:
     return tuple(s for s in raw.split("/") if s)
 
 
-def _claims(token: str) -> dict[str, Any] | None:
-    """The (unverified) claims of a JWT; ``None`` for anything else."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
 def is_user_token(token: str) -> bool:
     """JWTs with an ``iat`` claim go with ``auth``; anything else (``owner``) with ``gauth``."""
-    claims = _claims(token)
+    claims = unverified_claims(token)
     return claims is not None and "iat" in claims
 
 
 def token_expiry(token: str) -> float | None:
     """The ``exp`` claim of a JWT (seconds since the epoch), if it has one."""
-    claims = _claims(token)
+    claims = unverified_claims(token)
     exp = claims.get("exp") if claims is not None else None
     return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
@@ -108,8 +95,10 @@ class Connection:
         transport: Transport | None = None,
         min_delay: float = 1.0,
         max_delay: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.clock = clock  # wall-clock seconds, compared with a token's ``exp``
         self.delegate = delegate
         self.token = token
         self.token_provider = token_provider
@@ -365,7 +354,7 @@ class Connection:
         expiry = token_expiry(self.token) if self.token and self.token_provider is not None else None
         if expiry is None:
             return
-        lifetime = expiry - time.time()
+        lifetime = expiry - self.clock()
         delay = max(lifetime - REFRESH_AHEAD_S, lifetime * 0.8, 1.0)
         self._refresh_timer = asyncio.get_running_loop().call_later(delay, self._refresh_now)
 

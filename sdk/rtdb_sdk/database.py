@@ -6,15 +6,14 @@ from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
+from rtdb.core.path import Path
+from rtdb.core.query import QuerySpec
+from rtdb.core.value import Node
 from rtdb_sdk.connection import TokenProvider
 from rtdb_sdk.reference import Reference, parse_path
 from rtdb_sdk.repo import Repo
 from rtdb_sdk.snapshot import DataSnapshot
 from rtdb_sdk.transport import Transport, parse_database_url
-
-from rtdb.core.path import Path
-from rtdb.core.query import QuerySpec
-from rtdb.core.value import Node
 
 
 class Database:

@@ -105,9 +105,6 @@ class Persistence:
         db.execute("DELETE FROM server_cache")
         db.execute("INSERT INTO server_cache VALUES ('', 0, ?)", (_encode(root),))
 
-    def row_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM server_cache").fetchone()[0])
-
     def close(self) -> None:
         self.flush()
         self._db.close()

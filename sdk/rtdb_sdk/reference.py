@@ -7,18 +7,17 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rtdb.core import path as paths
+from rtdb.core.errors import RtdbError
+from rtdb.core.path import Path
+from rtdb.core.query import Bound, OrderBy, QuerySpec
+from rtdb.protocol.query import from_spec, query_id
 from rtdb_sdk.errors import InvalidArgument
 from rtdb_sdk.events import EventType, Registration
 from rtdb_sdk.repo import check_value
 from rtdb_sdk.snapshot import DataSnapshot
 from rtdb_sdk.synctree import INFO
 from rtdb_sdk.transaction import run_transaction
-
-from rtdb.core import path as paths
-from rtdb.core.errors import RtdbError
-from rtdb.core.path import Path
-from rtdb.core.query import Bound, OrderBy, QuerySpec
-from rtdb.protocol.query import from_spec, query_id
 
 if TYPE_CHECKING:
     from rtdb_sdk.database import Database

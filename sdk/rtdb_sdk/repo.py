@@ -16,6 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rtdb.core import path as paths
+from rtdb.core.errors import RtdbError
+from rtdb.core.path import Path
+from rtdb.core.pushid import PushIdGenerator
+from rtdb.core.query import QuerySpec
+from rtdb.core.value import Node, normalize
+from rtdb.protocol.client import request_path
+from rtdb.protocol.query import DEFAULT_QUERY_ID, from_spec
 from rtdb_sdk.connection import Connection, TokenProvider
 from rtdb_sdk.errors import DatabaseError, InvalidArgument, Offline, error_for_status, listen_error
 from rtdb_sdk.eventqueue import EventQueue
@@ -25,15 +33,6 @@ from rtdb_sdk.persistence import Persistence
 from rtdb_sdk.servervalues import resolve_locally
 from rtdb_sdk.synctree import INFO, Effects, ListenRequest, SyncTree, is_info
 from rtdb_sdk.transport import DatabaseUrl, Transport
-
-from rtdb.core import path as paths
-from rtdb.core.errors import RtdbError
-from rtdb.core.path import Path
-from rtdb.core.pushid import PushIdGenerator
-from rtdb.core.query import QuerySpec
-from rtdb.core.value import Node, normalize
-from rtdb.protocol.client import request_path
-from rtdb.protocol.query import DEFAULT_QUERY_ID, from_spec
 
 log = logging.getLogger("rtdb_sdk")
 
@@ -64,7 +63,8 @@ class Repo:
         self.tree = SyncTree()
         self.queue = EventQueue(self._deliver)
         self.conn = Connection(
-            url, self, token=token, token_provider=token_provider, transport=transport, min_delay=min_reconnect_delay
+            url, self, token=token, token_provider=token_provider, transport=transport, min_delay=min_reconnect_delay,
+            clock=clock,
         )
         self.snapshot: SnapshotFactory = lambda path, node, spec: node
         self.clock = clock

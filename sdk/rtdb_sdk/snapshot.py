@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from rtdb_sdk.nodetree import get_node
-
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, children, priority_of, to_plain
+from rtdb_sdk.nodetree import get_node
 
 if TYPE_CHECKING:
     from rtdb_sdk.reference import Reference

@@ -18,17 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rtdb_sdk.events import Event, Registration
-from rtdb_sdk.nodetree import NodeTree, get_node
-from rtdb_sdk.view import Change, View
-from rtdb_sdk.writetree import Write, WriteTree
-
 from rtdb.core.hash import node_hash
 from rtdb.core.path import Path
 from rtdb.core.pathmap import PathMap
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import PRIORITY, Node, children
 from rtdb.protocol.query import DEFAULT_QUERY_ID
+from rtdb_sdk.events import Event, Registration
+from rtdb_sdk.nodetree import NodeTree, get_node
+from rtdb_sdk.view import Change, View
+from rtdb_sdk.writetree import Write, WriteTree
 
 INFO: Path = (".info",)
 ListenKey = tuple[Path, str]
@@ -110,9 +109,6 @@ class SyncTree:
 
     def listen_request(self, path: Path, query_id: str) -> ListenRequest | None:
         return self._listens.get((path, query_id))
-
-    def active_listens(self) -> list[ListenRequest]:
-        return list(self._listens.values())
 
     def view(self, path: Path, query_id: str) -> View | None:
         views = self._views.get(path)
@@ -295,9 +291,6 @@ class SyncTree:
         """Treat the server cache at ``path`` as complete until a listen answers (persistence)."""
         if self._complete.get(path) is None:
             self._set_complete(path, False)
-
-    def cached_paths(self) -> list[Path]:
-        return [p for p, _ in self._complete.items() if not is_info(p)]
 
     # -- event generation ----------------------------------------------------------------
     def _refresh_around(self, paths: Iterable[Path], *, server_only: bool = False, revert: bool = False) -> list[Event]:

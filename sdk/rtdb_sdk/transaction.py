@@ -15,17 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rtdb_sdk.errors import MaxRetries, error_for_status
-from rtdb_sdk.events import Registration
-from rtdb_sdk.repo import Repo, check_value, check_writable
-from rtdb_sdk.servervalues import resolve_locally
-
 from rtdb.core import path as paths
 from rtdb.core.hash import node_hash
 from rtdb.core.path import Path
 from rtdb.core.value import Node, priority_of, to_plain, with_priority
 from rtdb.protocol.client import request_path
 from rtdb.protocol.query import DEFAULT_QUERY_ID
+from rtdb_sdk.errors import MaxRetries, error_for_status
+from rtdb_sdk.events import Registration
+from rtdb_sdk.repo import Repo, check_value, check_writable
+from rtdb_sdk.servervalues import resolve_locally
 
 MAX_ATTEMPTS = 25
 FIRST_DATA_TIMEOUT_S = 5.0

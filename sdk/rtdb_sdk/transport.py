@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from rtdb_sdk.errors import InvalidArgument
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from rtdb_sdk.errors import InvalidArgument
 
 USER_AGENT = "Firebase/5/rtdb-python/0.1"
 

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rtdb_sdk.events import EventType, Registration
-from rtdb_sdk.nodetree import NodeTree, child, is_object
-
 from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node, children, priority_of, same
+from rtdb_sdk.events import EventType, Registration
+from rtdb_sdk.nodetree import NodeTree, child, is_object
 
 DEFAULT_SPEC = QuerySpec()
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rtdb_sdk.nodetree import get_node, set_node
-
 from rtdb.core.path import Path
+from rtdb_sdk.nodetree import get_node, set_node
 
 Node = object
 
@@ -28,10 +27,6 @@ class Write:
     node: Node = None
     children: dict[Path, Node] | None = None
     raw: object = None
-
-    @property
-    def is_merge(self) -> bool:
-        return self.children is not None
 
     def entries(self) -> Iterator[tuple[Path, Node]]:
         """Every ``(absolute path, node)`` this write sets."""

@@ -53,7 +53,7 @@ class DocSession:
     """One connection of ``doc`` to the server's document. Local changes are sent as they are
     made; the server's arrive in the background."""
 
-    def __init__(self, socket: ClientConnection, doc: Doc) -> None:
+    def __init__(self, socket: ClientConnection, doc: Doc[Any]) -> None:
         self.socket = socket
         self.doc = doc
         self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -125,7 +125,7 @@ class DocSession:
 
 
 @contextlib.asynccontextmanager
-async def open_doc(url: str, path: str, *, auth: str | None = None, doc: Doc | None = None,
+async def open_doc(url: str, path: str, *, auth: str | None = None, doc: Doc[Any] | None = None,
                    **connect_options: Any) -> AsyncIterator[DocSession]:
     """Connect ``doc`` (a new ``pycrdt.Doc`` by default) to the document at ``path``."""
     socket = await connect(doc_url(url, path, auth=auth), max_size=MAX_MESSAGE_BYTES, **connect_options)

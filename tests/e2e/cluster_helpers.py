@@ -31,7 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningServer, free_port
+from conftest import RunningServer
+from server_process import free_port, stop
 from websockets.sync.client import ClientConnection, connect
 
 REDIS_URL = os.environ.get("RTDB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -208,13 +209,7 @@ class Nginx:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # fast shutdown: the master stops its workers
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)  # SIGTERM is nginx's fast shutdown: the master stops its workers
         self.proc = None
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -242,9 +237,7 @@ class PrivateRedis:
         wait_until(lambda: listening("127.0.0.1", self.port), 10, "redis-server to listen")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc, signal.SIGKILL)
         self.proc = None
 
     def close(self) -> None:

@@ -17,6 +17,13 @@ from websockets.sync.client import ClientConnection, connect
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    """The app in this test process (conftest's ``InProcessServer``); tests that need a process
+    of their own start one with ``server_factory``."""
+    return inproc_server
+
 ADMIN = {"Authorization": "Bearer owner"}
 SEED = {"a": 1, "b": {"c": "x"}}
 DEEP_OBJECT = '{"a":' * 10_000 + "1" + "}" * 10_000

@@ -55,6 +55,7 @@ def _run_node(test_files: list[str], server: Any, tmp_path: Path) -> None:
     sys.stdout.write(proc.stdout[-5000:])
     if proc.returncode != 0:
         pytest.fail(
-            f"node --test {' '.join(test_files)} failed ({proc.returncode}):\n{proc.stdout[-30000:]}\n{proc.stderr[-5000:]}"
+            f"node --test {' '.join(test_files)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-30000:]}\n{proc.stderr[-5000:]}"
             f"\n--- server log ---\n{server.log()[-10000:]}"
         )

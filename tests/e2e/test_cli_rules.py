@@ -20,7 +20,8 @@ BROKEN = """{
     ".bogus": true
   }
 }"""
-QUERIES = '{"rules": {"users": {".indexOn": "age", ".read": "query.orderByChild == \'age\' && query.limitToFirst <= 10"}}}'
+QUERIES = ('{"rules": {"users": {".indexOn": "age", '
+           '".read": "query.orderByChild == \'age\' && query.limitToFirst <= 10"}}}')
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 from cluster_helpers import Cluster, PrivatePostgres, PrivateRedis, require_redis, wait_until, wires
+from unit.storage.pg_service import fresh_url
 
 from rtdb.core.hash import node_hash
 from rtdb.core.value import normalize
-from unit.storage.pg_service import fresh_url
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,6 @@ def test_concurrent_writers_on_three_nodes_give_every_client_one_order(cluster: 
     hosts = [n1.host, n1.host, n2.host, n2.host, n3.host, n3.host, cluster.nginx.host, cluster.nginx.host]
     with wires(n1.host, 1, "order") as (w1,), wires(n2.host, 1, "order") as (w2,), \
             wires(n3.host, 1, "order") as (w3,):
-        listeners = []
         with _many(hosts, "order") as listeners:
             for w in [*listeners, w1, w2, w3]:
                 assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"

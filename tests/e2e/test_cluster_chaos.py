@@ -26,7 +26,6 @@ import httpx
 import psycopg
 import pytest
 from cluster_helpers import Cluster, NodeScript, require_redis, tcp_sockets, wait_until, wires
-
 from unit.storage.pg_service import fresh_url
 
 pytestmark = pytest.mark.e2e

@@ -40,7 +40,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def sse_events(url: str, headers: dict[str, str], until: Any, trigger: Any, timeout: float = 10) -> list[dict[str, Any]]:
+def sse_events(
+    url: str, headers: dict[str, str], until: Any, trigger: Any, timeout: float = 10,
+) -> list[dict[str, Any]]:
     """The ``data`` of the events of the stream at ``url`` until ``until(events)`` holds; ``trigger()``
     runs once the stream is open."""
     events: list[dict[str, Any]] = []

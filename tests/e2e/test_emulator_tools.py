@@ -7,10 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import error_of
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    """The app in this test process (conftest's ``InProcessServer``); tests that need a process
+    of their own start one with ``server_factory``."""
+    return inproc_server
 OWNER = {"Authorization": "Bearer owner"}
 RULES = '{"rules": {".read": true, "open": {".write": true}, "closed": {".write": false}}}'
 

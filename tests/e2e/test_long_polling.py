@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import RunningServer
-from lp_client import SEGMENT, LPClient, encode, pack, parse_answer, split
+from lp_client import SEGMENT, LPClient, encode, parse_answer, split
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

@@ -17,9 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from cluster_helpers import Cluster, Wire, require_redis, wait_until
-from websockets.sync.client import connect
-
 from unit.storage.pg_service import fresh_url
+from websockets.sync.client import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -36,7 +36,8 @@ def test_rest_and_websocket_writes_reads_and_listens_are_served_from_postgresql(
     import psycopg
 
     url = pg_server.url
-    assert httpx.put(f"{url}/users/ada.json?ns=pg", json={"name": "Ada", "nul": "a\u0000b", "n": 2**60}).status_code == 200
+    ada = {"name": "Ada", "nul": "a\u0000b", "n": 2**60}
+    assert httpx.put(f"{url}/users/ada.json?ns=pg", json=ada).status_code == 200
     with open_wires(pg_server.host, 2, ns="pg") as (listener, writer):
         assert listener.request("q", {"p": "/users", "h": ""})["s"] == "ok"
         listener.wait(lambda: _values(listener.pushes) != [])

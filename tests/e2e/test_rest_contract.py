@@ -15,6 +15,14 @@ from conftest import error_of
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    """The app in this test process (conftest's ``InProcessServer``: the production app and
+    protocols, no interpreter start-up per test); tests that need a process of their own
+    (its log, its flags) start one with ``server_factory``."""
+    return inproc_server
+
 OWNER = {"Authorization": "Bearer owner"}
 ASK_ETAG = {"X-Firebase-ETag": "true"}
 
@@ -264,7 +272,9 @@ def test_production_mode_answers_a_caller_who_may_not_read_permission_denied_not
     assert error_of(streamed, 401) == "Permission denied"
 
 
-def test_emulator_mode_serves_an_unindexed_query_and_logs_a_warning(server: Any, http: httpx.Client) -> None:
-    put(http, "/dinos", {"a": {"height": 3}, "b": {"height": 1}})
-    assert keys(http.get("/dinos.json", params={"orderBy": '"height"', "limitToFirst": "1"})) == ["b"]
+def test_emulator_mode_serves_an_unindexed_query_and_logs_a_warning(server_factory: Callable[..., Any]) -> None:
+    server = server_factory("--emulator")  # a process of its own: the warning is read from its log
+    with httpx.Client(base_url=server.url) as http:
+        put(http, "/dinos", {"a": {"height": 3}, "b": {"height": 1}})
+        assert keys(http.get("/dinos.json", params={"orderBy": '"height"', "limitToFirst": "1"})) == ["b"]
     assert '".indexOn": "height"' in server.log()

@@ -16,6 +16,14 @@ from conftest import error_of
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    """The app in this test process (conftest's ``InProcessServer``: the production app and
+    protocols, no interpreter start-up per test); tests that need a process of their own
+    (its log, its flags) start one with ``server_factory``."""
+    return inproc_server
+
 PUSH_CHARS = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 INVALID_TOKEN = "Invalid path: Invalid token in path"
 NO_DATA = "Error: No data supplied."

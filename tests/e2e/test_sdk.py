@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-import rtdb_sdk
 from e2e.sdk_helpers import Events, barrier, child_render, fresh_ns
-from rtdb_sdk.transport import Socket, websocket_transport
 
+import rtdb_sdk
 from rtdb.core.hash import node_hash
+from rtdb_sdk.transport import Socket, websocket_transport
 
 pytestmark = pytest.mark.e2e
 
@@ -695,6 +695,7 @@ class Tokens:
         self.lifetime = lifetime
         self.first_expired = first_expired
         self.calls: list[bool] = []
+        self.expiries: list[int] = []  # each issued token's exp
 
     async def __call__(self, force_refresh: bool) -> str:
         import time
@@ -704,6 +705,7 @@ class Tokens:
         self.calls.append(force_refresh)
         now = int(time.time())
         exp = now - 10 if self.first_expired and len(self.calls) == 1 else now + self.lifetime
+        self.expiries.append(exp)
         claims = {"sub": self.uid, "user_id": self.uid, "iat": now - 20, "exp": exp}
         return jwt.encode(claims, TOKEN_SECRET, algorithm="HS256")
 
@@ -716,14 +718,24 @@ def token_server(server_factory: Any, tmp_path: Path) -> Any:
 
 
 async def test_a_token_provider_keeps_the_connection_authenticated_past_each_tokens_expiry(token_server: Any) -> None:
-    tokens = Tokens("ann", lifetime=6)  # refreshed at 80 % of what is left: >= 1 s before it expires
-    async with rtdb_sdk.connect(url(token_server, fresh_ns()), token_provider=tokens) as db:
+    import time
+
+    # The SDK's clock runs 2.5 s ahead of the server's, so it sees at most 0.5 s left on a
+    # 3 s token and refreshes at its floor of 1 s, >= 1 s before the server expires the token.
+    tokens = Tokens("ann", lifetime=3)
+    ahead = lambda: time.time() + 2.5  # noqa: E731
+    async with rtdb_sdk.Database(url(token_server, fresh_ns()), token_provider=tokens, clock=ahead) as db:
         mine = db.reference("private/ann")
         events = Events()
         cancelled: list[Exception] = []
         mine.on_value(events, on_cancel=cancelled.append)
         await mine.set(1)
-        await asyncio.sleep(8)  # the first token has expired; the provider was asked ahead of it
+        deadline = time.monotonic() + 30
+        while True not in tokens.calls[1:]:  # the provider is asked ahead of the expiry
+            assert time.monotonic() < deadline, tokens.calls
+            await asyncio.sleep(0.02)
+        assert time.time() < tokens.expiries[0]  # ...before the server would refuse the first token
+        await asyncio.sleep(tokens.expiries[0] + 0.2 - time.time())  # the server's clock passes the first exp
         await mine.set(2)  # still authenticated: no permission error
         await events.wait_until(lambda items: items[-1] == 2)
         assert cancelled == [] and db._repo.conn.connect_count == 1  # no revoked listen, no reconnect

@@ -18,6 +18,13 @@ from websockets.sync.client import ClientConnection, connect
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    """The app in this test process (conftest's ``InProcessServer``); tests that need a process
+    of their own start one with ``server_factory``."""
+    return inproc_server
+
+
 @contextmanager
 def _open(server: RunningServer, path: str = "/.ws?v=5&ns=native") -> Iterator[ClientConnection]:
     with connect(f"ws://{server.host}{path}", open_timeout=5) as ws:

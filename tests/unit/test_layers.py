@@ -1,5 +1,6 @@
-"""Imports flow one way (DESIGN.md): core ← rules, protocol, storage, realtime ← engine ← server ← cli;
-core, protocol ← sdk. Pure layers import no I/O frameworks."""
+"""Imports flow one way (DESIGN.md): core ← rules, protocol, storage, realtime ← engine ← server ←
+runner ← cli; core, protocol ← sdk; process (spawning rtdb's child processes) under everything.
+Pure layers import no I/O frameworks."""
 
 import ast
 from pathlib import Path
@@ -7,19 +8,22 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 
 ALLOWED = {
+    "rtdb.process": {"rtdb.process"},
     "rtdb.core": {"rtdb.core"},
     "rtdb.rules": {"rtdb.core", "rtdb.rules"},
     "rtdb.protocol": {"rtdb.core", "rtdb.protocol"},
     "rtdb.storage": {"rtdb.core", "rtdb.storage"},
     "rtdb.realtime": {"rtdb.core", "rtdb.protocol", "rtdb.realtime"},
-    "rtdb.engine": {"rtdb.core", "rtdb.rules", "rtdb.protocol", "rtdb.storage", "rtdb.realtime", "rtdb.engine"},
+    "rtdb.engine": {"rtdb.core", "rtdb.rules", "rtdb.protocol", "rtdb.storage", "rtdb.realtime", "rtdb.engine",
+                    "rtdb.process"},
     "rtdb.server": {"rtdb.core", "rtdb.rules", "rtdb.protocol", "rtdb.storage", "rtdb.realtime", "rtdb.engine",
                     "rtdb.server"},
+    "rtdb.runner": {"rtdb"},
     "rtdb_cli": {"rtdb", "rtdb_cli"},
     "rtdb_sdk": {"rtdb.core", "rtdb.protocol", "rtdb_sdk"},
 }
 PURE = {"rtdb.core", "rtdb.rules", "rtdb.protocol"}
-IO_MODULES = {"asyncio", "sqlite3", "aiosqlite", "litestar", "uvicorn", "httpx", "websockets"}
+IO_MODULES = {"asyncio", "sqlite3", "litestar", "uvicorn", "httpx", "websockets"}
 FOLDERS = {"rtdb": "rtdb", "cli/rtdb_cli": "rtdb_cli", "sdk/rtdb_sdk": "rtdb_sdk"}
 
 
@@ -77,7 +81,9 @@ def test_pure_layers_do_no_io() -> None:
 
 def test_the_checker_sees_a_wrong_import() -> None:
     assert _layer("rtdb.core.value") == "rtdb.core"
+    assert _layer("rtdb.runner.workers") == "rtdb.runner"
     assert "rtdb.engine" not in ALLOWED["rtdb.storage"]
+    assert "rtdb.runner" not in ALLOWED["rtdb.server"]
 
 
 # The storage seam: outside rtdb.storage, code depends on rtdb.storage.store's protocols. Only

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from rtdb_cli.main import build_parser
-
 from rtdb.server.settings import Settings, markdown_table
+from rtdb_cli.main import build_parser
 
 ROOT = Path(__file__).parents[2]
 

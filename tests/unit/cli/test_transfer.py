@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rtdb_cli.errors import CliError
-from rtdb_cli.transfer import run_export, run_import
 
 from rtdb.core.document import SMALL
 from rtdb.core.value import normalize, to_plain
 from rtdb.server.settings import Settings
+from rtdb_cli.errors import CliError
+from rtdb_cli.transfer import run_export, run_import
 
 EXISTING = {"keep": {"me": "please"}}
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from rtdb.core.errors import RtdbError
-from rtdb.core.value import normalize, replace_at, same, shallow, to_plain
+from rtdb.core.value import array_indices, as_array, normalize, replace_at, same, shallow, to_plain
 
 CASES = json.loads((Path(__file__).parents[2] / "cases/core/validation.json").read_text())["cases"]
 
@@ -94,3 +94,13 @@ def test_a_chain_of_value_wrappers_thousands_deep_is_refused_without_recursing()
         value = {".value": value}
     with pytest.raises(RtdbError, match="primitive"):
         normalize(value)
+
+
+def test_array_indices_is_the_heuristic_as_array_uses() -> None:
+    assert array_indices(["0", "2", "1"]) == [0, 2, 1]
+    assert array_indices(["0", "4"]) is None  # 0..4 with two present: too sparse
+    assert array_indices(["0", "2"]) == [0, 2]
+    assert array_indices([]) is None
+    assert array_indices(["0", "-1"]) is None
+    assert array_indices(["0", "a"]) is None
+    assert as_array({"1": "b", "0": "a", "3": "d"}) == ["a", "b", None, "d"]

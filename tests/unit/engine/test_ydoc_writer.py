@@ -183,7 +183,8 @@ async def test_a_document_made_after_ordinary_writes_guards_its_mirror_at_once(e
     assert isinstance(overwrite, InvalidData) and "JSON mirror" in str(overwrite)
     with pytest.raises(InvalidData, match="JSON mirror"):
         await engine.set("t", DOC + ("content",), "y", caller=ADMIN)
-    other = Engine(tmp_path, access=RulesAccess(Ruleset.compile(RULES)), synchronous="NORMAL")  # another writer of the same file (as --workers)
+    # another writer of the same file (as --workers)
+    other = Engine(tmp_path, access=RulesAccess(Ruleset.compile(RULES)), synchronous="NORMAL")
     try:
         await other.set("u", ("a",), 1, caller=ADMIN)
         editor.text += "!"

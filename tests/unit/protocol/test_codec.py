@@ -121,19 +121,6 @@ def test_wire_query_keeps_null_bounds_apart_from_absent_ones() -> None:
     assert q.sp is None and q.ep is msgspec.UNSET
 
 
-@pytest.mark.parametrize(
-    ("raw", "path", "priority"),
-    [
-        ("/", (), False),
-        ("/users/alice", ("users", "alice"), False),
-        ("/pri/a/.priority", ("pri", "a"), True),
-        ("/héllo wörld/✓", ("héllo wörld", "✓"), False),
-    ],
-)
-def test_request_paths_parse_with_priority_suffix(raw: str, path: tuple[str, ...], priority: bool) -> None:
-    assert codec.parse_request_path(raw) == (path, priority)
-
-
 DEEP = '{"a":' * 10_000 + "1" + "}" * 10_000
 
 

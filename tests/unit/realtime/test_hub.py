@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from typing import Any
+
+import pytest
 
 from rtdb.core.changes import Change, ChangeSet
 from rtdb.core.errors import PermissionDenied, RtdbError
+from rtdb.core.path import Path
 from rtdb.core.query import Bound, QuerySpec
 from rtdb.core.value import Node
 from rtdb.realtime.broker import InProcessBroker, SeqOrderer
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
+from rtdb.realtime.wire import WireRenderer
 
 NS = "demo"
 
@@ -42,7 +48,7 @@ def _active(hub: Hub, path: tuple[str, ...], node: Node = None, seq: int = 0, **
 
 def test_listeners_at_ancestors_get_one_shared_overwrite_at_the_written_path() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     _, root = _active(hub, ())
     _, users = _active(hub, ("users",))
     _, other = _active(hub, ("other",))
@@ -55,7 +61,7 @@ def test_listeners_at_ancestors_get_one_shared_overwrite_at_the_written_path() -
 
 def test_listeners_below_a_write_get_their_own_part_only() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     _, alice = _active(hub, ("users", "alice", "name"))
     _, bob = _active(hub, ("users", "bob"))
     broker.publish(_set(1, ("users",), {"alice": {"name": "A"}, "bob": 1}, {"alice": {"name": "B"}, "bob": 1}))
@@ -65,7 +71,7 @@ def test_listeners_below_a_write_get_their_own_part_only() -> None:
 
 def test_multi_path_update_is_a_merge_at_the_base_and_split_below_it() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     _, top = _active(hub, ("u",))
     _, alice = _active(hub, ("u", "alice"))
     _, city = _active(hub, ("u", "alice", "address", "city"))
@@ -80,9 +86,46 @@ def test_multi_path_update_is_a_merge_at_the_base_and_split_below_it() -> None:
     assert _messages(city) == []
 
 
+class _Recorder:
+    """A renderer that names what it was asked for."""
+
+    def __init__(self, shares_base: bool) -> None:
+        self.shares_base = shares_base
+        self.asked: list[tuple[Path, int]] = []
+
+    def render_changes(
+        self, at: Path, changeset: ChangeSet, changes: Sequence[Change], covers_base: bool
+    ) -> tuple[str, ...] | None:
+        self.asked.append((at, len(changes)))
+        return ("/".join(at) if not (covers_base and self.shares_base) else "base",)
+
+    def render_window(self, at: Path, node: Node, tag: int | None) -> tuple[str, ...]:
+        return ("window",)
+
+    def render_merge(self, at: Path, entries: dict[str, Node], tag: int | None) -> tuple[str, ...]:
+        return ("merge",)
+
+
+@pytest.mark.parametrize("shares_base", [True, False])
+def test_the_renderer_is_asked_once_per_distinct_message(shares_base: bool) -> None:
+    broker = InProcessBroker()
+    renderer = _Recorder(shares_base)
+    hub = Hub(broker, renderer)
+    root, top, top_too, deep, other = (_active(hub, p)[1] for p in ((), ("u",), ("u",), ("u", "a", "x"), ("v",)))
+    broker.publish(_update(1, ("u",), (("a", "x"), 1, 2), (("b",), None, 3)))
+    if shares_base:
+        assert renderer.asked == [((), 2), (("u", "a", "x"), 1)]
+        assert root._queue == top._queue == top_too._queue == [("base",)]
+    else:
+        assert renderer.asked == [((), 2), (("u",), 2), (("u", "a", "x"), 1)]
+        assert root._queue == [("",)] and top._queue == top_too._queue == [("u",)]
+    assert deep._queue == [("u/a/x",)] and other._queue == []
+    assert hub.metrics.payloads_encoded == len(renderer.asked)
+
+
 def test_a_pending_listener_replays_only_changes_newer_than_its_read() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     outbox = Outbox()
     listener = hub.listen(Listener(NS, ("k",), outbox))
     broker.publish(_set(5, ("k",), None, "v1"))
@@ -97,7 +140,7 @@ def test_a_pending_listener_replays_only_changes_newer_than_its_read() -> None:
 
 def test_query_listener_gets_tagged_window_changes_of_the_captured_session() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     spec = QuerySpec("child", ("score",), Bound(10), None, 2, True)
     window = {"c": {"score": 25}, "d": {"score": 35}}
     _, outbox = _active(hub, ("scores",), window, 3, spec=spec, tag=2)
@@ -111,7 +154,7 @@ def test_query_listener_gets_tagged_window_changes_of_the_captured_session() -> 
 
 async def test_a_window_that_cannot_be_completed_from_changes_is_re_read() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     spec = QuerySpec("key", (), None, None, 2, False)
     reads: list[int] = []
 
@@ -130,7 +173,7 @@ async def test_a_window_that_cannot_be_completed_from_changes_is_re_read() -> No
 
 async def test_a_refresh_that_is_denied_cancels_the_listen() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     cancelled: list[RtdbError] = []
 
     async def refresh() -> tuple[Node, int]:
@@ -146,7 +189,7 @@ async def test_a_refresh_that_is_denied_cancels_the_listen() -> None:
 
 def test_unlistened_listeners_receive_nothing() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     listener, outbox = _active(hub, ("a",))
     hub.unlisten(listener)
     broker.publish(_set(1, ("a",), None, 1))
@@ -155,7 +198,7 @@ def test_unlistened_listeners_receive_nothing() -> None:
 
 def test_a_slow_consumer_overflows_is_disconnected_and_counted() -> None:
     broker = InProcessBroker()
-    hub = Hub(broker)
+    hub = Hub(broker, WireRenderer())
     dropped: list[bool] = []
     outbox = Outbox(max_messages=3, on_overflow=lambda: dropped.append(True), metrics=hub.metrics)
     listener = hub.listen(Listener(NS, ("a",), outbox))
@@ -167,6 +210,22 @@ def test_a_slow_consumer_overflows_is_disconnected_and_counted() -> None:
     assert outbox.closed and len(outbox) == 0
     assert hub.metrics.overflow_disconnects == 1
     assert len(_messages(fast)) == 5
+
+
+def test_a_listener_unlistened_by_its_overflow_during_fan_out_does_not_disturb_the_others() -> None:
+    broker = InProcessBroker()
+    hub = Hub(broker, WireRenderer())
+    outboxes = []
+    for path in [("a",), ("a",), (), ("a", "b"), ("a", "b")]:
+        outbox = Outbox(max_messages=1)
+        listener = hub.listen(Listener(NS, path, outbox))
+        outbox._on_overflow = functools.partial(hub.unlisten, listener)  # as a connection closing at once
+        hub.activate(listener, None, 0)
+        outboxes.append(outbox)
+    broker.publish(_set(1, ("a",), None, {"b": 1}))
+    broker.publish(_set(2, ("a",), {"b": 1}, {"b": 2}))  # every outbox is full: each overflows
+    assert all(outbox.closed for outbox in outboxes)
+    assert hub.listener_count(NS) == 0
 
 
 def test_seq_orderer_releases_changesets_in_commit_order() -> None:

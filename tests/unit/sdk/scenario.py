@@ -24,13 +24,13 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from msgspec import convert
-from rtdb_sdk.events import EVENT_TYPES, Event, Registration
-from rtdb_sdk.synctree import Effects, ListenRequest, SyncTree
 
 from rtdb.core import path as paths
 from rtdb.core.value import normalize, same
 from rtdb.protocol.messages import WireQuery
 from rtdb.protocol.query import DEFAULT_QUERY_ID, query_id, to_spec
+from rtdb_sdk.events import EVENT_TYPES, Event, Registration
+from rtdb_sdk.synctree import Effects, ListenRequest, SyncTree
 
 CASES = FsPath(__file__).resolve().parents[2] / "cases" / "sdk"
 

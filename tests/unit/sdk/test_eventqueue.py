@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from rtdb_sdk.eventqueue import EventQueue
 from rtdb_sdk.events import Event, Registration
 

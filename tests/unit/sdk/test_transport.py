@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from msgspec import UNSET
-from rtdb_sdk.errors import InvalidArgument
-from rtdb_sdk.transport import parse_database_url
 
 from rtdb.protocol import messages as m
 from rtdb.protocol.client import ClientProtocol, build_request
 from rtdb.protocol.errors import FramingError
+from rtdb_sdk.errors import InvalidArgument
+from rtdb_sdk.transport import parse_database_url
 
 
 def test_database_urls() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rtdb_sdk.writetree import Write, WriteTree
 
 

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from rtdb.server.lp import (
-    MAX_SEGMENT_AHEAD, PONG, SWITCH_ACK, BadSegments, LpSession, Secondary, ascii_json, message_text,
+    MAX_SEGMENT_AHEAD,
+    PONG,
+    SWITCH_ACK,
+    BadSegments,
+    LpSession,
+    Secondary,
+    ascii_json,
+    message_text,
 )
 
 
@@ -102,7 +109,8 @@ def test_the_upgrade_socket_knows_control_messages_in_any_json_spacing(spacing: 
     secondary, written = _secondary()
     sep = "," + spacing
     colon = ":" + spacing
-    ping = "{" + sep.join([f'"t"{colon}"c"', f'"d"{colon}' + "{" + sep.join([f'"t"{colon}"p"', f'"d"{colon}' + "{}"]) + "}"]) + "}"
+    inner = "{" + sep.join([f'"t"{colon}"p"', f'"d"{colon}' + "{}"]) + "}"
+    ping = "{" + sep.join([f'"t"{colon}"c"', f'"d"{colon}' + inner]) + "}"
     ack = ping.replace('"p"', '"a"')
     data = json.dumps({"t": "d", "d": {"r": 9, "a": "q", "b": {"p": "/x", "h": ""}}}, separators=(sep, colon))
     assert written == [SWITCH_ACK]

@@ -19,7 +19,7 @@ SECRET = "s3cret-" + "x" * 33
 
 
 def verifier(**kw: object) -> TokenVerifier:
-    return TokenVerifier(clock=lambda: NOW, **kw)  # type: ignore[arg-type]
+    return TokenVerifier(clock=lambda: NOW * 1000, **kw)  # type: ignore[arg-type]
 
 
 def id_token_claims(uid: str = "alice", **extra: object) -> dict[str, object]:
@@ -117,3 +117,17 @@ def test_rs256_with_public_key_and_es256_with_jwks(tmp_path: Path) -> None:
                         headers={"kid": "k1"})
     with pytest.raises(Unauthenticated):
         verifier(jwks=jwks).verify(forged)
+
+
+def test_the_authenticator_expires_tokens_by_the_clock_it_is_given() -> None:
+    from rtdb.server.auth import Authenticator
+    from rtdb.server.settings import Settings
+
+    token = jwt.encode(id_token_claims(exp=NOW + 60), SECRET, algorithm="HS256")
+    settings = Settings(secret=SECRET, jwt_audience="demo", jwt_issuer="https://securetoken.google.com/demo")
+
+    before = Authenticator(settings, clock=lambda: (NOW + 59) * 1000).caller(token, {})
+    assert before.expires_at_ms == (NOW + 60) * 1000
+    with pytest.raises(Unauthenticated) as exc:
+        Authenticator(settings, clock=lambda: (NOW + 60) * 1000).caller(token, {})
+    assert exc.value.message == EXPIRED

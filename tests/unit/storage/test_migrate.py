@@ -26,7 +26,9 @@ OLD_ROWS = 2_342  # one per node in format 1
 
 def expected() -> object:
     value = json.loads((DATA / "format1.json").read_text())
-    value["big"] = {f"item{i:04d}": {"text": "lorem ipsum " * (i % 7 + 1), "n": i, "ok": i % 2 == 0} for i in range(400)}
+    value["big"] = {
+        f"item{i:04d}": {"text": "lorem ipsum " * (i % 7 + 1), "n": i, "ok": i % 2 == 0} for i in range(400)
+    }
     value["wide"] = {f"k{i}": i for i in range(700)}
     return normalize(value)
 

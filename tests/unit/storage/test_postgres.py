@@ -12,16 +12,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from unit.storage.pg_service import fresh_schema, url_for
 
 from rtdb.core.errors import Unavailable
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import children, normalize
 from rtdb.storage.txn import Txn
-from unit.storage.pg_service import fresh_schema, url_for
 
 psycopg = pytest.importorskip("psycopg")
 
-from rtdb.storage.postgres import PostgresBackend, PgStore  # noqa: E402
+from rtdb.storage.postgres import PgStore, PostgresBackend  # noqa: E402
 
 
 @pytest.fixture
@@ -99,7 +99,8 @@ async def test_values_and_keys_round_trip_inside_packed_rows_and_priorities(stor
     await store.write(lambda t: t.set(("root",), value))
     got = await store.read(lambda t: t.node(("root",)))
     assert got == value
-    assert [type(got["small"][k]) for k in ("one", "onef", "big")] == [type(value["small"][k]) for k in ("one", "onef", "big")]
+    kinds = ("one", "onef", "big")
+    assert [type(got["small"][k]) for k in kinds] == [type(value["small"][k]) for k in kinds]
     raw = await store.read(lambda t: t.node(("root", "small"), plain=True, raw=True))
     assert isinstance(raw, msgspec.Raw) and msgspec.json.decode(raw) == value["small"]
 

@@ -24,7 +24,6 @@ from rtdb.storage.store import Backend, Store
 from rtdb.storage.txn import Txn
 
 
-
 @contextmanager
 def sqlite_backend(data_dir: Path) -> Iterator[Backend]:
     yield SqliteBackend(data_dir, synchronous="NORMAL")
@@ -34,8 +33,9 @@ def sqlite_backend(data_dir: Path) -> Iterator[Backend]:
 def postgres_backend(data_dir: Path) -> Iterator[Backend]:
     """PostgreSQL in a schema of its own (pg_service: skips without a server, unless
     RTDB_REQUIRE_SERVICES is set)."""
-    from rtdb.storage.postgres import PostgresBackend
     from unit.storage.pg_service import fresh_url
+
+    from rtdb.storage.postgres import PostgresBackend
 
     with fresh_url() as url:
         backend = PostgresBackend(url)
@@ -379,6 +379,7 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         "from pathlib import Path\n"
         "from rtdb.storage.sqlite import SqliteStore\n"
         "async def main():\n"
+        "    Path(sys.argv[3] + '-ready-' + sys.argv[2]).touch()\n"  # imported; waiting for the others
         "    while not Path(sys.argv[3]).exists():\n"  # all start together
         "        time.sleep(0.001)\n"
         "    s = SqliteStore(Path(sys.argv[1]))\n"
@@ -391,12 +392,17 @@ def test_many_processes_may_create_the_same_new_file_at_once(tmp_path: Path) -> 
         file, go = tmp_path / f"new-{round_}.sqlite", tmp_path / f"go-{round_}"
         procs = [subprocess.Popen([sys.executable, "-c", script, str(file), str(i), str(go)], stderr=subprocess.PIPE)
                  for i in range(8)]
-        time.sleep(1.0)  # let them all import and wait
+        deadline = time.monotonic() + 60
+        while not all(Path(f"{go}-ready-{i}").exists() for i in range(8)):  # all imported and waiting
+            assert all(p.poll() is None for p in procs), [p.communicate()[1].decode() for p in procs if p.poll()]
+            assert time.monotonic() < deadline, "the processes did not get ready"
+            time.sleep(0.005)
         go.touch()
         errors = [p.communicate(timeout=60)[1].decode() for p in procs]
         assert [p.returncode for p in procs] == [0] * 8, errors
         with sqlite3.connect(file) as conn:
-            (blob,) = conn.execute("SELECT value FROM nodes WHERE parent = '' AND ksort = ?", (key_bytes("k"),)).fetchone()
+            (blob,) = conn.execute("SELECT value FROM nodes WHERE parent = '' AND ksort = ?",
+                                   (key_bytes("k"),)).fetchone()
             assert msgspec.json.decode(blob) == {str(i): 1 for i in range(8)}
 
 
@@ -442,8 +448,8 @@ async def test_a_raw_read_encodes_to_the_same_json_as_a_decoded_one(store: Store
     await store.write(lambda t: t.set(("root",), value))
     for path in [("root",), ("root", "plain"), ("root", "plain", "c7"), ("root", "rich"), ("root", "rich", "arr")]:
         for plain in (True, False):
-            raw = await store.read(lambda t: t.node(path, plain=plain, raw=True))
-            decoded = await store.read(lambda t: t.node(path, plain=plain))
+            raw = await store.read(lambda t, path=path, plain=plain: t.node(path, plain=plain, raw=True))
+            decoded = await store.read(lambda t, path=path, plain=plain: t.node(path, plain=plain))
             assert msgspec.json.decode(msgspec.json.encode(raw)) == decoded
     assert isinstance(await store.read(lambda t: t.node(("root", "plain", "c7"), plain=True, raw=True)), msgspec.Raw)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import secrets
@@ -27,7 +26,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, fields, replace
@@ -36,16 +34,14 @@ from typing import Any
 
 import uvloop
 
+from rtdb.process.child import child_config, spawn
 from rtdb.realtime.relay import FrameReader, RelayBroker
+from rtdb.runner.server import LOG_FORMAT, RtdbServer, StartError, build_app, uvicorn_config
 from rtdb.server.lp import Forwarder
 from rtdb.server.settings import Settings
 
-from .errors import CliError
-from .serve import LOG_FORMAT, RtdbServer, build_app, uvicorn_config
-
 log = logging.getLogger("rtdb")
 
-WORKER_ENV = "RTDB_WORKER"
 RESTART_DELAY_S = 1.0
 STOP_WAIT_S = 15.0
 RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
@@ -54,13 +50,13 @@ RELAY_BUFFER_LIMIT = 64 * 1024 * 1024
 
 # ----------------------------------------------------------------------------- supervisor
 def supervise(settings: Settings) -> int:
-    app = build_app(settings)  # what would stop every worker at start (CliError) stops the supervisor now
+    app = build_app(settings)  # what would stop every worker at start (StartError) stops the supervisor now
     if app.state.cluster is not None:
         app.state.cluster.backend.close()  # each worker is a node with its own connections
     try:
         listeners = _bind(settings.host, settings.port, settings.workers)
     except OSError as exc:
-        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+        raise StartError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     log.info("rtdb: %d workers on http://%s:%d", settings.workers, settings.host, listeners[0].getsockname()[1])
     return uvloop.run(Supervisor(settings, listeners).run())
 
@@ -150,11 +146,7 @@ class Supervisor:
         listen_fd, relay_fd = self.listeners[index].fileno(), child_end.fileno()
         spec = {"index": index, "workers": len(self.listeners), "listen_fd": listen_fd, "relay_fd": relay_fd,
                 "peers_dir": self.peers_dir, "settings": settings_flags(self.settings)}
-        env = {**os.environ, WORKER_ENV: json.dumps(spec)}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from rtdb_cli.workers import worker_main; raise SystemExit(worker_main())"],
-            pass_fds=(listen_fd, relay_fd), env=env, process_group=0,  # Ctrl-C reaches the supervisor only
-        )
+        proc = spawn("rtdb.runner.workers", spec, pass_fds=(listen_fd, relay_fd))
         child_end.close()
         link, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: _Link(self, index), parent_end)
         self.workers[index] = _Worker(index, proc, link, time.monotonic())
@@ -268,7 +260,7 @@ class WorkerServer(RtdbServer):
 
 
 def worker_main() -> int:
-    spec = json.loads(os.environ.pop(WORKER_ENV))
+    spec = child_config()
     settings = Settings.from_sources(spec["settings"], env={})
     log_format = LOG_FORMAT.replace("%(name)s", f"w{spec['index']} %(name)s")
     logging.basicConfig(level=settings.log_level.upper(), format=log_format)
@@ -281,7 +273,7 @@ def worker_main() -> int:
         broker = RelayBroker()
     try:
         app = build_app(settings, broker)
-    except CliError as exc:
+    except StartError as exc:
         log.error("%s", exc.message)
         return 2
     peer = _peer_socket(spec["peers_dir"], spec["index"])
@@ -289,7 +281,7 @@ def worker_main() -> int:
     app.state.lp.forwarder = Forwarder(lambda worker: peer_socket_path(spec["peers_dir"], worker))
     app.state.console.peers = lambda: [peer_socket_path(spec["peers_dir"], w) for w in range(spec["workers"])
                                        if w != spec["index"]]  # /metrics sums every worker's figures
-    gc.freeze()  # start-up objects stay out of every collection (cli/rtdb_cli/serve.py)
+    gc.freeze()  # start-up objects stay out of every collection (rtdb/runner/server.py)
     WorkerServer(uvicorn_config(settings, app), app, broker, relay).run(sockets=[listen, peer])
     return 0
 
@@ -307,3 +299,7 @@ def _peer_socket(peers_dir: str, worker: int) -> socket.socket:
     s.bind(path)
     s.listen(1024)
     return s
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main())

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtdb_cli.workers import RELAY_BUFFER_LIMIT, Supervisor, _Worker
-
+from rtdb.runner.workers import RELAY_BUFFER_LIMIT, Supervisor, _Worker
 from rtdb.server.settings import Settings
 
 
