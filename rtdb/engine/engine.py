@@ -395,12 +395,15 @@ class Engine:
     def rules_source(self, ns: str) -> str:
         return self.access.ruleset(ns).source
 
-    async def deploy_rules(self, ns: str, source: str, *, caller: Caller) -> None:
+    async def deploy_rules(self, ns: str, source: str, *, caller: Caller, dry_run: bool = False) -> None:
         """Compile and install rules for one namespace (persisted in its file); admins only.
-        A source that does not compile raises :class:`RulesError` and changes nothing."""
+        A source that does not compile raises :class:`RulesError` and changes nothing;
+        ``dry_run`` stops after compiling (REST's ``?dryRun=true``)."""
         if not caller.admin:
             raise PermissionDenied("Permission denied")
         ruleset = Ruleset.compile(source)
+        if dry_run:
+            return
         store = self._stores.get(ns) or await self.store(ns)
         await self._run(ns, MetaCommand("rules", source), store)
         self.access.set_namespace(ns, ruleset)

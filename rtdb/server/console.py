@@ -131,7 +131,7 @@ class Console:
         try:
             return self.authenticator.caller(bearer_token(connection.headers.get("authorization")), params)
         except RtdbError as exc:
-            raise NotAuthorizedException(exc.message) from None
+            raise _error(exc) from None
 
     def is_admin(self, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
         return self.settings.emulator or self.caller(connection).admin

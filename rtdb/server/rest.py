@@ -26,7 +26,6 @@ from rtdb.core.errors import (
     InvalidQuery,
     PermissionDenied,
     PreconditionFailed,
-    RtdbError,
     TooBig,
 )
 from rtdb.core.hash import etag
@@ -34,7 +33,6 @@ from rtdb.core.indexspec import child_spec, order_child
 from rtdb.core.value import TOO_DEEP, to_plain
 from rtdb.engine.engine import Engine
 from rtdb.realtime.hub import Listener
-from rtdb.rules import Ruleset
 from rtdb.rules.coverage import render_html
 from rtdb.server import inspect, namespaces
 from rtdb.server.auth import Authenticator, bearer_token
@@ -125,6 +123,17 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(body, status_code=status, headers=headers)
 
 
+def error_reply(exc: BaseException) -> Response:
+    """The REST reply to any exception a request raised (and to a stream that could not open):
+    the one place REST turns errors into statuses and bodies."""
+    if isinstance(exc, PreconditionFailed):  # if-match: the current value and its ETag, as firebase-admin expects
+        if exc.etag is None:  # the caller may write but not read: no value, no ETag (a hash of it)
+            return error_response(412, "ETag mismatch: the value at this path has changed")
+        return Response(encode(to_plain(exc.current)), status_code=412, headers={"ETag": exc.etag})
+    status, message = http_error(exc)
+    return error_response(status, message)
+
+
 class RestApi:
     def __init__(self, engine: Engine, settings: Settings, authenticator: Authenticator, sse: SseEndpoint) -> None:
         self.engine = engine
@@ -207,8 +216,7 @@ class RestApi:
             stream, _ = await self.sse.open(ns, path, caller, query)
             return stream, caller
         except Exception as exc:
-            status, message = http_error(exc)
-            return error_response(status, message)
+            return error_reply(exc)
 
     def _target(self, request: Request, *, allow_priority: bool = False) -> tuple[str, paths.Path, dict[str, str],
                                                                                  Caller]:
@@ -233,17 +241,8 @@ class RestApi:
     async def handle(self, request: Request) -> Response:
         try:
             return await self._handle(request)
-        except PreconditionFailed as exc:  # if-match: the current value and its ETag, as firebase-admin expects
-            if exc.etag is None:  # the caller may write but not read: no value, no ETag (a hash of it)
-                return error_response(412, "ETag mismatch: the value at this path has changed")
-            return Response(encode(to_plain(exc.current)), status_code=412,
-                            headers={"ETag": exc.etag})
-        except RtdbError as exc:
-            status, message = http_error(exc)
-            return error_response(status, message)
         except Exception as exc:  # never leak details, never crash the connection
-            status, message = http_error(exc)
-            return error_response(status, message)
+            return error_reply(exc)
 
     async def _handle(self, request: Request) -> Response:
         if request.raw_path == RULES_PATH:
@@ -311,10 +310,7 @@ class RestApi:
         if request.method != "PUT":
             raise InvalidData("Use GET or PUT on /.settings/rules.json")
         source = (await self._raw_body(request)).decode("utf-8", errors="replace")
-        if params.get("dryRun") == "true":
-            Ruleset.compile(source)
-        else:
-            await self.engine.deploy_rules(ns, source, caller=caller)
+        await self.engine.deploy_rules(ns, source, caller=caller, dry_run=params.get("dryRun") == "true")
         return Response(b'{"status":"ok"}')
 
     async def _tool(self, request: Request) -> Response | None:

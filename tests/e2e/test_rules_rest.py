@@ -184,6 +184,18 @@ def test_rules_endpoint_reads_and_deploys_per_namespace_for_admins_only(rules_se
     assert httpx.get(rules_server.url + "/x.json", params={"ns": "other"}).status_code == 200, "deployed rules persist"
 
 
+def test_a_dry_run_deploy_checks_the_rules_and_installs_nothing(rules_server: RunningServer) -> None:
+    root = admin(rules_server)
+    opened = '{"rules": {".read": true}}'
+    bad = root.put("/.settings/rules.json", params={"dryRun": "true"}, content='{"rules": {".read": "nope"}}')
+    assert bad.status_code == 400 and "1:" in bad.json()["error"]
+    assert root.put("/.settings/rules.json", params={"dryRun": "true"}, content=opened).status_code == 200
+    assert root.get("/.settings/rules.json").text == CHAT_RULES
+    assert httpx.get(rules_server.url + "/users/a.json").status_code == 401, "the old rules still decide"
+    denied = as_user(rules_server, "a").put("/.settings/rules.json", params={"dryRun": "true"}, content=opened)
+    assert denied.status_code == 401
+
+
 def _wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
