@@ -17,15 +17,10 @@ from server_process import RTDB, free_port, start_serve, stop, wait_healthy
 __all__ = ["RTDB", "RunningServer", "error_of", "free_port"]
 
 
-@dataclass
-class RunningServer:
-    """A `rtdb serve` subprocess. ``url`` is its base URL; ``restart()`` keeps the data directory."""
+class Loopback:
+    """A server of the tests on ``port`` of 127.0.0.1."""
 
-    data_dir: Path
-    args: list[str]
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_file: Path | None = None
+    port: int
 
     @property
     def url(self) -> str:
@@ -34,6 +29,17 @@ class RunningServer:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class RunningServer(Loopback):
+    """A `rtdb serve` subprocess. ``url`` is its base URL; ``restart()`` keeps the data directory."""
+
+    data_dir: Path
+    args: list[str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_file: Path | None = None
 
     def start(self) -> None:
         self.log_file = self.data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
@@ -97,7 +103,7 @@ def error_of(response: httpx.Response, status: int) -> str:
     return message
 
 
-class InProcessServer:
+class InProcessServer(Loopback):
     """rtdb's app served by uvicorn on a free loopback port in a thread of the test process:
     the production app and protocols (``rtdb.runner``), without starting an interpreter.
     Tests that need a process of their own (restarts, signals, logs) use ``server_factory``."""
@@ -117,14 +123,6 @@ class InProcessServer:
         self._thread.start()
         wait_healthy(self.url, None, log=lambda: "in-process server thread " + ("alive" if self._thread.is_alive()
                                                                                 else "ended"))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self._server.should_exit = True
