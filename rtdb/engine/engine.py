@@ -27,12 +27,9 @@ from rtdb.core.changes import ChangeSet, decode_changeset
 from rtdb.core.errors import IndexNotDefined, NoNamespace, PermissionDenied, RtdbError, Unavailable
 from rtdb.core.indexspec import child_spec, names, order_child
 from rtdb.core.ipc import (
-    CloseCommand,
-    CompactCommand,
     DisconnectCommand,
     IndexesCommand,
     MetaCommand,
-    OpenCommand,
     PriorityCommand,
     SetCommand,
     UpdateCommand,
@@ -44,7 +41,7 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, to_plain
 from rtdb.engine.access import RulesAccess
-from rtdb.engine.writer import WriterProcess
+from rtdb.engine.writer import InProcessWriter, Writer, WriterHooks
 from rtdb.engine.writes import (
     Command,
     Disconnected,
@@ -101,27 +98,29 @@ class Engine:
         synchronous: str = "FULL",
         indexes: Mapping[Path, tuple[Path, ...]] | None = None,
         require_indexes: bool = False,
-        shared: bool = False,
-        write_process: bool = False,
+        writer: Writer | None = None,
         idle_close_s: float = IDLE_CLOSE_S,
         backend: Backend | None = None,
         space: SpacePolicy | None = None,
         database_url: str | None = None,
     ) -> None:
-        """``shared``: other processes write the same files (`rtdb serve --workers`); every
-        commit is then also kept in the namespace's change log for them. ``write_process``:
-        writes run in a child process of their own (:mod:`rtdb.engine.writer`). ``backend``:
+        """``feed``: the broker that carries commits to listeners (:mod:`rtdb.realtime.broker`);
+        one between processes (`rtdb serve --workers`, a cluster) makes the engine *shared*:
+        other processes write the same namespaces, so every commit is also kept in the
+        namespace's change log for them. ``writer``: where write commands run (default: in
+        this process's stores; :class:`~rtdb.engine.writer.WriterProcess` for `--write-process`). ``backend``:
         where namespaces live (default: PostgreSQL at ``database_url`` if given, else SQLite files
         in ``data_dir``). ``space``: when the SQLite writers give space back (:mod:`rtdb.storage.space`)."""
         self.data_dir = data_dir
         self.access = access
         self.clock = clock
         self.feed: Broker = feed if feed is not None else InProcessBroker()
+        self.writer: Writer = writer if writer is not None else InProcessWriter()
         self.synchronous = synchronous
         self.space = space if space is not None else SpacePolicy()
         self._owned_backend: Any = None  # made here, closed here
         if backend is None and database_url is not None:
-            if write_process:
+            if not self.writer.in_process:
                 raise ValueError("the writer process drives SQLite files: not with a PostgreSQL database")
             from rtdb.storage.postgres import PostgresBackend  # psycopg is an optional dependency
 
@@ -130,7 +129,7 @@ class Engine:
                                  else SqliteBackend(data_dir, synchronous=synchronous, space=self.space))
         self.indexes = dict(indexes or {})
         self.require_indexes = require_indexes
-        self.shared = shared
+        self.shared = self.feed.shared
         self.push_ids = PushIdGenerator()
         self._stores: dict[str, Store] = {}
         self._opening: dict[str, asyncio.Future[Store]] = {}
@@ -147,25 +146,22 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self.feed.on_announce(self._announced)
         # a backend other processes may write (PostgreSQL) keeps every commit in its change log
-        self.writes = Writes(access, shared=shared or getattr(self.backend, "logs_changes", False))
+        self.writes = Writes(access, shared=self.shared or getattr(self.backend, "logs_changes", False))
         self.on_lost: Callable[[str], None] = lambda ns: None
         """Called when commits of ``ns`` may never reach this process's listeners."""
         self.on_dropped: Callable[[str], None] = lambda ns: None
         """Called when ``ns`` is dropped (here or by another process): its realtime clients start over."""
         self.write_guard: Callable[[], None] | None = None
         """Called before each write; raises to refuse it (a cluster node that lost its lease)."""
-        self._writer_process: WriterProcess | None = None
-        if write_process:
-            self._writer_process = WriterProcess(
-                data_dir, synchronous=synchronous, default_rules=lambda: self.access.default.source, shared=shared,
-                on_commit=self._publish, on_lost=lambda ns: self.on_lost(ns), space=self.space,
-            )
+        self.writer.bind(WriterHooks(
+            writes=self.writes, shared=self.shared, default_rules=lambda: self.access.default.source,
+            on_commit=self._publish, on_lost=lambda ns: self.on_lost(ns),
+        ))
 
     @property
     def writer_pid(self) -> int | None:
         """The writer process's pid while one runs (`--write-process`)."""
-        writer = self._writer_process
-        return writer.pid if writer is not None else None
+        return self.writer.pid
 
     # -- namespaces -----------------------------------------------------------
     async def store(self, ns: str) -> Store:
@@ -184,12 +180,11 @@ class Engine:
         future: asyncio.Future[Store] = asyncio.get_running_loop().create_future()
         self._opening[ns] = future
         try:
-            store = self.backend.store(ns, writer=self._writer_process is None)
+            store = self.backend.store(ns, writer=self.writer.in_process)
             subscribed = self.feed.open_namespace(ns)
             if subscribed is not None:
                 await subscribed  # the broker receives other nodes' commits of ns before its seq is read
-            if self._writer_process is not None:
-                await self._writer_process.write(ns, OpenCommand())  # it creates the file
+            await self.writer.open(ns)
             await store.open()
             store.on_commit = self._publish
             epoch, seq = await self._head(ns, store)
@@ -309,8 +304,7 @@ class Engine:
         self.feed.announce("drop", ns)
         try:
             await self._let_go(ns)
-            if self._writer_process is not None:
-                await self._writer_process.write(ns, CloseCommand())
+            await self.writer.release(ns)
             freed = await asyncio.to_thread(backend.drop, ns)
         finally:
             self.feed.forget_namespace(ns)  # commits of the old file that arrived meanwhile are not kept
@@ -332,10 +326,7 @@ class Engine:
         store = self._stores.get(ns) or await self.store(ns)
         self._busy[ns] = self._busy.get(ns, 0) + 1
         try:
-            if self._writer_process is not None:
-                report: CompactReport = await self._writer_process.write(ns, CompactCommand())
-                return report
-            return await store.compact()
+            return await self.writer.compact(ns, store)
         finally:
             self._busy[ns] -= 1
             self._last_used[ns] = time.monotonic()
@@ -436,8 +427,7 @@ class Engine:
     async def reload_default_rules(self, ruleset: Ruleset) -> None:
         """Swap the server-wide rules (already compiled) and build the indexes they declare."""
         self.access.set_default(ruleset)
-        if self._writer_process is not None:
-            await self._writer_process.set_default_rules(ruleset.source)
+        await self.writer.set_default_rules(ruleset.source)
         for ns, store in list(self._stores.items()):
             await self._declare_indexes(ns, store)
 
@@ -495,8 +485,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        if self._writer_process is not None:
-            await self._writer_process.close()
+        await self.writer.close()
         for store in list(self._stores.values()):
             await store.close()
         self._stores.clear()
@@ -612,10 +601,7 @@ class Engine:
         self._busy[ns] = self._busy.get(ns, 0) + 1
         outcome = "error"
         try:
-            if self._writer_process is not None:
-                result = await self._writer_process.write(ns, command)
-            else:
-                result = await store.write(functools.partial(self.writes.run, ns, command), paths=_targets(command))
+            result = await self.writer.run(ns, store, command)
             outcome = "ok"
             return result
         except PermissionDenied:
@@ -719,7 +705,7 @@ class Engine:
     async def ydoc_write(self, ns: str, path: Path, items: list[tuple[bytes, Caller]]) -> YdocResult:
         """Store Yjs updates (each with its sender) to the document at ``path`` and write its
         mirror; returns once committed and the mirror's ChangeSet reached local listeners."""
-        if self._writer_process is not None:
+        if not self.writer.in_process:
             raise Unavailable("Yjs documents are not served with --write-process")
         result: YdocResult = await self._run(ns, YdocCommand(path, items, self.clock()))
         if result.write is not None:
@@ -732,15 +718,6 @@ class Engine:
             f'Index not defined, add ".indexOn": "{child_spec(order_child(query) or ())}", '
             f'for path "{paths.to_str(path)}", to the rules'
         )
-
-
-def _targets(command: Command) -> tuple[Path, ...]:
-    """The paths a write command writes (a hint for the store: :meth:`Store.write`)."""
-    if isinstance(command, (SetCommand, PriorityCommand, YdocCommand)):
-        return (command.path,)
-    if isinstance(command, UpdateCommand):
-        return tuple(target for target, _ in command.items)
-    return ()
 
 
 LARGE_VALUE_NODES = 10_000

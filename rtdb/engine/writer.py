@@ -1,4 +1,9 @@
-"""The writer process (`rtdb serve --write-process`): writes on a core of their own.
+"""Where the engine's write commands run: the :class:`Writer` seam.
+
+:class:`InProcessWriter` (the default) runs each command in its namespace's store,
+on the store's writer thread (or PostgreSQL connection). :class:`WriterProcess`
+(`rtdb serve --write-process`) runs them in a child process: writes on a core of
+their own.
 
 In one process the event loop (WebSocket frames, decoding, fan-out, acks) and
 the SQLite writer thread take turns at the GIL, so a busy connection is bound
@@ -23,6 +28,7 @@ realtime clients start over) and the next write starts a new child.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -30,8 +36,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, Protocol
 
 from rtdb.core import ipc
 from rtdb.core.changes import decode_changeset
@@ -47,10 +54,15 @@ from rtdb.core.ipc import (
     Group,
     MetaCommand,
     OpenCommand,
+    PriorityCommand,
     Request,
     RulesCommand,
+    SetCommand,
+    UpdateCommand,
     Written,
+    YdocCommand,
 )
+from rtdb.core.path import Path
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.writes import WriteResult, Writes
 from rtdb.process.child import child_config, spawn
@@ -58,7 +70,7 @@ from rtdb.realtime.relay import FrameReader, frame
 from rtdb.rules import Ruleset
 from rtdb.storage.space import SpacePolicy
 from rtdb.storage.sqlite import MAX_BATCH, GroupWriter, Op
-from rtdb.storage.store import CompactReport
+from rtdb.storage.store import CompactReport, Store
 
 log = logging.getLogger("rtdb.engine.writer")
 
@@ -70,23 +82,118 @@ it commits one group while the server decodes the next (one big frame would make
 processes take turns)."""
 
 
+@dataclass(frozen=True, slots=True)
+class WriterHooks:
+    """What the engine gives its writer (:meth:`Writer.bind`)."""
+
+    writes: Writes
+    """Runs a command in a transaction (preconditions, server values, rules, rows)."""
+    shared: bool
+    """Other processes write the same namespaces: keep every commit in the change log."""
+    default_rules: Callable[[], str]
+    """The server-wide rules source now."""
+    on_commit: Callable[[list[WriteResult]], None]
+    """Publish a commit group's results (before the writes are acknowledged)."""
+    on_lost: Callable[[str], None]
+    """Commits of this namespace may never be published."""
+
+
+class Writer(Protocol):
+    """Runs the engine's write commands, each namespace's in commit order. To add one,
+    implement these members and give it to :class:`~rtdb.engine.engine.Engine` (``writer=``)."""
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the commands run in this process's stores: they then open with their writer."""
+
+    @property
+    def pid(self) -> int | None:
+        """The process the commands run in, if it is another one and it runs."""
+
+    def bind(self, hooks: WriterHooks) -> None:
+        """Called once by the engine that owns this writer, before any other call."""
+
+    async def open(self, ns: str) -> None:
+        """``ns`` is being opened (its file is created where it does not exist)."""
+
+    async def run(self, ns: str, store: Store, command: Command) -> Any:
+        """Run ``command`` on ``ns`` (whose open store is ``store``); its result once committed."""
+
+    async def release(self, ns: str) -> None:
+        """Close what the writer holds of ``ns`` (it is being dropped)."""
+
+    async def compact(self, ns: str, store: Store) -> CompactReport:
+        """Give ``ns``'s free pages back between write groups."""
+
+    async def set_default_rules(self, source: str) -> None:
+        """The server-wide rules changed: later writes are checked with them."""
+
+    async def close(self) -> None:
+        """Wait for the writes in flight, then stop."""
+
+
+def targets(command: Command) -> tuple[Path, ...]:
+    """The paths a write command writes (a hint for the store: :meth:`Store.write`)."""
+    if isinstance(command, (SetCommand, PriorityCommand, YdocCommand)):
+        return (command.path,)
+    if isinstance(command, UpdateCommand):
+        return tuple(target for target, _ in command.items)
+    return ()
+
+
+class InProcessWriter:
+    """Each command runs in its namespace's store, on the store's writer (group commit)."""
+
+    in_process = True
+    pid = None
+
+    def __init__(self) -> None:
+        self.writes: Writes | None = None
+
+    def bind(self, hooks: WriterHooks) -> None:
+        self.writes = hooks.writes
+
+    async def open(self, ns: str) -> None:
+        pass  # the store opens its own writer
+
+    async def run(self, ns: str, store: Store, command: Command) -> Any:
+        assert self.writes is not None, "bind() first"
+        return await store.write(functools.partial(self.writes.run, ns, command), paths=targets(command))
+
+    async def release(self, ns: str) -> None:
+        pass  # the engine closes the store
+
+    async def compact(self, ns: str, store: Store) -> CompactReport:
+        return await store.compact()
+
+    async def set_default_rules(self, source: str) -> None:
+        pass  # the writes read the engine's rules
+
+    async def close(self) -> None:
+        pass
+
+
 def _pack(messages: list[Request] | list[Group]) -> bytes:
     return frame(ipc.encode(messages))
+
+
+def _unbound(*args: Any) -> Any:
+    raise RuntimeError("the writer process is not bound to an engine (bind() first)")
 
 
 class WriterProcess:
     """The server's side: starts the child, sends it write commands, hands back results."""
 
-    def __init__(self, data_dir: FsPath, *, synchronous: str, default_rules: Callable[[], str], shared: bool,
-                 on_commit: Callable[[list[WriteResult]], None], on_lost: Callable[[str], None],
-                 space: SpacePolicy | None = None) -> None:
+    in_process = False
+
+    def __init__(self, data_dir: FsPath, *, synchronous: str, space: SpacePolicy | None = None) -> None:
         self.data_dir = data_dir
         self.synchronous = synchronous
         self.space = space if space is not None else SpacePolicy()
-        self.default_rules = default_rules  # the server-wide rules source, read at each (re)start
-        self.shared = shared
-        self.on_commit = on_commit
-        self.on_lost = on_lost
+        self.default_rules: Callable[[], str] = _unbound  # the server-wide rules source, read at each (re)start
+        self.shared = False
+        self.on_commit: Callable[[list[WriteResult]], None] = _unbound
+        self.on_lost: Callable[[str], None] = _unbound
         self.proc: subprocess.Popen[bytes] | None = None
         self._link: _Link | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -101,7 +208,26 @@ class WriterProcess:
         proc = self.proc
         return proc.pid if proc is not None and self._link is not None and proc.poll() is None else None
 
+    def bind(self, hooks: WriterHooks) -> None:
+        self.default_rules = hooks.default_rules
+        self.shared = hooks.shared
+        self.on_commit = hooks.on_commit
+        self.on_lost = hooks.on_lost
+
     # -- requests ---------------------------------------------------------------------
+    async def open(self, ns: str) -> None:
+        await self.write(ns, OpenCommand())  # the child creates the file
+
+    async def run(self, ns: str, store: Store, command: Command) -> Any:
+        return await self.write(ns, command)
+
+    async def release(self, ns: str) -> None:
+        await self.write(ns, CloseCommand())
+
+    async def compact(self, ns: str, store: Store) -> CompactReport:
+        report: CompactReport = await self.write(ns, CompactCommand())
+        return report
+
     async def write(self, ns: str, command: Command) -> Any:
         """Run ``command`` for namespace ``ns`` in the child; its result once committed."""
         if self._link is None:

@@ -34,6 +34,11 @@ where the store names its history."""
 
 
 class Broker(Protocol):
+    @property
+    def shared(self) -> bool:
+        """Whether other processes write the namespaces this broker carries (their commits
+        arrive through it, and each commit must be kept in the change log for them)."""
+
     def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
         """``encoded``: the changeset's :func:`~rtdb.core.changes.encode_changeset`, if the
         caller already has it."""
@@ -86,6 +91,8 @@ class Subscribers:
 
 class InProcessBroker:
     """Calls subscribers synchronously, in publish order (= commit order)."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._subscribers = Subscribers()

@@ -67,6 +67,8 @@ class OrderedFeed(Generic[StatsT]):
     """The ordering half of a broker (see the module doc); a subclass adds the transport,
     calls :meth:`_arrived` with what it receives and :meth:`_heard` with announcements."""
 
+    shared = True  # a broker between processes: they write the same namespaces
+
     def __init__(self, stats: StatsT, *, gap_wait_s: float = 0.2) -> None:
         self.gap_wait_s = gap_wait_s
         self.stats = stats

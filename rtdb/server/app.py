@@ -17,6 +17,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
+from rtdb.engine.writer import WriterProcess
 from rtdb.realtime.broker import Broker
 from rtdb.realtime.ordered import OrderedFeed
 from rtdb.server import console
@@ -53,7 +54,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             kwargs.update(backend=cluster.backend)
             feed = cluster.broker
         if feed is not None:
-            kwargs.update(feed=feed, shared=True)
+            kwargs.update(feed=feed)
+        space = space_policy(settings)
+        if settings.write_process:
+            kwargs.update(writer=WriterProcess(settings.data_dir, synchronous=settings.synchronous.upper(),
+                                               space=space))
         rules = load_rules(settings.rules) if settings.rules else default_rules(emulator=settings.emulator)
         engine = Engine(
             settings.data_dir,
@@ -61,8 +66,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Calla
             synchronous=settings.synchronous.upper(),
             indexes=settings.index_map(),
             require_indexes=settings.require_indexes,
-            write_process=settings.write_process,
-            space=space_policy(settings),
+            space=space,
             database_url=settings.database_url,
             **kwargs,
         )

@@ -202,7 +202,7 @@ class Maintenance(Protocol):
     def abandon(self) -> list[Any]: ...
 
 
-class Writer(Protocol):
+class NamespaceWriter(Protocol):
     """A :class:`GroupCommit` as the writer thread drives it."""
 
     stats: StoreStats
@@ -251,7 +251,7 @@ class ThreadedStore:
 
     lone_writes = False
 
-    def __init__(self, name: str, writer: Writer, *, readers: int = 2, writes: bool = True) -> None:
+    def __init__(self, name: str, writer: NamespaceWriter, *, readers: int = 2, writes: bool = True) -> None:
         self.name = name
         self.stats = writer.stats
         self._writes = writes

@@ -16,6 +16,7 @@ from rtdb.core.changes import ChangeSet
 from rtdb.core.errors import NoNamespace, PermissionDenied
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.engine import Engine
+from rtdb.engine.writer import WriterProcess
 from rtdb.realtime.broker import InProcessBroker
 from rtdb.rules import Ruleset
 from rtdb.storage.files import hold
@@ -51,8 +52,9 @@ class AnnouncingBroker(InProcessBroker):
 
 @pytest.fixture(params=["writer thread", "writer process"])
 async def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    writer = WriterProcess(tmp_path, synchronous="NORMAL") if request.param == "writer process" else None
     e = Engine(tmp_path, access=RulesAccess(Ruleset.compile(RULES)), synchronous="NORMAL",
-               feed=AnnouncingBroker(), write_process=request.param == "writer process")
+               feed=AnnouncingBroker(), writer=writer)
     dropped: list[str] = []
     e.on_dropped = dropped.append
     e.dropped_calls = dropped  # type: ignore[attr-defined]
@@ -113,7 +115,7 @@ async def test_operations_during_a_drop_wait_and_then_see_no_namespace(engine: E
 
 async def test_another_process_dropping_closes_the_namespace_here_until_it_is_done(engine: Engine,
                                                                                    tmp_path: Path) -> None:
-    if engine.writer_pid is not None or engine._writer_process is not None:
+    if not engine.writer.in_process:
         pytest.skip("--write-process runs with one worker only")
     await engine.set("ns", ("a",), 1, caller=ANONYMOUS)
     broker: AnnouncingBroker = engine.feed  # type: ignore[assignment]

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,10 +14,14 @@ from rtdb.core.auth import ADMIN, ANONYMOUS
 from rtdb.core.changes import ChangeSet
 from rtdb.core.errors import InvalidData, PermissionDenied, PreconditionFailed, Unavailable
 from rtdb.core.hash import etag, node_hash
+from rtdb.core.ipc import Command
 from rtdb.core.query import QuerySpec
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
+from rtdb.engine.writer import InProcessWriter, WriterHooks, WriterProcess
+from rtdb.realtime.broker import InProcessBroker
 from rtdb.rules import Ruleset
+from rtdb.storage.store import Store
 
 
 class Clock:
@@ -31,7 +36,7 @@ class Clock:
 @pytest.fixture(params=["writer thread", "writer process"])
 async def engine(tmp_path: Path, request: pytest.FixtureRequest):
     e = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), clock=Clock(), synchronous="NORMAL",
-               write_process=request.param == "writer process")
+               writer=WriterProcess(tmp_path, synchronous="NORMAL") if request.param == "writer process" else None)
     yield e
     await e.close()
 
@@ -134,7 +139,7 @@ async def test_rules_changes_reach_the_writer_in_order(engine: Engine) -> None:
 
 async def test_a_dead_writer_process_fails_its_writes_and_is_replaced(tmp_path: Path) -> None:
     engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), synchronous="NORMAL",
-                    write_process=True)
+                    writer=WriterProcess(tmp_path, synchronous="NORMAL"))
     lost: list[str] = []
     engine.on_lost = lost.append
     try:
@@ -151,5 +156,54 @@ async def test_a_dead_writer_process_fails_its_writes_and_is_replaced(tmp_path: 
         await engine.set("t", ("after",), 2, caller=ADMIN)  # a new child
         assert engine.writer_pid not in (None, victim)
         assert await engine.get("t", ("kept",), caller=ADMIN) == 1
+    finally:
+        await engine.close()
+
+
+class RecordingWriter(InProcessWriter):
+    """A writer of its own, as the ``Writer`` seam allows: records what the engine asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def bind(self, hooks: WriterHooks) -> None:
+        self.calls.append(f"bind shared={hooks.shared}")
+        super().bind(hooks)
+
+    async def open(self, ns: str) -> None:
+        self.calls.append(f"open {ns}")
+
+    async def run(self, ns: str, store: Store, command: Command) -> Any:
+        self.calls.append(f"run {ns} {type(command).__name__}")
+        return await super().run(ns, store, command)
+
+    async def set_default_rules(self, source: str) -> None:
+        self.calls.append("rules")
+
+    async def close(self) -> None:
+        self.calls.append("close")
+
+
+async def test_the_engine_runs_every_write_through_the_writer_it_is_given(tmp_path: Path) -> None:
+    writer = RecordingWriter()
+    engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), synchronous="NORMAL", writer=writer)
+    await engine.set("t", ("a",), 1, caller=ADMIN)
+    await engine.update("t", (), {"b": 2}, caller=ADMIN)
+    await engine.reload_default_rules(Ruleset.compile('{"rules": {".read": true}}'))
+    assert await engine.get("t", (), caller=ADMIN) == {"a": 1, "b": 2}
+    await engine.close()
+    assert writer.calls == ["bind shared=False", "open t", "run t SetCommand", "run t UpdateCommand", "rules", "close"]
+
+
+async def test_a_broker_between_processes_makes_the_engine_shared(tmp_path: Path) -> None:
+    class SharedBroker(InProcessBroker):
+        shared = True
+
+    writer = RecordingWriter()
+    engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), feed=SharedBroker(), writer=writer)
+    try:
+        assert engine.shared and engine.writes.shared
+        assert writer.calls == ["bind shared=True"]
     finally:
         await engine.close()

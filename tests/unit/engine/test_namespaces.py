@@ -13,6 +13,7 @@ from rtdb.core.auth import ADMIN, ANONYMOUS
 from rtdb.core.errors import NoNamespace, PermissionDenied
 from rtdb.engine.access import RulesAccess
 from rtdb.engine.engine import Engine
+from rtdb.engine.writer import WriterProcess
 from rtdb.rules import Ruleset
 
 RULES = '{"rules": {"open": {".read": true, ".write": true}}}'
@@ -21,7 +22,7 @@ RULES = '{"rules": {"open": {".read": true, ".write": true}}}'
 @pytest.fixture(params=["writer thread", "writer process"])
 async def engine(tmp_path: Path, request: pytest.FixtureRequest):
     e = Engine(tmp_path, access=RulesAccess(Ruleset.compile(RULES)), synchronous="NORMAL", idle_close_s=0.2,
-               write_process=request.param == "writer process")
+               writer=WriterProcess(tmp_path, synchronous="NORMAL") if request.param == "writer process" else None)
     yield e
     await e.close()
 

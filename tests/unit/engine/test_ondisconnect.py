@@ -20,6 +20,7 @@ from rtdb.engine.access import RulesAccess
 from rtdb.engine.cluster import Cluster
 from rtdb.engine.engine import Engine
 from rtdb.engine.ondisconnect import DisconnectOp, MemoryRegistry, PostgresRegistry, run_ops
+from rtdb.engine.writer import InProcessWriter
 from rtdb.engine.writes import WriteResult, Writes
 from rtdb.rules import Ruleset
 
@@ -318,7 +319,8 @@ async def test_pg_a_group_that_fails_after_the_claim_leaves_the_ops_for_the_next
     await node.engine.set("default", ("open", "before"), 0, caller=ADMIN)  # the namespace is open
     seen: list[ChangeSet] = []
     node.engine.feed.subscribe("default", seen.append)
-    node.engine.writes = FailingWrites(node.engine.access, how)
+    assert isinstance(node.engine.writer, InProcessWriter)
+    node.engine.writes = node.engine.writer.writes = FailingWrites(node.engine.access, how)
     with pytest.raises(Unavailable):
         await node.registry.take("s1")
     assert seen == [] and stored(pg_url) == 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from rtdb.core.ipc import (
     SetCommand,
     Written,
 )
-from rtdb.engine.writer import CONTROL, WriterProcess, _Child
-from rtdb.engine.writes import WriteResult
+from rtdb.engine.access import RulesAccess
+from rtdb.engine.writer import CONTROL, WriterHooks, WriterProcess, _Child
+from rtdb.engine.writes import WriteResult, Writes
+from rtdb.rules import Ruleset
 
 OPEN = '{"rules": {".read": true, ".write": true}}'
 CLOSED = '{"rules": {}}'
@@ -106,13 +109,19 @@ def test_a_failed_precondition_crosses_the_socket_with_its_value_and_etag(tmp_pa
     assert (error.message, error.current) == ("ETag mismatch", 5) and error.etag
 
 
+def _bound(tmp_path: Path, on_commit: Callable[[list[WriteResult]], Any]) -> WriterProcess:
+    """A writer process's server side, bound as an engine would bind it (its child is not started)."""
+    writer = WriterProcess(tmp_path, synchronous="NORMAL")
+    writer.bind(WriterHooks(writes=Writes(RulesAccess(Ruleset.compile(OPEN))), shared=False,
+                            default_rules=lambda: OPEN, on_commit=on_commit, on_lost=lambda ns: None))
+    return writer
+
+
 async def test_the_server_side_publishes_a_group_before_resolving_its_writes(tmp_path: Path) -> None:
     order: list[str] = []
     published: list[ChangeSet] = []
-    writer = WriterProcess(tmp_path, synchronous="NORMAL", default_rules=lambda: OPEN, shared=False,
-                           on_commit=lambda results: (order.append("published"),
-                                                      published.extend(r.changeset for r in results if r.changeset)),
-                           on_lost=lambda ns: None)
+    writer = _bound(tmp_path, lambda results: (order.append("published"),
+                                               published.extend(r.changeset for r in results if r.changeset)))
     child = _child(tmp_path, OPEN)
     groups = _answers(child, [(1, "t", _set("a", 1)), (2, "t", _set("a", 1)), (3, "t", IndexesCommand([]))])
     child.close()
@@ -133,8 +142,7 @@ async def test_the_server_side_publishes_a_group_before_resolving_its_writes(tmp
 
 async def test_a_group_whose_commit_failed_fails_every_write_and_publishes_nothing(tmp_path: Path) -> None:
     published: list[Any] = []
-    writer = WriterProcess(tmp_path, synchronous="NORMAL", default_rules=lambda: OPEN, shared=False,
-                           on_commit=published.extend, on_lost=lambda ns: None)
+    writer = _bound(tmp_path, published.extend)
     future = asyncio.get_running_loop().create_future()
     writer._pending[7] = ("t", future)
     writer._received([Group(None, [Written(7, 1, b"\x00")])])
