@@ -4,9 +4,9 @@ A :class:`Connection` is fed complete text messages by a transport and answers
 through its bounded :class:`Outbox`: frames go through
 :class:`rtdb.protocol.session.ServerSession` (framing, decoding, listen table,
 onDisconnect queue); requests become engine calls; pushes arrive from
-:class:`rtdb.realtime.hub.Hub` into the same outbox. Two transports feed it:
-this module's raw ASGI endpoint (any ASGI server, in-process tests) and
-:mod:`rtdb.server.wsprotocol`, the lean native protocol ``rtdb serve`` gives uvicorn.
+:class:`rtdb.realtime.hub.Hub` into the same outbox. One transport feeds it for
+``/.ws``: :mod:`rtdb.server.wsprotocol`, the native protocol ``rtdb serve`` gives
+uvicorn (long-polling sessions, :mod:`rtdb.server.lp`, feed it too).
 
 Requests of a connection take effect in order through its
 :class:`~rtdb.server.lane.Lane` (consecutive writes go to the store together and
@@ -22,11 +22,10 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
-from litestar.handlers import asgi
+from litestar import get
 from msgspec import UNSET
 
 from rtdb.core.auth import ANONYMOUS, Caller, unverified_claims
@@ -49,10 +48,7 @@ from rtdb.server.wsrequests import Requests
 
 log = logging.getLogger("rtdb.ws")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
+ENDPOINT_PATH = "/.ws"
 CLOSE_OVERFLOW = 4008  # the client reconnects and resyncs
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_PROTOCOL_ERROR = 1002
@@ -138,62 +134,16 @@ class WsEndpoint:
             connection.abort(CLOSE_SERVICE_RESTART)  # fenced: rejoining the cluster
         return connection
 
-    def route(self) -> Any:
-        """The litestar route handler to register."""
+    @staticmethod
+    def route() -> Any:
+        """The litestar handler for a plain HTTP request to ``/.ws``: 426. (Upgrades to
+        ``/.ws`` never reach the ASGI app: :mod:`rtdb.server.wsprotocol` answers them.)"""
 
-        @asgi("/.ws", copy_scope=False)
-        async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-            await self(scope, receive, send)
+        @get(ENDPOINT_PATH, media_type="application/json", status_code=426, sync_to_thread=False)
+        def websocket_only() -> dict[str, str]:
+            return {"error": "WebSocket endpoint: connect with ws://"}
 
-        return websocket_endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI endpoint: one reader loop and one writer task per connection."""
-        if scope["type"] != "websocket":
-            body = b'{"error": "WebSocket endpoint: connect with ws://"}\n'
-            json_type = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": 426, "headers": json_type})
-            await send({"type": "http.response.body", "body": body})
-            return
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return
-        params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        await send({"type": "websocket.accept"})
-        if "s" in params:  # an upgrade from long-polling: only the native protocol carries them out
-            await send({"type": "websocket.send", "text": reset_frame(headers.get("host", ""))})
-            await send({"type": "websocket.close", "code": 1000})
-            return
-        connection = self.open(params, headers.get("host", ""))
-        reading = asyncio.Event()
-        reading.set()
-        connection.on_pause = lambda paused: reading.clear() if paused else reading.set()
-        writer = asyncio.get_running_loop().create_task(_asgi_writer(connection, send))
-        disconnected = True
-        try:
-            while True:
-                message = await receive()
-                kind = message["type"]
-                if kind == "websocket.disconnect":
-                    break
-                if kind != "websocket.receive":
-                    continue
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
-                connection.feed(text)
-                if connection.outbox.closed:
-                    disconnected = False
-                    break
-                if not reading.is_set():
-                    await reading.wait()
-        finally:
-            connection.close()
-            if disconnected:
-                writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-            await connection.finish()
+        return websocket_only
 
     def restart(self, ns: str) -> None:
         """Close every connection to ``ns`` with 1012 (service restart): clients reconnect and
@@ -216,20 +166,6 @@ class WsEndpoint:
         for connection in list(self.connections.values()):
             if ns is None or connection.ns == ns:
                 await connection.recheck()
-
-
-async def _asgi_writer(connection: Connection, send: Send) -> None:
-    """Send queued frames in order; once the outbox is closed, close the socket."""
-    try:
-        while batch := await connection.outbox.drain():
-            for frames in batch:
-                for frame in frames:
-                    await send({"type": "websocket.send", "text": frame})
-        await send({"type": "websocket.close", "code": connection.close_code})
-    except (OSError, RuntimeError):
-        pass  # the client went away; the reader sees the disconnect
-    except Exception:
-        log.exception("websocket send failed")
 
 
 def identity(caller: Caller) -> tuple[Any, ...]:

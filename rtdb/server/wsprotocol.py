@@ -29,7 +29,14 @@ from urllib.parse import parse_qsl
 from rtdb.protocol.codec import Frames
 from rtdb.protocol.framing import DEFAULT_MAX_MESSAGE_CHARS
 from rtdb.server.lp import Secondary
-from rtdb.server.ws import CLOSE_PROTOCOL_ERROR, CLOSE_SERVICE_RESTART, Connection, WsEndpoint, reset_frame
+from rtdb.server.ws import (
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_SERVICE_RESTART,
+    ENDPOINT_PATH,
+    Connection,
+    WsEndpoint,
+    reset_frame,
+)
 from rtdb.server.wsframes import (
     CLOSE_GOING_AWAY,
     MAX_REQUEST_BYTES,
@@ -41,7 +48,6 @@ from rtdb.server.wsframes import (
 
 log = logging.getLogger("rtdb.ws")
 
-ENDPOINT_PATH = "/.ws"
 MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_CHARS
 WRITE_BUFFER_HIGH = 256 * 1024
 """Bytes buffered in a transport before the outbox holds further frames back."""
@@ -251,7 +257,7 @@ class WsProtocol(asyncio.Protocol):
             return
         self._head = b""
         self._stop_deadline()  # the request head is complete: what follows is answered at once
-        if request_path(head) != ENDPOINT_PATH:
+        if request_path(head).rstrip("/") != ENDPOINT_PATH:  # /.ws or /.ws/
             self._delegate_to_uvicorn(head)
             return
         owner = self._owner(head)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from conftest import RunningServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -157,3 +158,16 @@ def test_another_websocket_path_goes_to_the_app(server: RunningServer) -> None:
     with _open(server) as ws:
         ws.send(_request(1, "s", {"c": {}}))
         assert _messages(ws, 1)[-1]["b"]["s"] == "ok"
+
+
+def test_the_endpoint_with_a_trailing_slash_is_the_same_endpoint(server: RunningServer) -> None:
+    with _open(server, "/.ws/?v=5&ns=native") as ws:
+        ws.send(_request(1, "p", {"p": "/slash", "d": 1}))
+        assert _messages(ws, 1)[-1]["b"]["s"] == "ok"
+
+
+def test_a_plain_http_request_to_the_endpoint_gets_426(server: RunningServer) -> None:
+    for path in ("/.ws", "/.ws?v=5&ns=native"):
+        reply = httpx.get(f"{server.url}{path}", timeout=5)
+        assert reply.status_code == 426, (path, reply.text)
+        assert reply.json() == {"error": "WebSocket endpoint: connect with ws://"}

@@ -1,5 +1,6 @@
-"""Property-based fuzzing of every wire-protocol message, in-process over ASGI (the harness
-of ``test_ws.py``).
+"""Property-based fuzzing of every wire-protocol message, in-process through the native
+protocol ``rtdb serve`` runs (the client of ``wire_client.py``; a browser's text frames, so
+lone surrogates arrive as U+FFFD).
 
 Whatever a client sends, the server answers each request it can name (its ``r``) with a
 status (never ``internal_error``) and keeps the connection; what is not a message at all
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ws import Client, connect
+from unit.server.wire_client import Client, connect
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
@@ -204,8 +205,7 @@ class WireHarness:
                     return seen, None
         except ConnectionError as closed:
             code = int(str(closed).rsplit(" ", 1)[-1])
-            client._in.put_nowait({"type": "websocket.disconnect", "code": code})  # as a transport would
-            await asyncio.wait_for(client.task, 5)  # the endpoint ended cleanly: no exception
+            await client.close()  # the socket goes; the connection ended cleanly: no exception
             self.client = await connect(self.endpoint)
             return seen, code
 

@@ -1,14 +1,16 @@
-"""The /.ws transport driven in-process over ASGI (no sockets): ordering, hashes, framing, onDisconnect."""
+"""The /.ws transport as ``rtdb serve`` runs it (the native protocol), driven in-process with a
+stand-in transport (no sockets): ordering, hashes, framing, onDisconnect."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from unit.server.wire_client import connect
 
 from rtdb.core.hash import node_hash
 from rtdb.engine.access import RulesAccess, default_rules
@@ -18,79 +20,12 @@ from rtdb.server.settings import Settings
 from rtdb.server.ws import WsEndpoint
 
 
-class Client:
-    """One WebSocket connection driven through the ASGI interface."""
-
-    def __init__(self, endpoint: WsEndpoint, query: str = "v=5&ns=demo") -> None:
-        self._in: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
-        self._out: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
-        self._r = 0
-        scope = {
-            "type": "websocket",
-            "path": "/.ws",
-            "query_string": query.encode(),
-            "headers": [(b"host", b"127.0.0.1:9000")],
-        }
-        self._in.put_nowait({"type": "websocket.connect"})
-        self.task = asyncio.get_running_loop().create_task(endpoint(scope, self._in.get, self._out.put))
-
-    async def frame(self, timeout: float = 5) -> str:
-        while True:
-            event = await asyncio.wait_for(self._out.get(), timeout)
-            if event["type"] == "websocket.send":
-                return str(event["text"])
-            if event["type"] == "websocket.close":
-                raise ConnectionError(f"closed with {event.get('code')}")
-
-    async def message(self, timeout: float = 5) -> dict[str, Any]:
-        first = await self.frame(timeout)
-        if first.isdigit():
-            first = "".join([await self.frame(timeout) for _ in range(int(first))])
-        return json.loads(first)  # type: ignore[no-any-return]
-
-    async def no_message(self) -> None:
-        with pytest.raises(asyncio.TimeoutError):
-            await self.frame(timeout=0.1)
-
-    def send_raw(self, text: str) -> None:
-        self._in.put_nowait({"type": "websocket.receive", "text": text})
-
-    def request(self, action: str, body: dict[str, Any]) -> int:
-        self._r += 1
-        self.send_raw(json.dumps({"t": "d", "d": {"r": self._r, "a": action, "b": body}}))
-        return self._r
-
-    async def call(self, action: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Send a request; return the pushes that came before its response, and the response body."""
-        r = self.request(action, body)
-        pushes = []
-        while True:
-            msg = await self.message()
-            if msg["t"] == "d" and msg["d"].get("r") == r:
-                return pushes, msg["d"]["b"]
-            pushes.append(msg["d"])
-
-    async def close(self) -> None:
-        self._in.put_nowait({"type": "websocket.disconnect", "code": 1000})
-        await asyncio.wait_for(self.task, 5)
-
-
 @pytest.fixture
 async def endpoint(tmp_path: Path) -> AsyncIterator[WsEndpoint]:
     settings = Settings(data_dir=tmp_path, emulator=True)
     engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)))
     yield WsEndpoint(engine, settings, Authenticator(settings))
     await engine.close()
-
-
-async def connect(endpoint: WsEndpoint, *, admin: bool = True, query: str = "v=5&ns=demo") -> Client:
-    client = Client(endpoint, query)
-    hello = await client.message()
-    assert hello["t"] == "c" and hello["d"]["t"] == "h" and isinstance(hello["d"]["d"]["ts"], int)
-    if admin:
-        _, body = await client.call("gauth", {"cred": "owner"})
-        assert body["s"] == "ok"
-    return client
 
 
 async def test_handshake_then_ping_pong_and_keepalive(endpoint: WsEndpoint) -> None:
@@ -230,8 +165,7 @@ async def test_reconnecting_with_ls_ends_the_previous_session(endpoint: WsEndpoi
     with pytest.raises(ConnectionError):
         while True:
             await first.frame()
-    first._in.put_nowait({"type": "websocket.disconnect", "code": 1000})  # what the server does after a close
-    await asyncio.wait_for(first.task, 5)
+    await first.close()  # the server closed it: the socket goes
     assert (await watcher.message())["d"] == {"a": "d", "b": {"p": "p/gone", "d": True}}
     await second.close()
     await watcher.close()

@@ -1,11 +1,12 @@
-"""What a WebSocket connection keeps of what its client sends (in-process, over ASGI)."""
+"""What a WebSocket connection keeps of what its client sends (in-process, the native protocol)."""
 
 from __future__ import annotations
 
 import gc
 import tracemalloc
 
-from test_ws import connect, endpoint  # noqa: F401  # the endpoint fixture and the client of test_ws
+from test_ws import endpoint  # noqa: F401  # the endpoint fixture of test_ws
+from unit.server.wire_client import connect
 
 from rtdb.server.ws import WsEndpoint
 

@@ -8,14 +8,13 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from websockets.client import ClientProtocol
-from websockets.uri import parse_uri
+from unit.server.wire_client import HOST, Wire
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
@@ -72,49 +71,7 @@ async def test_a_connection_closed_before_its_deadline_leaves_no_timer() -> None
 # -- the production protocol end to end in-process: real client bytes in, exact bytes out -----
 
 
-class FakeTransport:
-    """What asyncio gives a protocol, recording every write (pause/resume/close supported)."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closing = False
-        self.aborted = False
-        self.reading = True
-        self.high: int | None = None
-
-    def write(self, data: bytes) -> None:
-        assert not self.closing, "written after close"
-        self.written.append(bytes(data))
-
-    def writelines(self, parts: list[bytes]) -> None:
-        for part in parts:
-            self.write(part)
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.aborted = self.closing = True
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self.high = high
-
-    def take(self) -> bytes:
-        data, self.written = b"".join(self.written), []
-        return data
-
-
 NOW_MS = 1_700_000_000_000
-HOST = "127.0.0.1:9000"
 
 
 @pytest.fixture
@@ -123,44 +80,6 @@ async def endpoint(tmp_path: Path) -> AsyncIterator[WsEndpoint]:
     engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=True)), clock=lambda: NOW_MS)
     yield WsEndpoint(engine, settings, Authenticator(settings))
     await engine.close()
-
-
-class Wire:
-    """One socket to the native protocol: a websockets client's bytes in, the server's bytes out."""
-
-    def __init__(self, endpoint: WsEndpoint, path: str = "/.ws?v=5&ns=demo") -> None:
-        self.server = WsServer(endpoint, ping_interval=None)
-        self.state = SimpleNamespace(connections=set(), tasks=set())
-        self.protocol = self.server.protocol_class()(None, self.state, {})
-        self.transport = FakeTransport()
-        self.protocol.connection_made(self.transport)
-        self.client = ClientProtocol(parse_uri(f"ws://{HOST}{path}"))
-        self.request = self.client.connect()
-
-    def handshake_bytes(self) -> bytes:
-        self.client.send_request(self.request)
-        return b"".join(self.client.data_to_send())
-
-    def send(self, data: bytes) -> None:
-        self.protocol.data_received(data)
-
-    def send_text(self, text: str) -> None:
-        self.client.send_text(text.encode())
-        self.send(b"".join(self.client.data_to_send()))
-
-    async def written(self, until: Callable[[bytes], bool], timeout: float = 5) -> bytes:
-        """The bytes written so far, once ``until`` holds for them."""
-        data = b""
-        async with asyncio.timeout(timeout):
-            while True:
-                data += self.transport.take()
-                if until(data):
-                    return data
-                await asyncio.sleep(0.001)
-
-    async def close(self) -> None:
-        self.protocol.connection_lost(None)
-        await asyncio.gather(*self.state.tasks)
 
 
 def _frame(text: str) -> bytes:
