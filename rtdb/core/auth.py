@@ -25,6 +25,29 @@ ADMIN = Caller(admin=True)
 ANONYMOUS = Caller()
 
 
+MAX_EXACT_INT = 2**53
+
+
+def json_numbers(value: Any) -> Any:
+    """Claims as a JavaScript server reads them: an integer beyond ±2**53 (which no double holds
+    exactly) becomes a double, one beyond a double's range infinity. Rules compare numbers as
+    doubles anyway, and a caller must cross to the writer process (msgpack: 64-bit integers)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            return float("inf") if value > 0 else float("-inf")
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(item) for item in value]
+    return value
+
+
 def unverified_claims(token: str) -> dict[str, Any] | None:
     """The payload of a JWT read without checking its signature or times; ``None`` when
     ``token`` is not a JWT with an object payload. For the emulator, which trusts any token,

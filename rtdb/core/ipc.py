@@ -20,21 +20,10 @@ from typing import Any
 
 import msgspec
 
+from rtdb.core import errors
 from rtdb.core.auth import Caller
 from rtdb.core.changes import ChangeSet
-from rtdb.core.errors import (
-    IndexNotDefined,
-    InvalidData,
-    InvalidPath,
-    InvalidQuery,
-    NoNamespace,
-    PermissionDenied,
-    PreconditionFailed,
-    RtdbError,
-    TooBig,
-    Unauthenticated,
-    Unavailable,
-)
+from rtdb.core.errors import PreconditionFailed, RtdbError
 
 PathT = tuple[str, ...]
 
@@ -179,9 +168,11 @@ class Group(msgspec.Struct, tag="g", array_like=True, frozen=True):
 
 
 _ERRORS: dict[str, type[RtdbError]] = {
-    cls.code: cls for cls in (InvalidPath, InvalidData, InvalidQuery, TooBig, PermissionDenied, Unauthenticated,
-                              IndexNotDefined, NoNamespace, Unavailable)
+    cls.code: cls for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, RtdbError) and cls.__module__ == errors.__name__
+    and cls not in (RtdbError, PreconditionFailed)
 }
+"""Every error class of :mod:`rtdb.core.errors` by its code (a precondition failure carries more)."""
 
 
 def failed(rid: int, error: RtdbError) -> Failed:

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from rtdb.core import ipc
 from rtdb.core.changes import decode_changeset
-from rtdb.core.errors import RtdbError, Unavailable
+from rtdb.core.errors import InvalidData, RtdbError, Unavailable
 from rtdb.core.ipc import (
     Answer,
     CloseCommand,
@@ -259,8 +259,28 @@ class WriterProcess:
         or every ``FLUSH_AT`` requests)."""
         self._flush_scheduled = False
         batch, self._outgoing = self._outgoing, []
-        if batch and self._link is not None:
-            self._link.transport.write(_pack(batch))
+        if not batch or self._link is None:
+            return
+        try:
+            data = _pack(batch)
+        except (OverflowError, TypeError, ValueError):
+            data = self._pack_each(batch)
+        self._link.transport.write(data)
+
+    def _pack_each(self, batch: list[Request]) -> bytes:
+        """A batch that msgpack refused as a whole: the requests it can carry go, the others
+        fail at once (none may wait for an answer that cannot come)."""
+        kept: list[Request] = []
+        for request in batch:
+            try:
+                _pack([request])
+            except (OverflowError, TypeError, ValueError) as exc:
+                pending = self._pending.pop(request.id, None)
+                if pending is not None and not pending[1].done():
+                    pending[1].set_exception(InvalidData(f"The request cannot reach the writer process: {exc}"))
+                continue
+            kept.append(request)
+        return _pack(kept) if kept else b""
 
     def _received(self, groups: list[Group]) -> None:
         for group in groups:

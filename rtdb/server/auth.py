@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 
-from rtdb.core.auth import ANONYMOUS, Caller
+from rtdb.core.auth import ANONYMOUS, Caller, json_numbers
 from rtdb.core.errors import InvalidData
 from rtdb.server.settings import Settings
 from rtdb.server.tokens import TokenVerifier
@@ -44,7 +44,7 @@ def parse_override(raw: str) -> dict[str, object] | None:
         raise InvalidData("auth_variable_override must be JSON") from None
     if auth is not None and not isinstance(auth, dict):
         raise InvalidData("auth_variable_override must be a JSON object or null")
-    return auth
+    return json_numbers(auth)  # type: ignore[no-any-return]
 
 
 def bearer_token(authorization: str | None) -> str | None:

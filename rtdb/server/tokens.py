@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from rtdb.core.auth import ADMIN, Caller, unverified_claims
+from rtdb.core.auth import ADMIN, Caller, json_numbers, unverified_claims
 from rtdb.core.errors import Unauthenticated
 
 INVALID = "Auth token used in the request is invalid"
@@ -80,6 +80,7 @@ class TokenVerifier:
                 raise Unauthenticated(INVALID)
         else:
             claims = self._verified_claims(token, str(alg), header.get("kid"))
+        claims = json_numbers(claims)
         exp = claims.get("exp")
         if unsigned:
             # the SDKs' mock tokens say iat 0, exp 3600 (1970): like Firebase's emulator, never expire them

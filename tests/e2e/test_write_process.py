@@ -4,6 +4,8 @@ also runs against it: tests/e2e/test_js_sdk.py.)"""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -141,3 +143,27 @@ def test_a_killed_server_leaves_no_child_behind(server: RunningServer) -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def _mock_token(claims: dict[str, Any]) -> str:
+    """An unsigned token, as the SDKs make for the emulator (JSON written by hand: 2**70 stays an integer)."""
+    header, body = (base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+                    for part in ({"alg": "none", "typ": "JWT"}, claims))
+    return f"{header}.{body}."
+
+
+def test_claims_beyond_64_bit_integers_reach_the_child_as_doubles(server: RunningServer) -> None:
+    """msgpack carries 64-bit integers at most; claims are read as JavaScript reads them (doubles)."""
+    rules = {"rules": {".read": True, "big": {".write": "auth.token.big > 1e20 && auth.token.big < 1e22"},
+                       "override": {".write": "auth.huge > 1e300"}}}
+    httpx.put(server.url + "/.settings/rules.json?ns=claims", json=rules,
+              headers={"Authorization": "Bearer owner"}).raise_for_status()
+    token = _mock_token({"sub": "ann", "iat": 0, "exp": 3600, "big": 2**70})
+    put = httpx.put(server.url + "/big/a.json", params={"ns": "claims", "auth": token}, json=1, timeout=10)
+    assert put.status_code == 200, put.text
+    huge = '{"uid": "x", "huge": 1' + "0" * 400 + "}"
+    override = httpx.put(server.url + "/override/a.json", json=2, timeout=10, headers={"Authorization": "Bearer owner"},
+                         params={"ns": "claims", "auth_variable_override": huge})
+    assert override.status_code == 200, override.text
+    assert httpx.get(server.url + "/big.json?ns=claims").json() == {"a": 1}
+    assert httpx.get(server.url + "/override.json?ns=claims").json() == {"a": 2}

@@ -8,14 +8,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from rtdb.core import ipc
-from rtdb.core.auth import ADMIN, ANONYMOUS
+from rtdb.core.auth import ADMIN, ANONYMOUS, Caller
 from rtdb.core.changes import ChangeSet, decode_changeset
-from rtdb.core.errors import PermissionDenied, PreconditionFailed, RtdbError, Unavailable
+from rtdb.core.errors import InvalidData, PermissionDenied, PreconditionFailed, RtdbError, Unavailable
 from rtdb.core.ipc import (
     Command,
     DisconnectCommand,
@@ -150,3 +151,25 @@ async def test_a_group_whose_commit_failed_fails_every_write_and_publishes_nothi
         await future
     assert published == []
 
+
+
+async def test_a_request_msgpack_cannot_carry_fails_alone_and_the_others_are_sent(tmp_path: Path) -> None:
+    """A caller built with an integer beyond 64 bits (claims are made doubles before that,
+    :func:`rtdb.core.auth.json_numbers`, so only a bug could): that write fails at once with
+    a clear error, the writes in the same frame still go, and nothing waits forever."""
+    writer = _bound(tmp_path, lambda results: None)
+    sent: list[bytes] = []
+    writer._link = SimpleNamespace(transport=SimpleNamespace(write=sent.append))  # type: ignore[assignment]
+    loop = asyncio.get_running_loop()
+    futures = {rid: loop.create_future() for rid in (1, 2, 3)}
+    for rid, future in futures.items():
+        writer._pending[rid] = ("t", future)
+    writer._send(1, "t", _set("a", 1))
+    writer._send(2, "t", _set("b", 2, Caller(auth={"big": 2**70})))
+    writer._send(3, "t", _set("c", 3))
+    writer._flush()
+    [frame] = sent
+    assert [r.id for r in ipc.decode_requests(frame[4:])] == [1, 3]
+    with pytest.raises(InvalidData, match="cannot reach the writer process"):
+        await futures[2]
+    assert not futures[1].done() and not futures[3].done() and set(writer._pending) == {1, 3}
