@@ -140,7 +140,7 @@ class Console:
         requests = sum(self.monitor.requests.values())
         writes = sum(getattr(self.engine, "write_outcomes", {}).values())
         events = sum(getattr(getattr(holder, "metrics", None), "messages_queued", 0)
-                     for holder in (getattr(self.sources.ws, "hub", None), getattr(self.sources.sse, "fanout", None)))
+                     for holder in (getattr(self.sources.ws, "hub", None), getattr(self.sources.sse, "hub", None)))
         return MetricsView(int(time.time() * 1000), Connections(**self.sources.connections()),
                            Counters(requests, writes, self.monitor.denied, events))
 

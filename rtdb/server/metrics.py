@@ -73,8 +73,8 @@ class RtdbCollector:
             writes.add_metric([outcome], n)
         yield writes
 
-        for name, fanout in (("ws", getattr(s.ws, "hub", None)), ("sse", getattr(s.sse, "fanout", None))):
-            metrics = getattr(fanout, "metrics", None)
+        for name, hub in (("ws", getattr(s.ws, "hub", None)), ("sse", getattr(s.sse, "hub", None))):
+            metrics = getattr(hub, "metrics", None)
             if metrics is None:
                 continue
             for field in dataclasses.fields(metrics):

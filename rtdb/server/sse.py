@@ -40,7 +40,7 @@ class SseEndpoint:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
-        self.fanout = Hub(engine.feed, SseRenderer())
+        self.hub = Hub(engine.feed, SseRenderer())
         self.callers: dict[Listener, Caller] = {}
 
     async def open(self, ns: str, path: Path, caller: Caller, query: QuerySpec | None) -> tuple[Listener, Node]:
@@ -50,21 +50,21 @@ class SseEndpoint:
             result = await self.engine.read(ns, path, caller=caller, query=query)
             return result.node, result.seq
 
-        outbox = Outbox()
+        outbox = Outbox(metrics=self.hub.metrics)
 
         def cancel(exc: RtdbError) -> None:  # its query window could not be read again
             outbox.send((CANCEL,))
             outbox.close()
 
         stream = Listener(ns, path, outbox, spec=query, refresh=refresh, on_cancel=cancel)
-        self.fanout.listen(stream)
+        self.hub.listen(stream)
         try:
             node, seq = await refresh()
         except BaseException:
-            self.fanout.unlisten(stream)
+            self.hub.unlisten(stream)
             raise
         stream.outbox.send((event("put", (), to_plain(node)),))
-        self.fanout.activate(stream, node, seq)
+        self.hub.activate(stream, node, seq)
         return stream, node
 
     async def serve(self, stream: Listener, caller: Caller, receive: Any, send: Any) -> None:
@@ -100,7 +100,7 @@ class SseEndpoint:
         finally:
             self.callers.pop(stream, None)
             disconnected.cancel()
-            self.fanout.unlisten(stream)
+            self.hub.unlisten(stream)
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except (OSError, RuntimeError):
@@ -117,7 +117,7 @@ class SseEndpoint:
                 log.exception("re-checking an SSE stream failed")
                 allowed = False
             if not allowed:
-                self.fanout.unlisten(stream)
+                self.hub.unlisten(stream)
                 stream.outbox.send((CANCEL,))
                 stream.outbox.close()
 
@@ -126,7 +126,7 @@ class SseEndpoint:
         reconnects and streams the new namespace."""
         for stream in list(self.callers):
             if stream.ns == ns:
-                self.fanout.unlisten(stream)
+                self.hub.unlisten(stream)
                 stream.outbox.send((event("put", (), None),))
                 stream.outbox.close()
 
@@ -139,7 +139,7 @@ class SseEndpoint:
 
     def close(self) -> None:
         self.end_streams()
-        self.fanout.close()
+        self.hub.close()
 
 
 async def _send_text(send: Any, text: str) -> None:

@@ -262,3 +262,16 @@ def test_with_two_workers_one_scrape_sums_both(server_factory: Any) -> None:
                    for family in text_string_to_metric_families(text) for s in family.samples}
         assert samples[("rtdb_requests_total", (("outcome", "ok"), ("transport", "rest")))] == 30
         assert samples[("rtdb_writes_total", (("outcome", "ok"),))] == 30
+
+
+def test_metrics_count_the_events_queued_to_sse_streams(server_factory: Any) -> None:
+    server = server_factory("--emulator", "--metrics-public")
+    events = sse_events(f"{server.url}/feed.json", {"Accept": "text/event-stream"},
+                        until=lambda seen: len(seen) >= 3,
+                        trigger=lambda: [httpx.put(f"{server.url}/feed/k{i}.json", json=i) for i in range(2)])
+    assert events[0] == {"path": "/", "data": None}
+    text = httpx.get(f"{server.url}/metrics").text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("rtdb_realtime_messages_queued_total", (("transport", "sse"),))] >= 3  # the first put, two changes
+    assert samples[("rtdb_realtime_payloads_encoded_total", (("transport", "sse"),))] >= 2
