@@ -424,8 +424,11 @@ class Engine:
         except Exception:
             log.exception("reloading the rules of %s failed", ns)
 
-    async def reload_default_rules(self, ruleset: Ruleset) -> None:
-        """Swap the server-wide rules (already compiled) and build the indexes they declare."""
+    async def reload_default_rules(self, source: str) -> None:
+        """Compile and swap in the server-wide rules (the rules file changed) and build the
+        indexes they declare. A source that does not compile raises :class:`RulesError`
+        and the previous rules stay."""
+        ruleset = Ruleset.compile(source)
         self.access.set_default(ruleset)
         await self.writer.set_default_rules(ruleset.source)
         for ns, store in list(self._stores.items()):

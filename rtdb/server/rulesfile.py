@@ -1,5 +1,7 @@
-"""The server's rules file: loaded at start, watched (watchfiles), swapped in only
-when the changed file compiles completely."""
+"""The server's rules file: loaded at start (before the engine exists: its rules are part
+of the engine's configuration), then watched (watchfiles); each change goes to
+:meth:`Engine.reload_default_rules`, which swaps the rules in only when the changed file
+compiles completely."""
 
 from __future__ import annotations
 
@@ -28,11 +30,10 @@ async def watch_rules(file: Path, engine: Engine, stop: asyncio.Event,
     async for _changes in watchfiles.awatch(file.parent, stop_event=stop, debounce=50, step=20,
                                             watch_filter=lambda _change, name: Path(name) == file):
         try:
-            ruleset = load_rules(file)
+            await engine.reload_default_rules(file.read_text())
         except (RulesError, OSError, UnicodeDecodeError) as exc:
             log.error("rules file %s not reloaded, the previous rules stay: %s", file, exc)
             on_problem(f"rules file {file} not reloaded, the previous rules stay: {exc}")
             continue
         on_problem(None)
-        await engine.reload_default_rules(ruleset)
         log.info("rules reloaded from %s", file)

@@ -20,7 +20,7 @@ from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
 from rtdb.engine.writer import InProcessWriter, WriterHooks, WriterProcess
 from rtdb.realtime.broker import InProcessBroker
-from rtdb.rules import Ruleset
+from rtdb.rules import RulesError, Ruleset
 from rtdb.storage.store import Store
 
 
@@ -125,10 +125,18 @@ async def test_namespaces_are_separate_files(engine: Engine, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == ["one.sqlite", "two.sqlite"]
 
 
+async def test_server_wide_rules_that_do_not_compile_leave_the_previous_ones(engine: Engine) -> None:
+    await engine.reload_default_rules(Ruleset.open().source)
+    with pytest.raises(RulesError):
+        await engine.reload_default_rules('{"rules": {".write": "auth.uid ==="}}')
+    await engine.set("t", ("a",), 1, caller=ANONYMOUS)  # still open, here and in the writer
+    assert await engine.get("t", ("a",), caller=ANONYMOUS) == 1
+
+
 async def test_rules_changes_reach_the_writer_in_order(engine: Engine) -> None:
     with pytest.raises(PermissionDenied):  # production defaults: closed to non-admins
         await engine.set("t", ("a",), 1, caller=ANONYMOUS)
-    await engine.reload_default_rules(Ruleset.open())
+    await engine.reload_default_rules(Ruleset.open().source)
     await engine.set("t", ("a",), 1, caller=ANONYMOUS)
     await engine.deploy_rules("t", '{"rules": {".read": true, "a": {".write": false}}}', caller=ADMIN)
     with pytest.raises(PermissionDenied):
@@ -190,7 +198,7 @@ async def test_the_engine_runs_every_write_through_the_writer_it_is_given(tmp_pa
     engine = Engine(tmp_path, access=RulesAccess(default_rules(emulator=False)), synchronous="NORMAL", writer=writer)
     await engine.set("t", ("a",), 1, caller=ADMIN)
     await engine.update("t", (), {"b": 2}, caller=ADMIN)
-    await engine.reload_default_rules(Ruleset.compile('{"rules": {".read": true}}'))
+    await engine.reload_default_rules('{"rules": {".read": true}}')
     assert await engine.get("t", (), caller=ADMIN) == {"a": 1, "b": 2}
     await engine.close()
     assert writer.calls == ["bind shared=False", "open t", "run t SetCommand", "run t UpdateCommand", "rules", "close"]
