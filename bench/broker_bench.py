@@ -80,7 +80,7 @@ def redis_py_subscriber(url: str, prefix: str, count: int, pipe: Connection) -> 
     """For comparison: the same node's receiving side on redis-py's asyncio PubSub."""
     import redis.asyncio
 
-    from rtdb.realtime.redis_broker import ChangeMessage, _decoder
+    from rtdb.core.ipc import BrokerChange, decode_broker
 
     async def main() -> None:
         client = redis.asyncio.Redis.from_url(url)
@@ -92,8 +92,8 @@ def redis_py_subscriber(url: str, prefix: str, count: int, pipe: Connection) -> 
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue
-            decoded = _decoder.decode(message["data"])
-            assert isinstance(decoded, ChangeMessage)
+            decoded = decode_broker(message["data"])
+            assert isinstance(decoded, BrokerChange)
             n += 1
             last = time.monotonic()
             first = first or last

@@ -6,7 +6,8 @@
 * **Writer process** (:mod:`rtdb.engine.writer`): a frame from the server is a list of
   :class:`Request`; a frame from the child is a list of :class:`Group`, one per group
   transaction, each carrying one :data:`Answer` per request.
-* **Worker relay** (:mod:`rtdb.realtime.relay`): one :data:`RelayMessage` per frame.
+* **Brokers** (:mod:`rtdb.realtime.relay` between `--workers`, :mod:`rtdb.realtime.redis_broker`
+  between cluster nodes): one :data:`BrokerMessage` per frame or Pub/Sub message.
 
 msgpack keeps what pickle kept for these values: ints and floats stay apart (``1`` is not
 ``1.0``), ``None``, nested maps and arrays; paths are typed ``tuple[str, ...]`` so they come
@@ -194,28 +195,41 @@ def error_of(answer: Failed) -> RtdbError:
     return error
 
 
-# -- the worker relay --------------------------------------------------------------------------
-class RelayChange(msgspec.Struct, tag="C", array_like=True, frozen=True):
-    """A ChangeSet another worker committed."""
+# -- brokers: between processes that write the same namespaces ---------------------------------
+class BrokerChange(msgspec.Struct, tag="C", array_like=True, frozen=True):
+    """A ChangeSet that process ``node`` committed, in the namespace's history ``epoch`` (``""``
+    where the store names none). Worker relay: ``node`` is ``""`` (the supervisor never echoes a
+    frame to its sender)."""
 
+    node: str
+    epoch: str
     changeset: ChangeSet
 
 
-class RelayAnnounce(msgspec.Struct, tag="A", array_like=True, frozen=True):
-    """Another worker's announcement (``rules`` deployed, ``drop``/``dropped``) about ``ns``."""
+class BrokerPointer(msgspec.Struct, tag="P", array_like=True, frozen=True):
+    """Commit ``seq`` of ``ns`` exists but is too large to carry: read it from the change log."""
 
+    node: str
+    epoch: str
+    ns: str
+    seq: int
+
+
+class BrokerAnnounce(msgspec.Struct, tag="A", array_like=True, frozen=True):
+    """``node``'s announcement (``rules`` deployed, ``drop``/``dropped``) about ``ns``."""
+
+    node: str
     kind: str
     ns: str
 
 
-RelayMessage = RelayChange | RelayAnnounce
+BrokerMessage = BrokerChange | BrokerPointer | BrokerAnnounce
 
 
 _encoder = msgspec.msgpack.Encoder()
 _requests = msgspec.msgpack.Decoder(list[Request])
 _groups = msgspec.msgpack.Decoder(list[Group])
-_relay = msgspec.msgpack.Decoder(RelayMessage)
-_RELAY_CHANGE = b"\x92\xa1C"  # how every encoded RelayChange starts: a 2-array, then its tag
+_broker = msgspec.msgpack.Decoder(BrokerMessage)
 
 
 def encode(message: Any) -> bytes:
@@ -231,10 +245,16 @@ def decode_groups(data: bytes) -> list[Group]:
     return _groups.decode(data)
 
 
-def decode_relay(data: bytes) -> RelayMessage:
-    return _relay.decode(data)
+def decode_broker(data: bytes) -> BrokerMessage:
+    return _broker.decode(data)
 
 
-def relay_change(encoded: bytes) -> bytes:
-    """``encode(RelayChange(changeset))`` from the changeset's own encoding, not encoding it again."""
-    return _RELAY_CHANGE + encoded
+def change_prefix(node: str) -> bytes:
+    """How every encoded :class:`BrokerChange` of ``node`` starts: a 4-array, its tag, the node."""
+    return b"\x94\xa1C" + _encoder.encode(node)
+
+
+def broker_change(node: str, epoch: str, encoded: bytes) -> bytes:
+    """``encode(BrokerChange(node, epoch, changeset))`` from the changeset's own encoding
+    (:func:`rtdb.core.changes.encode_changeset`), not encoding it again."""
+    return change_prefix(node) + _encoder.encode(epoch) + encoded

@@ -17,9 +17,9 @@ change log (``fetch``):
   namespace is read from its log. While Redis is down the head poll alone keeps
   delivery going, about ``head_poll_s`` late.
 
-Messages are msgpack arrays (tagged :mod:`msgspec` structs): ``["C", node, epoch,
-ChangeSet]``, or ``["P", node, epoch, ns, seq]`` (a pointer, for a ChangeSet
-encoded above ``pointer_above`` bytes: receivers read it from the log), and
+Messages are the brokers' msgpack arrays (:data:`rtdb.core.ipc.BrokerMessage`):
+``["C", node, epoch, ChangeSet]``, or ``["P", node, epoch, ns, seq]`` (a pointer, for a
+ChangeSet encoded above ``pointer_above`` bytes: receivers read it from the log), and
 ``["A", node, kind, ns]`` for announcements. A node accepts its own ChangeSets when
 it publishes them and drops their echo unread; ``epoch`` names the namespace's
 history (a restore starts a new one: :meth:`OrderedFeed._arrived`).
@@ -46,7 +46,9 @@ import hiredis
 import msgspec
 from redis.asyncio.connection import parse_url
 
+from rtdb.core import ipc
 from rtdb.core.changes import ChangeSet, encode_changeset
+from rtdb.core.ipc import BrokerAnnounce, BrokerChange, BrokerPointer
 from rtdb.realtime.broker import Head
 from rtdb.realtime.ordered import FeedStats, OrderedFeed
 
@@ -56,45 +58,6 @@ POINTER_ABOVE = 256 * 1024
 """ChangeSets whose encoding is larger go as a pointer ``(ns, seq)`` read from the log."""
 MAX_BACKLOG = 32 * 1024 * 1024
 """Bytes waiting to be written to Redis past which publishes are dropped (receivers read the log)."""
-
-
-class ChangeMessage(msgspec.Struct, tag="C", array_like=True, frozen=True):
-    node: str
-    epoch: str
-    changeset: ChangeSet
-
-
-class PointerMessage(msgspec.Struct, tag="P", array_like=True, frozen=True):
-    node: str
-    epoch: str
-    ns: str
-    seq: int
-
-
-class AnnounceMessage(msgspec.Struct, tag="A", array_like=True, frozen=True):
-    node: str
-    kind: str
-    ns: str
-
-
-Message = ChangeMessage | PointerMessage | AnnounceMessage
-_decoder = msgspec.msgpack.Decoder(Message)
-_encoder = msgspec.msgpack.Encoder()
-
-
-def encode_message(message: Message) -> bytes:
-    return _encoder.encode(message)
-
-
-def change_message(node: str, epoch: str, encoded: bytes) -> bytes:
-    """``encode_message(ChangeMessage(node, epoch, changeset))`` from the changeset's encoding,
-    without encoding it again."""
-    return change_prefix(node) + _encoder.encode(epoch) + encoded
-
-
-def change_prefix(node: str) -> bytes:
-    """How every ChangeMessage of ``node`` starts."""
-    return b"\x94\xa1C" + _encoder.encode(node)
 
 
 def command(*args: bytes) -> bytes:
@@ -182,7 +145,7 @@ class RedisBroker(OrderedFeed[RedisStats]):
         self._address = parse_url(url)
         self._ctl = f"{prefix}:ctl".encode()
         self._ns_channel = f"{prefix}:ns:".encode()
-        self._own = change_prefix(self.node_id)
+        self._own = ipc.change_prefix(self.node_id)
         self._publisher: _Link | None = None
         self._subscriber: _Link | None = None
         self._outgoing: list[bytes] = []
@@ -256,9 +219,9 @@ class RedisBroker(OrderedFeed[RedisStats]):
             encoded = encode_changeset(changeset)
         if len(encoded) > self.pointer_above:
             self.stats.pointers += 1
-            message = encode_message(PointerMessage(self.node_id, epoch, ns, changeset.seq))
+            message = ipc.encode(BrokerPointer(self.node_id, epoch, ns, changeset.seq))
         else:
-            message = change_message(self.node_id, epoch, encoded)
+            message = ipc.broker_change(self.node_id, epoch, encoded)
         self._send(self._ns_channel + ns.encode(), message)
         self._arrived(changeset)
 
@@ -277,7 +240,7 @@ class RedisBroker(OrderedFeed[RedisStats]):
         super().forget_namespace(ns)
 
     def announce(self, kind: str, ns: str) -> None:
-        self._send(self._ctl, encode_message(AnnounceMessage(self.node_id, kind, ns)))
+        self._send(self._ctl, ipc.encode(BrokerAnnounce(self.node_id, kind, ns)))
 
     # -- publishing ------------------------------------------------------------------------
     def _send(self, channel: bytes, message: bytes) -> None:
@@ -339,17 +302,17 @@ class RedisBroker(OrderedFeed[RedisStats]):
             if data.startswith(self._own):
                 return  # our own ChangeSet, accepted when we published it
             try:
-                message = _decoder.decode(data)
+                message = ipc.decode_broker(data)
             except msgspec.DecodeError:
                 log.warning("unreadable message on %r", reply[1])
                 return
-            if type(message) is ChangeMessage:
+            if type(message) is BrokerChange:
                 self._arrived(message.changeset, message.epoch)
             elif message.node == self.node_id:
                 return
-            elif type(message) is PointerMessage:
+            elif type(message) is BrokerPointer:
                 self._want(message.ns, message.seq, now=True, epoch=message.epoch)
-            elif type(message) is AnnounceMessage:
+            elif type(message) is BrokerAnnounce:
                 self._heard(message.kind, message.ns)
         elif kind == b"subscribe":
             waiting = self._confirming.get(reply[1])

@@ -12,7 +12,8 @@ after ``gap_wait_s``, so no listener misses a commit and none waits for ever
 the transport).
 
 Frames are a 4-byte big-endian length and a payload, one msgpack-encoded
-:data:`rtdb.core.ipc.RelayMessage`: ``["C", ChangeSet]`` or ``["A", kind, namespace]``.
+:data:`rtdb.core.ipc.BrokerMessage` (the messages of every broker): ``["C", "", "",
+ChangeSet]`` or ``["A", "", kind, namespace]`` (workers need no node name or epoch).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import msgspec
 
 from rtdb.core import ipc
 from rtdb.core.changes import ChangeSet, encode_changeset
-from rtdb.core.ipc import RelayAnnounce, RelayChange
+from rtdb.core.ipc import BrokerAnnounce, BrokerChange, BrokerPointer
 from rtdb.realtime.ordered import FeedStats, OrderedFeed
 
 log = logging.getLogger("rtdb.realtime")
@@ -96,13 +97,15 @@ class RelayBroker(OrderedFeed[RelayStats]):
         """One frame's payload from another worker."""
         self.stats.received += 1
         try:
-            message = ipc.decode_relay(payload)
+            message = ipc.decode_broker(payload)
         except msgspec.DecodeError as exc:
             log.warning("unknown relay frame: %s", exc)
             return
-        if isinstance(message, RelayChange):
+        if type(message) is BrokerChange:
             self._arrived(message.changeset)
-        else:
+        elif type(message) is BrokerPointer:
+            self._want(message.ns, message.seq, now=True)
+        elif type(message) is BrokerAnnounce:
             self._heard(message.kind, message.ns)
 
     def _write(self, payload: bytes) -> None:
@@ -122,8 +125,8 @@ class RelayBroker(OrderedFeed[RelayStats]):
 
     # -- Broker (the rest is OrderedFeed's) ----------------------------------------------
     def publish(self, changeset: ChangeSet, encoded: bytes | None = None) -> None:
-        self._write(ipc.relay_change(encoded if encoded is not None else encode_changeset(changeset)))
+        self._write(ipc.broker_change("", "", encoded if encoded is not None else encode_changeset(changeset)))
         self._arrived(changeset)
 
     def announce(self, kind: str, ns: str) -> None:
-        self._write(ipc.encode(RelayAnnounce(kind, ns)))
+        self._write(ipc.encode(BrokerAnnounce("", kind, ns)))

@@ -15,6 +15,9 @@ from rtdb.core.errors import (
     RtdbError,
 )
 from rtdb.core.ipc import (
+    BrokerAnnounce,
+    BrokerChange,
+    BrokerPointer,
     CloseCommand,
     CompactCommand,
     Compacted,
@@ -26,8 +29,6 @@ from rtdb.core.ipc import (
     MetaCommand,
     OpenCommand,
     PriorityCommand,
-    RelayAnnounce,
-    RelayChange,
     Request,
     RulesCommand,
     SetCommand,
@@ -141,12 +142,16 @@ def test_an_error_of_another_layer_keeps_its_code() -> None:
     assert type(internal) is RtdbError and internal.code == "internal_error"
 
 
-def test_relay_messages_cross_between_workers_unchanged() -> None:
+def test_broker_messages_cross_between_processes_unchanged() -> None:
     changeset = ChangeSet("ns", 8, "set", ("k",), (Change(("k",), None, TREE),))
-    for message in (RelayChange(changeset), RelayAnnounce("rules", "ns")):
-        assert same(ipc.decode_relay(ipc.encode(message)), message)
+    for message in (BrokerChange("", "", changeset), BrokerChange("n1", "e1", changeset),
+                    BrokerPointer("n1", "e1", "ns", 9), BrokerAnnounce("", "rules", "ns")):
+        assert same(ipc.decode_broker(ipc.encode(message)), message)
 
 
-def test_a_change_is_relayed_from_its_encoding_as_if_encoded_whole() -> None:
+@pytest.mark.parametrize(("node", "epoch"), [("", ""), ("n1", "e1")])
+def test_a_change_is_sent_from_its_encoding_as_if_encoded_whole(node: str, epoch: str) -> None:
     changeset = ChangeSet("ns", 8, "update", ("k",), (Change(("k", "x"), 1, 2.0),))
-    assert ipc.relay_change(encode_changeset(changeset)) == ipc.encode(RelayChange(changeset))
+    whole = ipc.encode(BrokerChange(node, epoch, changeset))
+    assert ipc.broker_change(node, epoch, encode_changeset(changeset)) == whole
+    assert whole.startswith(ipc.change_prefix(node))

@@ -24,8 +24,10 @@ from typing import Any
 import pytest
 import redis
 
+from rtdb.core import ipc
 from rtdb.core.changes import Change, ChangeSet, encode_changeset
-from rtdb.realtime.redis_broker import ChangeMessage, RedisBroker, change_message, encode_message
+from rtdb.core.ipc import BrokerChange, broker_change
+from rtdb.realtime.redis_broker import RedisBroker
 
 SHARED = ("127.0.0.1", 6379)
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -166,8 +168,8 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def test_a_change_message_is_built_without_encoding_the_changeset_again() -> None:
     changeset = cs(7, size=10)
-    assert change_message("n1", "e1", encode_changeset(changeset)) == encode_message(
-        ChangeMessage("n1", "e1", changeset))
+    assert broker_change("n1", "e1", encode_changeset(changeset)) == ipc.encode(
+        BrokerChange("n1", "e1", changeset))
 
 
 async def test_two_publishers_interleaved_out_of_seq_order_are_released_in_order_each_once(
@@ -241,7 +243,7 @@ async def test_a_subscriber_evicted_for_reading_too_slowly_recovers_from_the_log
         async with node(private_redis.url, prefix, log) as b:
             # publish while b's event loop is stalled (this loop runs b, and is blocked here)
             for changeset in commits:
-                client.publish(f"{prefix}:ns:ns", change_message("other", "", encode_changeset(changeset)))
+                client.publish(f"{prefix}:ns:ns", broker_change("other", "", encode_changeset(changeset)))
             await until(lambda: b.seen == list(range(1, 301)), timeout=20)
             assert b.broker.stats.reconnects >= 1 and b.lost == []
     assert "overcoming of output buffer limits" in private_redis.logfile.read_text()
@@ -256,7 +258,7 @@ async def test_a_new_epoch_reports_the_namespace_lost(redis_url: str, prefix: st
         await until(lambda: b.seen == [1])
         assert b.lost == ["ns"]
         with redis.Redis.from_url(redis_url) as client:  # a straggler of history e1
-            client.publish(f"{prefix}:ns:ns", change_message("old", "e1", encode_changeset(cs(5))))
+            client.publish(f"{prefix}:ns:ns", broker_change("old", "e1", encode_changeset(cs(5))))
         a.broker.publish(two)
         await until(lambda: b.seen == [1, 2])
         await b.broker.sync()

@@ -10,7 +10,7 @@ import pytest
 
 from rtdb.core import ipc
 from rtdb.core.changes import Change, ChangeSet
-from rtdb.core.ipc import RelayAnnounce, RelayChange
+from rtdb.core.ipc import BrokerAnnounce, BrokerChange, BrokerPointer
 from rtdb.realtime.relay import FrameReader, RelayBroker, frame
 
 
@@ -19,7 +19,7 @@ def cs(seq: int, ns: str = "ns") -> ChangeSet:
 
 
 def relayed(changeset: ChangeSet) -> bytes:
-    return ipc.encode(RelayChange(changeset))
+    return ipc.encode(BrokerChange("", "", changeset))
 
 
 class Log:
@@ -159,7 +159,7 @@ async def test_announcements_go_out_and_come_in() -> None:
     broker.announce("rules", "ns")
     await asyncio.sleep(0)
     (payload,) = FrameReader().feed(b"".join(sent))
-    assert ipc.decode_relay(payload) == RelayAnnounce("rules", "ns")
+    assert ipc.decode_broker(payload) == BrokerAnnounce("", "rules", "ns")
     broker.received(payload)
     assert heard == [("rules", "ns")]
 
@@ -184,3 +184,16 @@ async def test_a_dropped_namespace_counts_its_commits_from_its_new_file() -> Non
     broker.start_namespace("ns", 0, Log().fetch)  # the new file starts from 0
     broker.received(relayed(cs(1)))
     assert seen == [1, 2, 1]
+
+
+async def test_a_pointer_is_read_from_the_change_log_at_once() -> None:
+    """Any broker message is understood: a pointer (which the Redis broker sends for a large
+    ChangeSet) makes the worker read that commit from the log without waiting for a gap."""
+    log = Log(cs(1), cs(2))
+    broker, seen = started(log, gap_wait_s=60)
+    broker.received(ipc.encode(BrokerPointer("", "", "ns", 2)))
+    for _ in range(100):
+        if seen == [1, 2]:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == [1, 2] and log.calls == [0]
