@@ -29,6 +29,7 @@ from rtdb.core import path as paths
 from rtdb.core.auth import Caller
 from rtdb.core.errors import RtdbError, Unavailable
 from rtdb.core.path import Path
+from rtdb.storage.store import DisconnectRow
 
 if TYPE_CHECKING:
     from rtdb.engine.engine import Engine
@@ -51,24 +52,6 @@ class DisconnectOp:
     path: Path
     data: Any
     caller: Caller
-
-
-class StoredOp(Protocol):
-    """An operation as storage returns it (:class:`rtdb.storage.txn.DisconnectRow`): ``path``
-    with its keys joined by ``/``, ``data`` and ``caller`` as JSON."""
-
-    @property
-    def ord(self) -> int: ...
-    @property
-    def ns(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def caller(self) -> bytes: ...
 
 
 Accept = Callable[[Caller], bool]
@@ -251,7 +234,7 @@ class PostgresRegistry:
         return ran
 
 
-def decode_row(row: StoredOp) -> DisconnectOp:
+def decode_row(row: DisconnectRow) -> DisconnectOp:
     kind: Literal["set", "update"] = "update" if row.kind == "update" else "set"
     path: Path = tuple(row.path.split("/")) if row.path else ()
     return DisconnectOp(row.ns, kind, path, _decode(row.data), _decode_caller(row.caller))

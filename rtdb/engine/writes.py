@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from rtdb.core import path as paths
 from rtdb.core.changes import Change, ChangeSet, encode_changeset
@@ -40,7 +40,7 @@ from rtdb.core.path import PRIORITY_KEY, Path
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, same, with_priority
 from rtdb.engine.access import RulesAccess
-from rtdb.engine.ondisconnect import DisconnectOp, StoredOp, decode_row
+from rtdb.engine.ondisconnect import DisconnectOp, decode_row
 from rtdb.engine.ydoc import DocWriter, check_unmirrored
 from rtdb.rules import Decision
 from rtdb.storage.store import Txn
@@ -71,15 +71,6 @@ class Disconnected:
 
     taken: int
     results: tuple[WriteResult, ...]
-
-
-@runtime_checkable
-class DisconnectTxn(Protocol):
-    """A transaction that takes stored onDisconnect operations (PostgreSQL's; see
-    :meth:`rtdb.storage.txn.Txn.take_disconnect_ops`)."""
-
-    def take_disconnect_ops(self, ns: str, session_id: str, *, taker: str, owner: str | None = None,
-                            upto: int | None = None) -> list[StoredOp]: ...
 
 
 class Writes:
@@ -165,8 +156,6 @@ class Writes:
         still run. Any other failure (the database: :class:`Unavailable` or a driver's error,
         the only ones a write to storage raises) fails the whole command, which then leaves no
         trace either: the operations stay stored for a retry."""
-        if not isinstance(txn, DisconnectTxn):
-            raise TypeError("this store keeps no onDisconnect operations")
         results: list[WriteResult] = []
         rows = txn.take_disconnect_ops(ns, session_id, taker=taker, owner=owner, upto=upto)
         for row in rows:

@@ -30,7 +30,7 @@ from psycopg import pq
 from psycopg.adapt import Dumper, Loader
 
 from rtdb.core.errors import Unavailable
-from rtdb.storage.txn import DisconnectRow
+from rtdb.storage.store import DisconnectRow
 
 JSON_OID = 114
 

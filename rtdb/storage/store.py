@@ -53,12 +53,31 @@ class Txn(Protocol):
     def declare_index(self, pattern: Path, child: Path) -> IndexDef: ...
     def next_seq(self) -> int: ...
     def log_change(self, seq: int, data: bytes) -> None: ...
+    def take_disconnect_ops(self, ns: str, session_id: str, *, taker: str, owner: str | None = None,
+                            upto: int | None = None) -> list[DisconnectRow]:
+        """Delete and return a session's stored onDisconnect operations (PostgreSQL keeps them;
+        a SQLite server keeps them in memory and raises ``NotImplementedError``)."""
+        ...
     # Yjs documents (issue 16)
     def ydoc_rows(self, key: str, after: int = 0) -> list[tuple[int, bytes]]: ...
     def ydoc_last(self, key: str) -> int: ...
     def ydoc_append(self, key: str, n: int, data: bytes) -> None: ...
     def ydoc_compact(self, key: str, upto: int, state: bytes) -> None: ...
     def ydoc_near(self, path: Path, *, limit: int) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectRow:
+    """One stored onDisconnect operation (``path``: keys joined with ``/``; ``data`` and
+    ``caller``: JSON as the engine encoded them)."""
+
+    session_id: str
+    ord: int
+    ns: str
+    kind: str
+    path: str
+    data: bytes
+    caller: bytes
 
 
 @dataclass(frozen=True, slots=True)

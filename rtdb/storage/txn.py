@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import msgspec
@@ -53,6 +52,7 @@ from rtdb.storage.rows import (
     row_node,
     unpacked,
 )
+from rtdb.storage.store import DisconnectRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -159,20 +159,6 @@ class Dialect(Protocol):
         """Delete and return the session's stored onDisconnect operations of namespace ``ns``
         (see :meth:`Txn.take_disconnect_ops`)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class DisconnectRow:
-    """One stored onDisconnect operation (``path``: keys joined with ``/``; ``data`` and
-    ``caller``: JSON as the engine encoded them)."""
-
-    session_id: str
-    ord: int
-    ns: str
-    kind: str
-    path: str
-    data: bytes
-    caller: bytes
 
 
 class SqliteDialect:
