@@ -70,35 +70,34 @@ class RulesAccess:
         if caller.admin:
             return ADMIN_DECISION
         rules = self.ruleset(ns)
-        decision = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=explain)
-        if not decision.allowed and self.on_denied is not None and not explain:
-            with uncounted():
-                again = rules.can_read(path, auth=caller.auth, root=data, now=now, query=query, explain=True)
-            self._denied(ns, "read", path, caller, again)
-        return decision
+        return self._decide(ns, "read", path, caller, explain, lambda explain: rules.can_read(
+            path, auth=caller.auth, root=data, now=now, query=query, explain=explain))
 
     def can_write(self, ns: str, caller: Caller, path: Path, new: Node, data: Any, now: int, *,
                   explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
         rules = self.ruleset(ns)
-        decision = rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=explain)
-        if not decision.allowed and self.on_denied is not None and not explain:
-            with uncounted():
-                again = rules.can_write(path, new, auth=caller.auth, root=data, now=now, explain=True)
-            self._denied(ns, "write", path, caller, again)
-        return decision
+        return self._decide(ns, "write", path, caller, explain, lambda explain: rules.can_write(
+            path, new, auth=caller.auth, root=data, now=now, explain=explain))
 
     def can_update(self, ns: str, caller: Caller, path: Path, updates: dict[Path, Node], data: Any,
                    now: int, *, explain: bool = False) -> Decision:
         if caller.admin:
             return ADMIN_DECISION
         rules = self.ruleset(ns)
-        decision = rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=explain)
+        return self._decide(ns, "update", path, caller, explain, lambda explain: rules.can_update(
+            path, updates, auth=caller.auth, root=data, now=now, explain=explain))
+
+    def _decide(self, ns: str, op: str, path: Path, caller: Caller, explain: bool,
+                ask: Callable[[bool], Decision]) -> Decision:
+        """``ask(explain)``; a denial is reported with the trace of the rules that decided,
+        asked again with ``explain`` (uncounted: denials only pay for it)."""
+        decision = ask(explain)
         if not decision.allowed and self.on_denied is not None and not explain:
             with uncounted():
-                again = rules.can_update(path, updates, auth=caller.auth, root=data, now=now, explain=True)
-            self._denied(ns, "update", path, caller, again)
+                again = ask(True)
+            self._denied(ns, op, path, caller, again)
         return decision
 
     def _denied(self, ns: str, op: str, path: Path, caller: Caller, decision: Decision) -> None:
