@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 .PHONY: serve test check install clean
 
 # what mypy --strict checks (ruff checks everything, tests and benches too)
+# test processes (pytest-xdist): most tests wait on servers they started, so three share two
+# cores well; a file's tests stay together (--dist loadfile: module fixtures, order within a file)
+TEST_JOBS ?= 3
 TYPED := rtdb sdk/rtdb_sdk cli/rtdb_cli
 
 $(STAMP): pyproject.toml
@@ -30,7 +33,7 @@ serve: $(STAMP)
 	$(VENV)/bin/rtdb serve
 
 test: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_JOBS) --dist loadfile
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
