@@ -1,5 +1,8 @@
-"""The unmodified `firebase_admin` SDK against a real `rtdb serve --emulator`
-(``FIREBASE_DATABASE_EMULATOR_HOST``: every request carries ``Bearer owner`` and ``?ns=``)."""
+"""The unmodified `firebase_admin` SDK against the production app in emulator mode, served
+on a loopback port from this test process (conftest's ``InProcessServer``; a test that needs
+other flags starts a real ``rtdb serve``) — ``FIREBASE_DATABASE_EMULATOR_HOST``: every
+request carries ``Bearer owner`` and ``?ns=``. Real processes serve firebase-admin in
+test_sse.py and behind nginx in test_cluster_chaos.py."""
 
 from __future__ import annotations
 
@@ -48,6 +51,11 @@ class Admin:
     def raw_put(self, path: str, body: bytes) -> None:
         response = httpx.put(f"{self.server.url}{path}.json", params={"ns": self.ns}, content=body)
         assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    return inproc_server
 
 
 @pytest.fixture
