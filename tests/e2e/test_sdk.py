@@ -1,5 +1,7 @@
-"""The Python SDK against a real `rtdb serve`: every API method, two clients, rules,
-transactions, onDisconnect, reconnects, the offline queue and persistence."""
+"""The Python SDK against the production app: every API method, two clients, rules,
+transactions, onDisconnect, reconnects, the offline queue and persistence. Most tests use
+the app served from this test process (conftest's ``InProcessServer``); those that restart
+the server or need other flags start a real `rtdb serve`."""
 
 from __future__ import annotations
 
@@ -24,6 +26,17 @@ from rtdb.core.hash import node_hash
 from rtdb_sdk.transport import Socket, websocket_transport
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(inproc_server: Any) -> Any:
+    return inproc_server
+
+
+@pytest.fixture
+def process_server(server_factory: Any) -> Any:
+    """A real `rtdb serve --emulator`, for tests that stop and start it."""
+    return server_factory("--emulator")
 
 
 def url(server: Any, ns: str) -> str:
@@ -450,7 +463,8 @@ async def test_a_denied_write_is_reverted_locally_and_raises(server_factory: Any
 # -- connection loss -----------------------------------------------------------------------------------
 
 
-async def test_reconnect_after_server_restart_delivers_pending_writes_exactly_once(server: Any) -> None:
+async def test_reconnect_after_server_restart_delivers_pending_writes_exactly_once(process_server: Any) -> None:
+    server = process_server
     ns = fresh_ns()
     db = await rtdb_sdk.connect(url(server, ns), min_reconnect_delay=0.2)
     try:
@@ -501,7 +515,8 @@ async def test_writes_made_offline_queue_and_go_out_in_order(server: Any) -> Non
         await db.go_online()
 
 
-async def test_persistence_across_a_client_restart(server: Any, tmp_path: Path) -> None:
+async def test_persistence_across_a_client_restart(process_server: Any, tmp_path: Path) -> None:
+    server = process_server
     ns = fresh_ns()
     cache = str(tmp_path / "cache.db")
     async with rtdb_sdk.connect(url(server, ns), cache_path=cache) as db:
