@@ -245,11 +245,11 @@ def _fail(future: asyncio.Future[Any]) -> None:
 
 class ThreadedStore:
     """A namespace's store as threads: the writer thread owns ``writer`` (when ``writes``),
-    reads run on ``readers`` threads through :meth:`_read_in_thread`. ``lone_writes``: a
+    reads run on ``readers`` threads through :meth:`_read_in_thread`. ``serves_lone``: a
     write that is the server's only work may commit on the event loop's thread, and such a
     read runs there (worth it where a commit takes microseconds: SQLite)."""
 
-    lone_writes = False
+    serves_lone = False
 
     def __init__(self, name: str, writer: NamespaceWriter, *, readers: int = 2, writes: bool = True) -> None:
         self.name = name
@@ -299,7 +299,7 @@ class ThreadedStore:
     async def read(self, fn: Callable[[Txn], T]) -> T:
         if self._closing:
             raise Unavailable("The database is not open")
-        if self.lone_writes and ALONE.get():  # nobody else to serve: read here, without two thread wake-ups
+        if self.serves_lone and ALONE.get():  # nobody else to serve: read here, without two thread wake-ups
             return self._read_in_thread(fn)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read_in_thread, fn)
@@ -314,7 +314,7 @@ class ThreadedStore:
         assert self._loop is not None
         future: asyncio.Future[T] = self._loop.create_future()
         op = Op(fn, future, paths)
-        if self.lone_writes and self._queued == 0 and ALONE.get() and self._writing.acquire(blocking=False):
+        if self.serves_lone and self._queued == 0 and ALONE.get() and self._writing.acquire(blocking=False):
             try:  # nothing before it and nobody else to serve: commit here, without two thread wake-ups
                 committed = self._apply([op])
                 self._wake_for_space()

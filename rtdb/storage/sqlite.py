@@ -154,7 +154,7 @@ class SqliteStore(ThreadedStore):
     """One namespace's database file. With ``writer=False`` it only reads: another
     process (the writer process) owns the writes and must have created the file."""
 
-    lone_writes = True
+    serves_lone = True
 
     def __init__(self, file: FsPath, *, synchronous: str = "FULL", readers: int = 2, writer: bool = True,
                  space: SpacePolicy | None = None) -> None:
