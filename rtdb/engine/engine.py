@@ -154,7 +154,7 @@ class Engine:
         self.write_guard: Callable[[], None] | None = None
         """Called before each write; raises to refuse it (a cluster node that lost its lease)."""
         self.writer.bind(WriterHooks(
-            writes=self.writes, shared=self.shared, default_rules=lambda: self.access.default.source,
+            writes=self.writes, default_rules=lambda: self.access.default.source,
             on_commit=self._publish, on_lost=lambda ns: self.on_lost(ns),
         ))
 

@@ -87,9 +87,8 @@ class WriterHooks:
     """What the engine gives its writer (:meth:`Writer.bind`)."""
 
     writes: Writes
-    """Runs a command in a transaction (preconditions, server values, rules, rows)."""
-    shared: bool
-    """Other processes write the same namespaces: keep every commit in the change log."""
+    """Runs a command in a transaction (preconditions, server values, rules, rows); its
+    ``shared``: other processes write the same namespaces, keep every commit in the change log."""
     default_rules: Callable[[], str]
     """The server-wide rules source now."""
     on_commit: Callable[[list[WriteResult]], None]
@@ -210,7 +209,7 @@ class WriterProcess:
 
     def bind(self, hooks: WriterHooks) -> None:
         self.default_rules = hooks.default_rules
-        self.shared = hooks.shared
+        self.shared = hooks.writes.shared
         self.on_commit = hooks.on_commit
         self.on_lost = hooks.on_lost
 

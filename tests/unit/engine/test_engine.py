@@ -176,7 +176,7 @@ class RecordingWriter(InProcessWriter):
         self.calls: list[str] = []
 
     def bind(self, hooks: WriterHooks) -> None:
-        self.calls.append(f"bind shared={hooks.shared}")
+        self.calls.append(f"bind shared={hooks.writes.shared}")
         super().bind(hooks)
 
     async def open(self, ns: str) -> None:

@@ -113,7 +113,7 @@ def test_a_failed_precondition_crosses_the_socket_with_its_value_and_etag(tmp_pa
 def _bound(tmp_path: Path, on_commit: Callable[[list[WriteResult]], Any]) -> WriterProcess:
     """A writer process's server side, bound as an engine would bind it (its child is not started)."""
     writer = WriterProcess(tmp_path, synchronous="NORMAL")
-    writer.bind(WriterHooks(writes=Writes(RulesAccess(Ruleset.compile(OPEN))), shared=False,
+    writer.bind(WriterHooks(writes=Writes(RulesAccess(Ruleset.compile(OPEN))),
                             default_rules=lambda: OPEN, on_commit=on_commit, on_lost=lambda ns: None))
     return writer
 
