@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningServer
+from conftest import Loopback, RunningServer
 from server_process import free_port, stop
 from websockets.sync.client import ClientConnection, connect
 
@@ -166,7 +166,7 @@ def wires(host: str, n: int, ns: str = "shared") -> Iterator[list[Wire]]:
 
 
 # ----------------------------------------------------------------------------- nginx
-class Nginx:
+class Nginx(Loopback):
     """nginx on a free loopback port in front of ``ports``, configured from the example template."""
 
     def __init__(self, ports: list[int], *, template: Path = TEMPLATE) -> None:
@@ -181,14 +181,6 @@ class Nginx:
                   .replace("__LISTEN__", f"127.0.0.1:{self.port}").replace("__SERVERS__", servers))
         (self.run_dir / "nginx.conf").write_text(config)
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def start(self) -> None:
         d = str(self.run_dir)
