@@ -307,12 +307,17 @@ async def grouped(store: Store, fns: list) -> list:  # type: ignore[type-arg]
     """Run ``fns`` as one group: the writer is held on a first op until all are queued."""
     import threading
 
-    gate = threading.Event()
-    blocker = asyncio.ensure_future(store.write(lambda t: gate.wait(5)))
-    await asyncio.sleep(0.02)
+    started, gate = threading.Event(), threading.Event()
+
+    def block(t: Txn) -> None:
+        started.set()
+        gate.wait(5)
+
+    blocker = asyncio.ensure_future(store.write(block))
+    assert await asyncio.to_thread(started.wait, 5), "the writer never ran the blocker"
     batches = store.stats.batches
     futures = [asyncio.ensure_future(store.write(fn)) for fn in fns]
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0)  # each write queues its op at its first step
     gate.set()
     await blocker
     results = await asyncio.gather(*futures, return_exceptions=True)
