@@ -18,9 +18,13 @@ call, so a process resumed after SIGSTOP refuses writes before its heartbeat has
 processes left only with expired leases (one stopped inside a write group holds its
 namespace's row lock, and no PostgreSQL 15 timeout ends a pipeline waiting for its client),
 then runs the operations of nodes whose lease ran out, session by session and namespace by
-namespace, each in one transaction of the namespace's write group that also deletes them (:meth:`PostgresRegistry.sweep
-<rtdb.engine.ondisconnect.PostgresRegistry.sweep>`): sweepers may try the same session, the
-first one's ``DELETE`` takes it; a sweep that fails leaves the operations to the next one.
+namespace, each in one transaction of the namespace's write group that also deletes them
+(:meth:`PostgresRegistry.sweep`): sweepers may try the same session, the first one's
+``DELETE`` takes it; a sweep that fails leaves the operations to the next one.
+
+**onDisconnect operations** of a node's sessions are rows in PostgreSQL
+(:class:`PostgresRegistry`, the cluster's :class:`~rtdb.engine.ondisconnect.DisconnectRegistry`),
+registered under the node's lease.
 
 **Takeover notices.** A session taken over on another node (``ls=``) is announced on a
 PostgreSQL ``NOTIFY`` channel of the schema; ``on_takeover(session_id, caller)`` lets the
@@ -40,22 +44,20 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from rtdb.core.auth import Caller
-from rtdb.core.errors import Unavailable
-from rtdb.engine.ondisconnect import PostgresRegistry
+from rtdb.core.errors import RtdbError, Unavailable
+from rtdb.core.path import Path
+from rtdb.engine.ondisconnect import Accept, DisconnectOp, decode_caller, encode_json
 
 if TYPE_CHECKING:
     from rtdb.engine.engine import Engine
+    from rtdb.storage.pg_cluster import ClusterDb
 
 log = logging.getLogger("rtdb.cluster")
 
 LEASE_S = 10.0
 """How long a node's lease lasts after each renewal."""
 
-_caller_json = msgspec.json.Encoder().encode
-_decode_caller = msgspec.json.Decoder(Caller).decode
 
 
 class Cluster:
@@ -211,7 +213,7 @@ class Cluster:
     # -- takeover notices ------------------------------------------------------------
     async def announce_takeover(self, session_id: str, caller: Caller) -> None:
         """Tell every node that ``session_id`` was taken over by ``caller``."""
-        payload = json.dumps({"s": session_id, "c": json.loads(_caller_json(caller)), "n": self.node_id})
+        payload = json.dumps({"s": session_id, "c": json.loads(encode_json(caller)), "n": self.node_id})
         try:
             await self.db.notify(payload)
         except Exception as exc:  # noqa: BLE001 - a courtesy: the old connection times out anyway
@@ -222,7 +224,7 @@ class Cluster:
             notice: Any = json.loads(payload)
             if notice.get("n") == self.node_id:
                 return
-            caller = _decode_caller(json.dumps(notice["c"]).encode())
+            caller = decode_caller(json.dumps(notice["c"]).encode())
             self.on_takeover(str(notice["s"]), caller)
         except Exception:
             log.exception("cluster: a takeover notice could not be handled")
@@ -235,3 +237,114 @@ def cluster_for(engine: Engine, *, name: str | None = None, address: str = "",
     if not isinstance(url, str) or not getattr(engine.backend, "logs_changes", False):
         return None
     return Cluster(url, name=name, address=address, lease_s=lease_s)
+
+
+class PostgresRegistry:
+    """The queues in PostgreSQL, under the lease of the node that ``node()`` names (``None``
+    while it holds none: then nothing is registered, taken or swept here).
+
+    This registry runs what it takes itself, through :attr:`engine`: per namespace, one
+    ``disconnect`` write command (:mod:`rtdb.engine.writes`) deletes the session's rows and
+    runs them in the namespace's write group, so taking and running commit together (each
+    operation exactly once: a node that dies, or a group that fails, in between leaves the
+    rows to the next taker). :meth:`take` and :meth:`takeover` hand the caller nothing to run."""
+
+    durable = True
+
+    def __init__(self, db: ClusterDb, node: Callable[[], str | None], engine: Engine | None = None) -> None:
+        self.db = db
+        self.node = node
+        self.engine = engine
+        """Runs the taken operations (set when the node starts)."""
+        self._retry: set[str] = set()  # sessions ended here whose operations could not be run yet
+
+    def _node(self) -> str:
+        node = self.node()
+        if node is None:
+            raise Unavailable("This node has lost its cluster lease; try again")
+        return node
+
+    async def register(self, session_id: str, op: DisconnectOp) -> None:
+        stored = await self.db.add_op(self._node(), session_id, op.ns, op.kind, "/".join(op.path),
+                                      encode_json(op.data), encode_json(op.caller))
+        if not stored:
+            raise Unavailable("This node has lost its cluster lease; try again")
+
+    async def cancel(self, session_id: str, path: Path) -> int:
+        return await self.db.cancel(session_id, "/".join(path))
+
+    async def take(self, session_id: str) -> list[DisconnectOp]:
+        """Run the session's operations now (and return none); if that fails they are tried
+        again at each :meth:`sweep` while this node lives (by a sweeper elsewhere once it died)."""
+        node = self.node()
+        if node is None:  # lost the lease: the sweeper runs them
+            return []
+        try:
+            await self._run(session_id, node)
+        except Exception as exc:
+            self._retry.add(session_id)
+            if isinstance(exc, RtdbError):
+                raise
+            log.exception("onDisconnect of session %s failed", session_id)
+            raise Unavailable("The onDisconnect operations could not run (they will be retried)") from exc
+        return []
+
+    async def takeover(self, session_id: str, accept: Accept) -> list[DisconnectOp] | None:
+        """Run the old session's operations now (and return none) if ``accept`` takes the
+        caller who registered its latest one; only those registered up to that one are taken."""
+        latest = await self.db.latest(session_id)
+        if latest is None:
+            return []
+        _, caller, upto = latest
+        if not accept(decode_caller(caller)):
+            return None
+        await self._run(session_id, self._node(), upto=upto)
+        return []
+
+    async def discard(self, session_id: str) -> None:
+        self._retry.discard(session_id)
+        await self.db.discard(session_id)
+
+    async def sweep(self) -> int:
+        """Run what sessions ended here could not run before, then the operations of every
+        node whose lease ran out, session by session; how many ran. Sweepers of several nodes
+        may try the same session: the first to take it runs it, the others find nothing."""
+        ran = 0
+        for session_id in sorted(self._retry):
+            node = self.node()
+            if node is None:
+                return ran
+            try:
+                ran += await self._run(session_id, node)
+            except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+                log.warning("onDisconnect of session %s failed again: %s", session_id, exc)
+            else:
+                self._retry.discard(session_id)
+        if self.node() is None:
+            return ran
+        orphans = await self.db.orphans()
+        for dead in dict.fromkeys(row[0] for row in orphans):
+            log.info("node %s expired: running the onDisconnect operations of its sessions", dead)
+        for dead, session_id, ns in orphans:
+            node = self.node()
+            if node is None:
+                return ran
+            try:
+                ran += await self._run(session_id, node, owner=dead, namespaces=[ns])
+            except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+                log.warning("onDisconnect of session %s of expired node %s failed: %s", session_id, dead, exc)
+        await self.db.remove_expired()
+        return ran
+
+    async def _run(self, session_id: str, taker: str, *, owner: str | None = None, upto: int | None = None,
+                   namespaces: list[str] | None = None) -> int:
+        """Take and run the session's operations, namespace by namespace (in the order of their
+        first operation); how many ran."""
+        engine = self.engine
+        if engine is None:
+            raise Unavailable("onDisconnect operations cannot run yet: the node has not started")
+        ran = 0
+        for ns in namespaces if namespaces is not None else await self.db.namespaces(session_id):
+            done = await engine.take_disconnect(ns, session_id, taker=taker, owner=owner, upto=upto)
+            ran += len(done.results)
+        return ran

@@ -41,6 +41,7 @@ from rtdb.core.query import QuerySpec
 from rtdb.core.servervalue import resolve
 from rtdb.core.value import Node, normalize, to_plain
 from rtdb.engine.access import RulesAccess
+from rtdb.engine.ondisconnect import DisconnectOp
 from rtdb.engine.writer import InProcessWriter, Writer, WriterHooks
 from rtdb.engine.writes import (
     Command,
@@ -691,6 +692,24 @@ class Engine:
         local listeners have their ChangeSets."""
         done: Disconnected = await self._run(ns, DisconnectCommand(session_id, taker, owner, upto, self.clock()))
         await self._delivered(done.results)
+        return done
+
+    async def run_disconnect(self, ops: list[DisconnectOp]) -> int:
+        """Run operations taken from a :class:`~rtdb.engine.ondisconnect.DisconnectRegistry`
+        in order, each as the caller who registered it; one that fails now (denied by the rules,
+        invalid) is logged and skipped. How many succeeded."""
+        done = 0
+        for op in ops:
+            try:
+                if op.kind == "set":
+                    await self.set(op.ns, op.path, op.data, caller=op.caller)
+                else:
+                    await self.update(op.ns, op.path, op.data, caller=op.caller)
+                done += 1
+            except RtdbError as exc:
+                log.info("onDisconnect %s at %s failed: %s", op.kind, paths.to_str(op.path), exc.code)
+            except Exception:
+                log.exception("onDisconnect %s at %s failed", op.kind, paths.to_str(op.path))
         return done
 
     # -- Yjs documents (issue 16; rtdb/engine/ydoc.py, rtdb/engine/yrooms.py) ------------

@@ -32,7 +32,7 @@ from rtdb.core.auth import ANONYMOUS, Caller, unverified_claims
 from rtdb.core.errors import RtdbError, Unauthenticated
 from rtdb.engine.cluster import Cluster, cluster_for
 from rtdb.engine.engine import Engine
-from rtdb.engine.ondisconnect import Accept, DisconnectRegistry, MemoryRegistry, run_ops
+from rtdb.engine.ondisconnect import Accept, DisconnectRegistry, MemoryRegistry
 from rtdb.protocol import messages as m
 from rtdb.protocol.codec import data_push_frames, push_frames
 from rtdb.protocol.errors import ProtocolError
@@ -187,6 +187,7 @@ class Connection(Requests):
     def __init__(self, endpoint: WsEndpoint, session: ServerSession) -> None:
         self.endpoint = endpoint
         self.engine = endpoint.engine
+        self.registry = endpoint.registry  # set for good before connections are served
         self.hub = endpoint.hub
         self.session = session
         self.ns = session.namespace
@@ -232,7 +233,7 @@ class Connection(Requests):
                 self.replaces = None
                 previous.abort()
                 self.lane.gate(self._take_over(old, lambda registered: True, announce=False))
-        elif self.endpoint.registry.durable:
+        elif self.registry.durable:
             self.lane.gate(self._take_over(old, lambda registered: identity(registered) == identity(caller),
                                        announce=True))
         else:
@@ -240,7 +241,7 @@ class Connection(Requests):
 
     async def _take_over(self, old: str, accept: Accept, *, announce: bool) -> None:
         try:
-            ops = await self.endpoint.registry.takeover(old, accept)
+            ops = await self.registry.takeover(old, accept)
         except RtdbError as exc:
             log.warning("taking over session %s failed: %s", old, exc.message)
             return
@@ -248,7 +249,7 @@ class Connection(Requests):
             return  # registered by someone else (or by this client before it signed in: after auth)
         if self.replaces == old:
             self.replaces = None
-        await run_ops(self.engine, ops)
+        await self.engine.run_disconnect(ops)
         cluster = self.endpoint.cluster
         if announce and cluster is not None:
             await cluster.announce_takeover(old, self.session.caller)
@@ -274,13 +275,13 @@ class Connection(Requests):
         for entry in self.session.clear_listens():
             if isinstance(entry.handle, Listener):
                 self.hub.unlisten(entry.handle)
-        registry = self.endpoint.registry
+        registry = self.registry
         session_id = self.session.session_id
         try:
             if self._discard:
                 await registry.discard(session_id)
             else:
-                await run_ops(self.engine, await registry.take(session_id))
+                await self.engine.run_disconnect(await registry.take(session_id))
         except RtdbError as exc:
             log.warning("onDisconnect of %s: %s", session_id, exc.message)
 

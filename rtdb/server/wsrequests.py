@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from msgspec import UNSET
 
@@ -25,16 +25,13 @@ from rtdb.core.hash import node_hash
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node
 from rtdb.engine.engine import Engine
-from rtdb.engine.ondisconnect import DisconnectOp
+from rtdb.engine.ondisconnect import DisconnectOp, DisconnectRegistry
 from rtdb.protocol import messages as m
 from rtdb.protocol.codec import Frames, data_push_frames, push_frames, response_frames
 from rtdb.protocol.query import query_id, to_spec
 from rtdb.protocol.session import ListenEntry, ServerSession, tag_of
 from rtdb.realtime.hub import Hub, Listener
 from rtdb.realtime.outbox import Outbox
-
-if TYPE_CHECKING:
-    from rtdb.server.ws import WsEndpoint
 
 log = logging.getLogger("rtdb.ws")
 
@@ -44,8 +41,8 @@ STALE_TEXT = "Transaction hash does not match"
 class Requests:
     """The request handlers of one connection; the connection provides the state below."""
 
-    endpoint: WsEndpoint
     engine: Engine
+    registry: DisconnectRegistry
     hub: Hub
     session: ServerSession
     ns: str
@@ -80,7 +77,7 @@ class Requests:
             elif isinstance(request, m.OnDisconnectMerge):
                 await self._queue_merge(request)
             elif isinstance(request, m.OnDisconnectCancel):
-                await self.endpoint.registry.cancel(self.session.session_id, paths.parse(request.b.p))
+                await self.registry.cancel(self.session.session_id, paths.parse(request.b.p))
                 self._respond(request.r)
             else:
                 assert isinstance(request, m.Get)
@@ -215,7 +212,7 @@ class Requests:
         path = paths.parse(request.b.p, allow_priority=True)
         caller = self.session.caller
         await self.engine.check_write(self.ns, "set", path, request.b.d, caller=caller)
-        await self.endpoint.registry.register(self.session.session_id,
+        await self.registry.register(self.session.session_id,
                                               DisconnectOp(self.ns, "set", path, request.b.d, caller))
         self._respond(request.r)
 
@@ -226,7 +223,7 @@ class Requests:
         caller = self.session.caller
         if request.b.d:
             await self.engine.check_write(self.ns, "update", path, request.b.d, caller=caller)
-            await self.endpoint.registry.register(self.session.session_id,
+            await self.registry.register(self.session.session_id,
                                                   DisconnectOp(self.ns, "update", path, request.b.d, caller))
         self._respond(request.r)
 

@@ -25,9 +25,8 @@ from rtdb_sdk.errors import (
     TooBig,
     Unavailable,
 )
-from rtdb_sdk.reference import Listener, OnDisconnect, Query, Reference, SnapshotStream, TransactionResult
+from rtdb_sdk.reference import DataSnapshot, Listener, OnDisconnect, Query, Reference, SnapshotStream, TransactionResult
 from rtdb_sdk.servervalues import SERVER_TIMESTAMP, increment
-from rtdb_sdk.snapshot import DataSnapshot
 from rtdb_sdk.transaction import ABORT
 from rtdb_sdk.ydoc import DocSession, open_doc  # Yjs documents (issue 16)
 

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 from rtdb_sdk.connection import TokenProvider
 from rtdb_sdk.database import Database
-from rtdb_sdk.reference import CancelCallback, Listener, Query, Reference, TransactionResult
-from rtdb_sdk.snapshot import DataSnapshot
+from rtdb_sdk.reference import CancelCallback, DataSnapshot, Listener, Query, Reference, TransactionResult
 from rtdb_sdk.transport import Transport
 
 T = TypeVar("T")
@@ -305,7 +304,7 @@ class SyncReference(SyncQuery):
         pushed = runner.call(lambda: self._query.push(value))
         if not runner.on_loop:
             self._db._wait(lambda: pushed)
-        return SyncReference(Reference(pushed._db, pushed.path), self._db)
+        return SyncReference(Reference(pushed._repo, pushed.path), self._db)
 
     def transaction(self, update: Callable[[Any], Any]) -> TransactionResult:
         return self._db._wait(lambda: self._query.transaction(update))

@@ -10,9 +10,8 @@ from rtdb.core.path import Path
 from rtdb.core.query import QuerySpec
 from rtdb.core.value import Node
 from rtdb_sdk.connection import TokenProvider
-from rtdb_sdk.reference import Reference, parse_path
+from rtdb_sdk.reference import DataSnapshot, Reference, parse_path
 from rtdb_sdk.repo import Repo
-from rtdb_sdk.snapshot import DataSnapshot
 from rtdb_sdk.transport import Transport, parse_database_url
 
 
@@ -51,7 +50,7 @@ class Database:
         self._started = False
 
     def _snapshot(self, path: Path, node: Node, spec: QuerySpec | None) -> DataSnapshot:
-        return DataSnapshot(Reference(self, path), node, spec)
+        return DataSnapshot(Reference(self._repo, path), node, spec)
 
     async def start(self) -> Database:
         if not self._started:
@@ -76,7 +75,7 @@ class Database:
 
     def reference(self, path: str = "") -> Reference:
         """The reference at ``path`` (``""`` is the root; ``.info/connected`` is local)."""
-        return Reference(self, parse_path(path))
+        return Reference(self._repo, parse_path(path))
 
     ref = reference
 

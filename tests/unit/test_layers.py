@@ -69,6 +69,67 @@ def test_imports_flow_one_way() -> None:
     assert wrong == []
 
 
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the rtdb modules it imports, wherever the import stands (also under
+    ``TYPE_CHECKING`` or inside a function); ``from package import name`` counts as importing
+    the module ``package.name`` when there is one, else the package."""
+    files = dict(_modules())
+    known = {m.removesuffix(".__init__") for m in files}
+    graph: dict[str, set[str]] = {}
+    for module, file in files.items():
+        edges = graph.setdefault(module.removesuffix(".__init__"), set())
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in known)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module in known:
+                subs = {f"{node.module}.{a.name}" for a in node.names} & known
+                edges.update(subs or {node.module})
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles: strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while (w := stack.pop()) != v:
+                group.append(w)
+            if group:
+                found.append(sorted([v, *group]))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """A circle of imports, even one only for type hints or a deferred import, means two
+    modules that cannot be read, tested or moved apart: there are none."""
+    assert _circles(_module_graph()) == []
+
+
+def test_the_circle_finder_sees_a_circle() -> None:
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+    graph = _module_graph()
+    assert "rtdb.engine.writes" in graph["rtdb.engine.engine"]
+    assert "rtdb.runner.server" in graph["rtdb.runner.workers"]
+
+
 def test_pure_layers_do_no_io() -> None:
     wrong = []
     for module, file in _modules():

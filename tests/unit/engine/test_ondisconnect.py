@@ -17,9 +17,9 @@ from rtdb.core.auth import ADMIN, ANONYMOUS, Caller
 from rtdb.core.changes import ChangeSet
 from rtdb.core.errors import Unavailable
 from rtdb.engine.access import RulesAccess
-from rtdb.engine.cluster import Cluster
+from rtdb.engine.cluster import Cluster, PostgresRegistry
 from rtdb.engine.engine import Engine
-from rtdb.engine.ondisconnect import DisconnectOp, MemoryRegistry, PostgresRegistry, run_ops
+from rtdb.engine.ondisconnect import DisconnectOp, MemoryRegistry
 from rtdb.engine.writer import InProcessWriter
 from rtdb.engine.writes import WriteResult, Writes
 from rtdb.rules import Ruleset
@@ -86,7 +86,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
 async def test_taken_ops_run_in_order_as_their_caller(engine: Engine) -> None:
     ops = [DisconnectOp("default", "set", ("presence", "alice"), {"online": True}, ALICE),
            DisconnectOp("default", "update", ("presence", "alice"), {"online": False, "n": 2}, ALICE)]
-    assert await run_ops(engine, ops) == 2
+    assert await engine.run_disconnect(ops) == 2
     assert await engine.get("default", ("presence", "alice"), caller=ADMIN) == {"online": False, "n": 2}
 
 
@@ -96,7 +96,7 @@ async def test_rules_are_checked_again_when_an_op_runs(engine: Engine) -> None:
     ops = [DisconnectOp("default", "set", ("presence", "bob"), "offline", ALICE),
            DisconnectOp("default", "set", ("presence", "alice"), "offline", ALICE),
            DisconnectOp("default", "set", ("presence", "carol"), "offline", ANONYMOUS)]
-    assert await run_ops(engine, ops) == 1
+    assert await engine.run_disconnect(ops) == 1
     assert await engine.get("default", ("presence",), caller=ADMIN) == {"alice": "offline"}
 
 
