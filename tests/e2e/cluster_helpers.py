@@ -152,6 +152,21 @@ class Wire:
             return [(p["b"]["p"], p["b"]["d"]) for p in self.pushes if p["a"] in ("d", "m")]
 
 
+def put_from_each(writers: list[Wire], path: str, n: int) -> None:
+    """Each writer sends ``n`` puts of ``{"by": its index, "n": i}`` to ``path``, all writers at
+    once (a thread each), pipelined; returns when every put was acknowledged ``ok``."""
+    threads = [threading.Thread(target=lambda w=w, k=k: [w.send("p", {"p": path, "d": {"by": k, "n": i}})
+                                                         for i in range(n)])
+               for k, w in enumerate(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in writers:
+        w.wait(lambda w=w: len(w.acks) >= n + 1)  # and the listen each made first
+        assert all(b["s"] == "ok" for b in w.acks.values()), w.acks
+
+
 @contextmanager
 def wires(host: str, n: int, ns: str = "shared") -> Iterator[list[Wire]]:
     """``n`` protocol clients connected to ``host`` (a node or the balancer)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster_helpers import Cluster, PrivatePostgres, PrivateRedis, require_redis, wait_until, wires
+from cluster_helpers import Cluster, PrivatePostgres, PrivateRedis, put_from_each, require_redis, wait_until, wires
 from unit.storage.pg_service import fresh_url
 
 from rtdb.core.hash import node_hash
@@ -53,16 +53,7 @@ def test_concurrent_writers_on_three_nodes_give_every_client_one_order(cluster: 
             for w in [*listeners, w1, w2, w3]:
                 assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"
             writers = [w1, w2, w3]
-            threads = [threading.Thread(target=lambda w=w, k=k: [w.send("p", {"p": "/counter", "d": {"by": k, "n": i}})
-                                                                 for i in range(40)])
-                       for k, w in enumerate(writers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            for w in writers:
-                w.wait(lambda w=w: len(w.acks) >= 41)
-                assert all(b["s"] == "ok" for b in w.acks.values()), w.acks
+            put_from_each(writers, "/counter", 40)
             finals = _final(cluster, "/counter", "order")
             assert finals[0] == finals[1] == finals[2]
             everyone = [*listeners, *writers]

@@ -5,15 +5,14 @@ commits through PostgreSQL, and the combination it refuses."""
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from cluster_helpers import put_from_each
 from cluster_helpers import wires as open_wires
 from conftest import RTDB, RunningServer, free_port
-from test_workers import _values
 from unit.storage.pg_service import fresh_url
 
 pytestmark = pytest.mark.e2e
@@ -40,12 +39,12 @@ def test_rest_and_websocket_writes_reads_and_listens_are_served_from_postgresql(
     assert httpx.put(f"{url}/users/ada.json?ns=pg", json=ada).status_code == 200
     with open_wires(pg_server.host, 2, ns="pg") as (listener, writer):
         assert listener.request("q", {"p": "/users", "h": ""})["s"] == "ok"
-        listener.wait(lambda: _values(listener.pushes) != [])
-        assert _values(listener.pushes)[0] == ("users", {"ada": {"name": "Ada", "nul": "a\u0000b", "n": 2**60}})
+        listener.wait(lambda: listener.values() != [])
+        assert listener.values()[0] == ("users", {"ada": {"name": "Ada", "nul": "a\u0000b", "n": 2**60}})
         assert writer.request("p", {"p": "/users/bob", "d": {"name": "Bob"}})["s"] == "ok"
-        listener.wait(lambda: ("users/bob", {"name": "Bob"}) in _values(listener.pushes))
+        listener.wait(lambda: ("users/bob", {"name": "Bob"}) in listener.values())
         assert writer.request("m", {"p": "/users/ada", "d": {"n": 1.5}})["s"] == "ok"
-        listener.wait(lambda: any(p[0] == "users/ada" for p in _values(listener.pushes)))
+        listener.wait(lambda: any(p[0] == "users/ada" for p in listener.values()))
     got = httpx.get(f"{url}/users.json?ns=pg").json()
     assert got == {"ada": {"name": "Ada", "nul": "a\u0000b", "n": 1.5}, "bob": {"name": "Bob"}}
     with psycopg.connect(database_url) as conn:  # the rows are in PostgreSQL, the seq counts the 3 commits
@@ -75,20 +74,11 @@ def test_workers_share_one_commit_order_through_postgresql(server_factory: Any, 
         for w in wires:
             assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"
         writers = wires[:3]
-        threads = [threading.Thread(target=lambda w=w, k=k: [w.send("p", {"p": "/counter", "d": {"by": k, "n": i}})
-                                                             for i in range(40)])
-                   for k, w in enumerate(writers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for w in writers:
-            w.wait(lambda w=w: len(w.acks) >= 41)
-            assert all(b["s"] == "ok" for b in w.acks.values())
+        put_from_each(writers, "/counter", 40)
         final = httpx.get(server.url + "/counter.json?ns=shared").json()
         for w in wires:
-            w.wait(lambda w=w: _values(w.pushes) and _values(w.pushes)[-1][1] == final)
-        seen = [_values(w.pushes)[-120:] for w in wires]
+            w.wait(lambda w=w: w.values() and w.values()[-1][1] == final)
+        seen = [w.values()[-120:] for w in wires]
     assert all(s == seen[0] for s in seen)
     assert sorted((d["by"], d["n"]) for _, d in seen[0]) == [(k, i) for k in range(3) for i in range(40)]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
+from cluster_helpers import put_from_each
 from cluster_helpers import wires as open_wires
 from conftest import RunningServer
 
@@ -35,32 +35,16 @@ def workers(server_factory: Any) -> RunningServer:
     return server
 
 
-def _values(pushes: list[dict[str, Any]]) -> list[Any]:
-    """The sequence of (path, data) the client was told, in order."""
-    return [(p["b"]["p"], p["b"]["d"]) for p in pushes if p["a"] in ("d", "m")]
-
-
 def test_every_client_sees_every_write_in_one_order_whichever_worker_it_reached(workers: RunningServer) -> None:
     with open_wires(workers.host, 8) as wires:
         for w in wires:
             assert w.request("q", {"p": "/counter", "h": ""})["s"] == "ok"
         writers = wires[:4]
-        threads = [
-            threading.Thread(target=lambda w=w, k=k: [w.send("p", {"p": "/counter", "d": {"by": k, "n": i}})
-                                                      for i in range(50)])
-            for k, w in enumerate(writers)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for w in writers:
-            w.wait(lambda w=w: len(w.acks) >= 51)
-            assert all(b["s"] == "ok" for b in w.acks.values())
+        put_from_each(writers, "/counter", 50)
         final = httpx.get(workers.url + "/counter.json?ns=shared").json()
         for w in wires:
-            w.wait(lambda w=w: _values(w.pushes) and _values(w.pushes)[-1][1] == final)
-        seen = [_values(w.pushes)[-200:] for w in wires]
+            w.wait(lambda w=w: w.values() and w.values()[-1][1] == final)
+        seen = [w.values()[-200:] for w in wires]
     # the 200 writes, each seen once, in the same order by all eight clients
     assert len(seen[0]) == 200
     assert all(s == seen[0] for s in seen)
@@ -195,4 +179,4 @@ def test_listeners_on_every_worker_hear_the_write_that_creates_their_namespace(w
         for i in range(4):  # each on a new connection: the kernel picks a worker each time
             assert httpx.put(f"{workers.url}/room/m{i}.json?ns=unborn", json=i).status_code == 200
         for w in wires:
-            w.wait(lambda w=w: [d for _, d in _values(w.pushes)] == [0, 1, 2, 3])
+            w.wait(lambda w=w: [d for _, d in w.values()] == [0, 1, 2, 3])
