@@ -18,6 +18,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from unit.server.fuzz_values import LONE_SURROGATES, json_values
 
 from rtdb.engine.access import RulesAccess, default_rules
 from rtdb.engine.engine import Engine
@@ -32,39 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 ADMIN = {"Authorization": "Bearer owner"}
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# -- JSON values, including the awkward ones --------------------------------------------
-
-LONE_SURROGATES = st.sampled_from(["\ud800", "a\udfff", "\udc00b", "x\ud83d"])
-HUGE_INTEGERS = st.sampled_from([10**400, -(10**400), 2**53 + 1, 2**63, 2**64 + 1, 10**308 * 10])
-leaves = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    HUGE_INTEGERS,
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=12),
-    LONE_SURROGATES,
-    st.sampled_from(["timestamp", "increment", ".sv", ""]),
-)
-keys = st.one_of(
-    st.text(max_size=8),
-    LONE_SURROGATES,
-    st.sampled_from([".sv", ".value", ".priority", "0", "1", "a", "a/b", "a.b", "$x", "[", "\x7f", "/", "a/.priority",
-                     "/".join(["k"] * 33), "x" * 769]),
-)
-
-
-def _extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(
-        st.lists(children, max_size=4),
-        st.dictionaries(keys, children, max_size=4),
-        st.builds(lambda n: {".sv": {"increment": n}}, children),
-        st.builds(lambda v, p: {".value": v, ".priority": p}, children, children),
-        st.just({".sv": "timestamp"}),
-    )
-
-
-values = st.recursive(leaves, _extend, max_leaves=16)
+values = json_values(max_leaves=16)
 
 
 def nested(depth: int, kind: str) -> str:

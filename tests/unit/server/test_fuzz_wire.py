@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from unit.server.fuzz_values import HUGE_INTEGERS, LONE_SURROGATES, json_values, keys
 from unit.server.wire_client import Client, connect
 
 from rtdb.engine.access import RulesAccess, default_rules
@@ -36,36 +37,7 @@ ACTIONS = ["s", "auth", "gauth", "unauth", "appcheck", "unappeck", "unappcheck",
            "oc"]
 CLOSE_PROTOCOL_ERROR = 1002
 
-LONE_SURROGATES = st.sampled_from(["\ud800", "a\udfff", "\udc00b"])
-HUGE_INTEGERS = st.sampled_from([10**400, -(10**400), 2**53 + 1, 2**63, 2**64 + 1, 99999999999999999999])
-leaves = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    HUGE_INTEGERS,
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=10),
-    LONE_SURROGATES,
-    st.sampled_from(["timestamp", ".sv", "[MIN_NAME]", "[MAX_NAME]", ""]),
-)
-keys = st.one_of(
-    st.text(max_size=8),
-    LONE_SURROGATES,
-    st.sampled_from([".sv", ".value", ".priority", "0", "a", "a/b", "a/.priority", "a.b", "$x", "/", "",
-                     "/".join(["k"] * 33), "x" * 769]),
-)
-
-
-def _extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.one_of(
-        st.lists(children, max_size=4),
-        st.dictionaries(keys, children, max_size=4),
-        st.builds(lambda n: {".sv": {"increment": n}}, children),
-        st.builds(lambda v, p: {".value": v, ".priority": p}, children, children),
-    )
-
-
-values = st.recursive(leaves, _extend, max_leaves=12)
+values = json_values(max_leaves=12)
 wire_paths = st.one_of(
     st.text(max_size=12),
     LONE_SURROGATES,
