@@ -1,5 +1,6 @@
-"""Firebase's long-polling transport (/.lp) and its upgrade to /.ws against a real
-`rtdb serve --emulator`, at protocol level (shared/specs/long-polling.md §3, §4)."""
+"""Firebase's long-polling transport (/.lp) and its upgrade to /.ws at protocol level
+(shared/specs/long-polling.md §3, §4): against the production app served from this test
+process, and the two-worker variants against a real `rtdb serve --workers 2`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningServer
+from conftest import InProcessServer, Loopback
 from lp_client import SEGMENT, LPClient, encode, parse_answer, split
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -23,13 +24,23 @@ pytestmark = pytest.mark.e2e
 ALNUM = re.compile(r"^[A-Za-z0-9]+$")
 
 
+@pytest.fixture
+def server(inproc_server: InProcessServer) -> InProcessServer:
+    """The production app served from this test process (conftest's ``InProcessServer``)."""
+    return inproc_server
+
+
 @pytest.fixture(params=["1", "2"], ids=["workers1", "workers2"])
-def any_server(request: pytest.FixtureRequest, server_factory: Any) -> RunningServer:
+def any_server(request: pytest.FixtureRequest, server_factory: Any) -> Loopback:
+    """One process, or a real `rtdb serve --workers 2` (a session's requests may reach either
+    worker)."""
+    if request.param == "1":
+        return request.getfixturevalue("inproc_server")  # type: ignore[no-any-return]
     return server_factory("--emulator", "--workers", request.param)  # type: ignore[no-any-return]
 
 
 @contextmanager
-def lp(server: RunningServer, ns: str = "lp", **kw: Any) -> Iterator[LPClient]:
+def lp(server: Loopback, ns: str = "lp", **kw: Any) -> Iterator[LPClient]:
     c = LPClient(server.url, ns, **kw)
     c.start()
     c.run()
@@ -40,7 +51,7 @@ def lp(server: RunningServer, ns: str = "lp", **kw: Any) -> Iterator[LPClient]:
 
 
 @contextmanager
-def raw(server: RunningServer, ns: str = "lp") -> Iterator[tuple[LPClient, ThreadPoolExecutor]]:
+def raw(server: Loopback, ns: str = "lp") -> Iterator[tuple[LPClient, ThreadPoolExecutor]]:
     """A started session with no poll loop: the test sends every request itself."""
     c = LPClient(server.url, ns)
     c.start()
@@ -56,7 +67,7 @@ def fire(c: LPClient, pool: ThreadPoolExecutor, path: str) -> Future[httpx.Respo
     return pool.submit(c.http.get, path)
 
 
-def rest(server: RunningServer, path: str, ns: str = "lp") -> Any:
+def rest(server: Loopback, path: str, ns: str = "lp") -> Any:
     r = httpx.get(f"{server.url}/{path}.json?ns={ns}", headers={"Authorization": "Bearer owner"}, timeout=10)
     r.raise_for_status()
     return r.json()
@@ -82,7 +93,7 @@ def is_closed(resp: httpx.Response) -> bool:
 # -- happy path
 
 
-def test_start_answer_is_the_wrappers_then_start_then_the_handshake(server: RunningServer) -> None:
+def test_start_answer_is_the_wrappers_then_start_then_the_handshake(server: Loopback) -> None:
     resp = httpx.get(f"{server.url}/.lp?start=t&ser=123&cb=42&v=5&ns=lp", timeout=10)
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("application/javascript")
@@ -99,14 +110,14 @@ def test_start_answer_is_the_wrappers_then_start_then_the_handshake(server: Runn
     assert hello["d"]["d"]["h"] == server.host
 
 
-def test_handshake_h_is_the_host_header(server: RunningServer) -> None:
+def test_handshake_h_is_the_host_header(server: Loopback) -> None:
     resp = httpx.get(f"{server.url}/.lp?start=t&ser=1&cb=3&v=5&ns=lp",
                      headers={"Host": "example.test:1234"}, timeout=10)
     [(_, [hello])] = parse_answer(resp.text).packets
     assert hello["d"]["d"]["h"] == "example.test:1234"
 
 
-def test_set_get_listen_and_push_over_long_polling(server: RunningServer) -> None:
+def test_set_get_listen_and_push_over_long_polling(server: Loopback) -> None:
     with lp(server) as c:
         assert c.request("p", {"p": "/a/b", "d": {"x": 1}}) == {"s": "ok", "d": ""}
         assert rest(server, "a/b") == {"x": 1}
@@ -122,7 +133,7 @@ def test_set_get_listen_and_push_over_long_polling(server: RunningServer) -> Non
         c.wait_for(lambda m: any(x["t"] == "d" and x["d"].get("b", {}).get("p") == f"a/{key}" for x in m))
 
 
-def test_a_50kb_write_travels_in_many_segments(server: RunningServer) -> None:
+def test_a_50kb_write_travels_in_many_segments(server: Loopback) -> None:
     value = "".join(chr(0x41 + i % 26) for i in range(50_000))
     with lp(server) as c:
         assert c.request("p", {"p": "/big", "d": value}, timeout=60)["s"] == "ok"
@@ -132,7 +143,7 @@ def test_a_50kb_write_travels_in_many_segments(server: RunningServer) -> None:
     assert rest(server, "big") == value
 
 
-def test_a_character_straddling_a_segment_boundary_is_decoded(server: RunningServer) -> None:
+def test_a_character_straddling_a_segment_boundary_is_decoded(server: Loopback) -> None:
     prefix_len = 0
     for n in range(1300, 1400):   # find a prefix that puts "é" across byte 1380 (= 1840 base64 chars)
         raw = json.dumps(put_msg(1, "/u", "a" * n + "é" + "z"), separators=(",", ":"), ensure_ascii=False)
@@ -150,12 +161,12 @@ def test_a_character_straddling_a_segment_boundary_is_decoded(server: RunningSer
 
 
 @contextmanager
-def raw_session(server: RunningServer, ns: str = "lp") -> Iterator[tuple[LPClient, ThreadPoolExecutor]]:
+def raw_session(server: Loopback, ns: str = "lp") -> Iterator[tuple[LPClient, ThreadPoolExecutor]]:
     with raw(server, ns) as pair:
         yield pair
 
 
-def test_answers_are_ascii_only_javascript(server: RunningServer) -> None:
+def test_answers_are_ascii_only_javascript(server: Loopback) -> None:
     value = "é\u2028😀\u4e2d"
     httpx.put(f"{server.url}/uni.json?ns=lp", json=value, timeout=10).raise_for_status()
     with lp(server) as c:
@@ -165,7 +176,7 @@ def test_answers_are_ascii_only_javascript(server: RunningServer) -> None:
             assert a.content.isascii(), a.content[:200]
 
 
-def test_dframe_is_html_with_only_the_id_and_pw(server: RunningServer) -> None:
+def test_dframe_is_html_with_only_the_id_and_pw(server: Loopback) -> None:
     c = LPClient(server.url, "lp")
     c.start()
     try:
@@ -184,7 +195,7 @@ def test_dframe_is_html_with_only_the_id_and_pw(server: RunningServer) -> None:
 # -- ordering
 
 
-def test_segments_sent_out_of_order_are_reassembled_by_seg(server: RunningServer) -> None:
+def test_segments_sent_out_of_order_are_reassembled_by_seg(server: Loopback) -> None:
     value = "v" * 4000
     segs = segments(put_msg(1, "/ooo", value), 0)
     assert len(segs) == 3
@@ -200,7 +211,7 @@ def test_segments_sent_out_of_order_are_reassembled_by_seg(server: RunningServer
     assert rest(server, "ooo") == value
 
 
-def test_a_new_request_releases_the_held_one(server: RunningServer) -> None:
+def test_a_new_request_releases_the_held_one(server: Loopback) -> None:
     with raw(server) as (c, pool):
         held = fire(c, pool, c.url())
         with pytest.raises(TimeoutError):
@@ -211,7 +222,7 @@ def test_a_new_request_releases_the_held_one(server: RunningServer) -> None:
         assert not newer.done()
 
 
-def test_an_older_ser_arriving_while_a_newer_poll_is_held_is_answered_at_once(server: RunningServer) -> None:
+def test_an_older_ser_arriving_while_a_newer_poll_is_held_is_answered_at_once(server: Loopback) -> None:
     with raw(server) as (c, pool):
         c.ser += 10
         newer = fire(c, pool, c.url())
@@ -227,19 +238,19 @@ def test_an_older_ser_arriving_while_a_newer_poll_is_held_is_answered_at_once(se
 
 
 @pytest.mark.parametrize("cb", ["1;alert(1)", "abc", "", "1%22%5D", "9" * 5000])
-def test_a_bad_cb_is_400_and_not_reflected(any_server: RunningServer, cb: str) -> None:
+def test_a_bad_cb_is_400_and_not_reflected(any_server: Loopback, cb: str) -> None:
     r = httpx.get(f"{any_server.url}/.lp?start=t&ser=1&cb={cb}&v=5&ns=lp", timeout=10)
     assert r.status_code == 400, r.text[:200]
     assert "alert" not in r.text and "pLPCommand" not in r.text and "9" * 100 not in r.text
 
 
-def test_a_request_of_no_known_kind_is_400(any_server: RunningServer) -> None:
+def test_a_request_of_no_known_kind_is_400(any_server: Loopback) -> None:
     r = httpx.get(f"{any_server.url}/.lp?foo=bar&ns=lp", timeout=10)
     assert r.status_code == 400
 
 
 @pytest.mark.parametrize("who", ["unknown", "wrong_pw"])
-def test_unknown_id_or_wrong_pw_is_closed_and_writes_nothing(any_server: RunningServer, who: str) -> None:
+def test_unknown_id_or_wrong_pw_is_closed_and_writes_nothing(any_server: Loopback, who: str) -> None:
     with raw(any_server) as (c, pool):
         sid, pw = ("nosuchid", "x" * 20) if who == "unknown" else (c.id, "WrongPassword123")
         tail = tail_of(segments(put_msg(1, "/hostile", 1), 0))
@@ -255,7 +266,7 @@ def test_unknown_id_or_wrong_pw_is_closed_and_writes_nothing(any_server: Running
     assert rest(any_server, "mine") == 2
 
 
-def test_the_pw_of_an_ended_session_is_refused(any_server: RunningServer) -> None:
+def test_the_pw_of_an_ended_session_is_refused(any_server: Loopback) -> None:
     with raw(any_server) as (c, pool):
         sid, pw = c.id, c.pw
         r = c.http.get(f"/.lp?disconn=t&id={sid}&pw={pw}")
@@ -268,7 +279,7 @@ def test_the_pw_of_an_ended_session_is_refused(any_server: RunningServer) -> Non
 
 @pytest.mark.parametrize("payload", ["!!!notbase64", encode("not a message")[:-1] + "@", encode({"t": "x"})[:4],
                                      base64.urlsafe_b64encode(b"{not json").decode().replace("=", ".")])
-def test_invalid_base64_or_json_closes_the_session(any_server: RunningServer, payload: str) -> None:
+def test_invalid_base64_or_json_closes_the_session(any_server: Loopback, payload: str) -> None:
     with raw(any_server) as (c, pool):
         r = fire(c, pool, c.url(f"&seg0=0&ts0=1&d0={payload}")).result(10)
         assert r.status_code == 200 and is_closed(r), r.text
@@ -279,7 +290,7 @@ def test_invalid_base64_or_json_closes_the_session(any_server: RunningServer, pa
 @pytest.mark.parametrize("tail", ["&seg0=-1&ts0=1&d0=e30.", "&seg0=99999999999999999999&ts0=1&d0=e30.",
                                   "&seg0=abc&ts0=1&d0=e30.", "&seg0=0&ts0=0&d0=e30.", "&seg0=0&ts0=-3&d0=e30.",
                                   "&seg0=0&d0=e30.", "&seg0=0&ts0=1"])
-def test_garbage_segment_fields_do_not_write_or_crash(any_server: RunningServer, tail: str) -> None:
+def test_garbage_segment_fields_do_not_write_or_crash(any_server: Loopback, tail: str) -> None:
     with raw(any_server) as (c, pool):
         r = fire(c, pool, c.url(tail)).result(25)
         assert r.status_code in (200, 400), r.status_code
@@ -292,7 +303,7 @@ def test_garbage_segment_fields_do_not_write_or_crash(any_server: RunningServer,
         assert c2.request("p", {"p": "/after", "d": 1})["s"] == "ok"
 
 
-def test_a_missing_segment_holds_the_message_back(any_server: RunningServer) -> None:
+def test_a_missing_segment_holds_the_message_back(any_server: Loopback) -> None:
     segs = segments(put_msg(1, "/gap", "g" * 2000), 0)
     assert len(segs) == 2
     with raw(any_server) as (c, pool):
@@ -308,7 +319,7 @@ def test_a_missing_segment_holds_the_message_back(any_server: RunningServer) -> 
         assert rest(any_server, "after_gap") is None
 
 
-def test_a_poll_with_anothers_id_and_a_wrong_pw_changes_nothing_for_it(any_server: RunningServer) -> None:
+def test_a_poll_with_anothers_id_and_a_wrong_pw_changes_nothing_for_it(any_server: Loopback) -> None:
     with raw(any_server) as (victim, pool):
         held = fire(victim, pool, victim.url())
         with pytest.raises(TimeoutError):
@@ -327,7 +338,7 @@ def test_a_poll_with_anothers_id_and_a_wrong_pw_changes_nothing_for_it(any_serve
 # -- session end
 
 
-def test_disconn_runs_on_disconnect(any_server: RunningServer) -> None:
+def test_disconn_runs_on_disconnect(any_server: Loopback) -> None:
     with lp(any_server) as c:
         assert c.request("o", {"p": "/presence", "d": "gone"})["s"] == "ok"
         assert c.request("p", {"p": "/presence", "d": "here"})["s"] == "ok"
@@ -337,7 +348,7 @@ def test_disconn_runs_on_disconnect(any_server: RunningServer) -> None:
         assert poll_rest(any_server, "presence", "gone")
 
 
-def poll_rest(server: RunningServer, path: str, want: Any, timeout: float = 10) -> bool:
+def poll_rest(server: Loopback, path: str, want: Any, timeout: float = 10) -> bool:
     import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -347,14 +358,14 @@ def poll_rest(server: RunningServer, path: str, want: Any, timeout: float = 10) 
     return False
 
 
-def test_disconn_with_a_wrong_pw_runs_nothing(server: RunningServer) -> None:
+def test_disconn_with_a_wrong_pw_runs_nothing(server: Loopback) -> None:
     with lp(server) as c:
         assert c.request("o", {"p": "/p2", "d": "gone"})["s"] == "ok"
         httpx.get(f"{server.url}/.lp?disconn=t&id={c.id}&pw=bad", timeout=10)
         assert not poll_rest(server, "p2", "gone", timeout=1.5)
 
 
-def test_ls_on_a_new_start_ends_the_old_session(server: RunningServer) -> None:
+def test_ls_on_a_new_start_ends_the_old_session(server: Loopback) -> None:
     with lp(server) as old:
         assert old.request("o", {"p": "/ls", "d": "gone"})["s"] == "ok"
         sid = old.handshake["s"]
@@ -363,7 +374,7 @@ def test_ls_on_a_new_start_ends_the_old_session(server: RunningServer) -> None:
         old.wait_for(lambda m: old.closed is not None)
 
 
-def test_a_wrong_ls_ends_nothing(server: RunningServer) -> None:
+def test_a_wrong_ls_ends_nothing(server: Loopback) -> None:
     with lp(server) as old:
         assert old.request("o", {"p": "/ls2", "d": "gone"})["s"] == "ok"
         with lp(server, ls="notasession"):
@@ -387,7 +398,7 @@ def test_an_idle_session_is_ended_within_the_idle_timeout(server_factory: Any) -
 # -- the upgrade
 
 
-def _ws_url(server: RunningServer, sid: str, ns: str = "lp") -> str:
+def _ws_url(server: Loopback, sid: str, ns: str = "lp") -> str:
     return f"ws://{server.host}/.ws?v=5&s={sid}&ns={ns}"
 
 
@@ -399,7 +410,7 @@ def _recv(ws: Any) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=10))  # type: ignore[no-any-return]
 
 
-def test_the_upgrade_moves_the_session_to_the_socket_in_order(any_server: RunningServer) -> None:
+def test_the_upgrade_moves_the_session_to_the_socket_in_order(any_server: Loopback) -> None:
     with lp(any_server) as c, connect(_ws_url(any_server, c.handshake["s"]), open_timeout=5) as ws:
         assert _recv(ws) == {"t": "c", "d": {"t": "a", "d": {}}}
         for _ in range(2):
@@ -427,7 +438,7 @@ def test_the_upgrade_moves_the_session_to_the_socket_in_order(any_server: Runnin
         assert parse_answer(after.text).commands == [["close"]]
 
 
-def test_a_socket_for_an_unknown_session_gets_a_reset(any_server: RunningServer) -> None:
+def test_a_socket_for_an_unknown_session_gets_a_reset(any_server: Loopback) -> None:
     with connect(_ws_url(any_server, "bogus"), open_timeout=5) as ws:
         first = _recv(ws)
         assert first["t"] == "c" and first["d"]["t"] == "r", first
