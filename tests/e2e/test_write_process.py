@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cluster_helpers import wires as open_wires
 from conftest import RTDB, RunningServer, free_port
-from test_workers import _alive, _values
+from test_workers import _alive
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,8 @@ def test_pipelined_writes_are_heard_in_one_order_and_before_their_acks(server: R
             before = [e["b"]["p"].strip("/") for kind, e in writer.order[:ack_at] if kind == "push"]
             assert f"log/k{i:03d}" in before
         for w in wires:
-            w.wait(lambda w=w: len(_values(w.pushes)) >= 300)
-        seen = [_values(w.pushes)[-300:] for w in wires]
+            w.wait(lambda w=w: len(w.values()) >= 300)
+        seen = [w.values()[-300:] for w in wires]
     assert [(p.strip("/"), d) for p, d in seen[0]] == [(f"log/k{i:03d}", i) for i in range(300)]
     assert all(s == seen[0] for s in seen)
     stored = httpx.get(server.url + "/log.json?ns=shared").json()
