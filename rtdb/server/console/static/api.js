@@ -116,16 +116,26 @@ export function keyProblem(key) {
 /**
  * An EventSource that comes back: the browser reconnects by itself after a dropped stream, but not
  * after a refused one (401, or the server restarting): then ask /info (a 401 signs out) and open
- * it again a little later. Returns {close}.
+ * it again a little later. `badge` (a `.live` element, optional) shows "live" while the stream
+ * is open and "offline" while it is down or closed. Returns {close}.
  */
-export function liveStream(url, { onOpen, onDown, events }) {
+export function liveStream(url, { badge, onOpen, onDown, events }) {
   let es = null;
   let timer = null;
   let closed = false;
+  const show = (on) => {
+    if (!badge) return;
+    badge.classList.toggle('on', on);
+    badge.lastChild.textContent = on ? 'live' : 'offline';
+  };
   const open = () => {
     es = new EventSource(url());
-    es.addEventListener('open', () => onOpen?.());
+    es.addEventListener('open', () => {
+      show(true);
+      onOpen?.();
+    });
     es.addEventListener('error', () => {
+      show(false);
       onDown?.();
       if (es.readyState !== EventSource.CLOSED || closed) return;
       timer = setTimeout(async () => {
@@ -145,6 +155,7 @@ export function liveStream(url, { onOpen, onDown, events }) {
       closed = true;
       clearTimeout(timer);
       es?.close();
+      show(false);
     },
   };
 }

@@ -94,12 +94,11 @@ export class DataView {
     this.disconnect();
     let opened = false;
     this.stream = liveStream(() => streamUrl('/.console/api/changes', { ns: this.ns }), {
+      badge: this.live,
       onOpen: () => {
-        this.setLive(true);
         if (opened) this.refresh(this.root); // changes may have been missed while reconnecting
         opened = true;
       },
-      onDown: () => this.setLive(false),
       events: { change: (msg) => this.onChange(msg) },
     });
   }
@@ -107,12 +106,6 @@ export class DataView {
   disconnect() {
     this.stream?.close();
     this.stream = null;
-    this.setLive(false);
-  }
-
-  setLive(on) {
-    this.live.classList.toggle('on', on);
-    this.live.lastChild.textContent = on ? 'live' : 'offline';
   }
 
   onChange(msg) {

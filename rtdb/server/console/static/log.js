@@ -54,8 +54,7 @@ export class LogView {
   connect() {
     this.disconnect();
     this.stream = liveStream(() => streamUrl('/.console/api/log'), {
-      onOpen: () => this.setLive(true),
-      onDown: () => this.setLive(false),
+      badge: this.live,
       events: { log: (entry) => this.add(entry) },
     });
   }
@@ -63,12 +62,6 @@ export class LogView {
   disconnect() {
     this.stream?.close();
     this.stream = null;
-    this.setLive(false);
-  }
-
-  setLive(on) {
-    this.live.classList.toggle('on', on);
-    this.live.lastChild.textContent = on ? 'live' : 'offline';
   }
 
   add(entry) {
