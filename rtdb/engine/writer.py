@@ -176,10 +176,6 @@ def _pack(messages: list[Request] | list[Group]) -> bytes:
     return frame(ipc.encode(messages))
 
 
-def _unbound(*args: Any) -> Any:
-    raise RuntimeError("the writer process is not bound to an engine (bind() first)")
-
-
 class WriterProcess:
     """The server's side: starts the child, sends it write commands, hands back results."""
 
@@ -189,10 +185,7 @@ class WriterProcess:
         self.data_dir = data_dir
         self.synchronous = synchronous
         self.space = space if space is not None else SpacePolicy()
-        self.default_rules: Callable[[], str] = _unbound  # the server-wide rules source, read at each (re)start
-        self.shared = False
-        self.on_commit: Callable[[list[WriteResult]], None] = _unbound
-        self.on_lost: Callable[[str], None] = _unbound
+        self._hooks: WriterHooks | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._link: _Link | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -208,10 +201,13 @@ class WriterProcess:
         return proc.pid if proc is not None and self._link is not None and proc.poll() is None else None
 
     def bind(self, hooks: WriterHooks) -> None:
-        self.default_rules = hooks.default_rules
-        self.shared = hooks.writes.shared
-        self.on_commit = hooks.on_commit
-        self.on_lost = hooks.on_lost
+        self._hooks = hooks
+
+    @property
+    def hooks(self) -> WriterHooks:
+        if self._hooks is None:
+            raise RuntimeError("the writer process is not bound to an engine (bind() first)")
+        return self._hooks
 
     # -- requests ---------------------------------------------------------------------
     async def open(self, ns: str) -> None:
@@ -304,7 +300,7 @@ class WriterProcess:
                                                answer.auto_vacuum, answer.wal_truncated)
                 outcomes.append((future, error, result))
             if committed and published:
-                self.on_commit(published)
+                self.hooks.on_commit(published)
             for future, failure, result in outcomes:
                 if future is None or future.done():
                     continue
@@ -326,7 +322,7 @@ class WriterProcess:
         try:
             await self._reap()
             config = {"fd": child_end.fileno(), "data_dir": str(self.data_dir), "synchronous": self.synchronous,
-                      "rules": self.default_rules(), "shared": self.shared,
+                      "rules": self.hooks.default_rules(), "shared": self.hooks.writes.shared,
                       "space": {"vacuum_free_percent": self.space.vacuum_free_percent,
                                 "wal_truncate_bytes": self.space.wal_truncate_bytes},
                       "log_level": logging.getLogger("rtdb").getEffectiveLevel()}
@@ -374,7 +370,7 @@ class WriterProcess:
             if not future.done():
                 future.set_exception(Unavailable("The writer process stopped: the write may not have been committed"))
         for ns in sorted({ns for ns, _ in pending.values()}):  # a commit whose answer was lost is one of these
-            self.on_lost(ns)
+            self.hooks.on_lost(ns)
 
     async def close(self) -> None:
         """Wait for the writes in flight, then stop the child (it commits what it has)."""
