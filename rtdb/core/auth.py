@@ -7,6 +7,8 @@ from typing import Any
 
 import jwt
 
+from rtdb.core.value import MAX_SAFE_INT
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -25,9 +27,6 @@ ADMIN = Caller(admin=True)
 ANONYMOUS = Caller()
 
 
-MAX_EXACT_INT = 2**53
-
-
 def json_numbers(value: Any) -> Any:
     """Claims as a JavaScript server reads them: an integer beyond ±2**53 (which no double holds
     exactly) becomes a double, one beyond a double's range infinity. Rules compare numbers as
@@ -35,7 +34,7 @@ def json_numbers(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
             return value
         try:
             return float(value)

@@ -212,8 +212,7 @@ class Requests:
         path = paths.parse(request.b.p, allow_priority=True)
         caller = self.session.caller
         await self.engine.check_write(self.ns, "set", path, request.b.d, caller=caller)
-        await self.registry.register(self.session.session_id,
-                                              DisconnectOp(self.ns, "set", path, request.b.d, caller))
+        await self.registry.register(self.session.session_id, DisconnectOp(self.ns, "set", path, request.b.d, caller))
         self._respond(request.r)
 
     async def _queue_merge(self, request: m.OnDisconnectMerge) -> None:
@@ -224,7 +223,7 @@ class Requests:
         if request.b.d:
             await self.engine.check_write(self.ns, "update", path, request.b.d, caller=caller)
             await self.registry.register(self.session.session_id,
-                                                  DisconnectOp(self.ns, "update", path, request.b.d, caller))
+                                         DisconnectOp(self.ns, "update", path, request.b.d, caller))
         self._respond(request.r)
 
 
